@@ -1,0 +1,403 @@
+/* Configuration loading. Every option has one setter shared by the command line and the config
+ * file, so both accept exactly the same names and values. */
+#include "config.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "Usage: pubsubgw [OPTION]...\n"
+    "HTTP to XMPP publish/subscribe (XEP-0060) gateway.\n"
+    "\n"
+    "  --config FILE          read options from FILE (key = value per line, same names)\n"
+    "  --listen ADDR:PORT     HTTP listen address (default 127.0.0.1:8080; [::1]:8080 for IPv6)\n"
+    "  --jid JID              XMPP account of the gateway (required)\n"
+    "  --password-file FILE   read the XMPP password from FILE (first line); or set\n"
+    "                         PUBSUBGW_XMPP_PASSWORD, or 'password' in the config file\n"
+    "  --xmpp-server HOST[:PORT]  XMPP server to connect to (default: the JID's domain)\n"
+    "  --service JID          default pubsub service (default: pubsub.DOMAIN)\n"
+    "  --resource NAME        XMPP resource (default pubsubgw)\n"
+    "  --data-dir DIR         directory for persistent state (default ./pubsubgw-data)\n"
+    "  --tls MODE             required | optional | off (default required)\n"
+    "  --log-level LEVEL      error | warn | info | debug (default info)\n"
+    "  --iq-timeout SECONDS   time to wait for an XMPP answer (default 10)\n"
+    "  --reconnect-max SECONDS  cap of the reconnect backoff (default 30)\n"
+    "  --max-body BYTES       largest accepted request body (default 1048576)\n"
+    "  --http-threads N       HTTP worker threads (default 2)\n"
+    "  --max-connections N    concurrent HTTP connections (default 512)\n"
+    "  --http-timeout SECONDS idle HTTP connection timeout (default 30)\n"
+    "  --help                 show this text and exit\n"
+    "  --version              show the version and exit\n";
+
+const char *gw_config_usage(void)
+{
+    return usage_text;
+}
+
+static int set_str(char **dst, const char *value)
+{
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return -1;
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+static int parse_int(const char *value, long min, long max, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int gw_config_split_hostport(const char *text, char **host, int *port)
+{
+    const char *h = text, *colon = NULL;
+    size_t hlen;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close == text + 1)
+            return -1;
+        h = text + 1;
+        hlen = (size_t)(close - h);
+        if (close[1] == ':')
+            colon = close + 1;
+        else if (close[1] != '\0')
+            return -1;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon != NULL && strchr(text, ':') != colon)
+            return -1; /* bare IPv6 needs brackets */
+        hlen = colon ? (size_t)(colon - text) : strlen(text);
+    }
+    if (hlen == 0)
+        return -1;
+    if (colon != NULL) {
+        long p;
+        if (parse_int(colon + 1, 1, 65535, &p) != 0)
+            return -1;
+        *port = (int)p;
+    }
+    *host = strndup(h, hlen);
+    return *host ? 0 : -1;
+}
+
+static int read_first_line(const char *path, char **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read password file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char buf[1024];
+    if (fgets(buf, sizeof(buf), f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0') {
+        snprintf(err, errlen, "password file %s is empty", path);
+        return -1;
+    }
+    return set_str(out, buf);
+}
+
+/* Applies one option; name is the long option name without dashes. */
+static int apply(struct gw_config *cfg, const char *name, const char *value, char *err,
+                 size_t errlen)
+{
+    long v;
+    if (strcmp(name, "listen") == 0) {
+        char *host = NULL;
+        int port = 8080;
+        if (gw_config_split_hostport(value, &host, &port) != 0)
+            goto bad;
+        free(cfg->listen_host);
+        cfg->listen_host = host;
+        cfg->listen_port = port;
+        return 0;
+    }
+    if (strcmp(name, "jid") == 0) {
+        const char *at = strchr(value, '@');
+        if (at == NULL || at == value || at[1] == '\0' || at[1] == '/')
+            goto bad;
+        return set_str(&cfg->jid, value);
+    }
+    if (strcmp(name, "password") == 0)
+        return set_str(&cfg->password, value);
+    if (strcmp(name, "password-file") == 0)
+        return read_first_line(value, &cfg->password, err, errlen);
+    if (strcmp(name, "xmpp-server") == 0) {
+        char *host = NULL;
+        int port = 0;
+        if (gw_config_split_hostport(value, &host, &port) != 0)
+            goto bad;
+        free(cfg->xmpp_host);
+        cfg->xmpp_host = host;
+        cfg->xmpp_port = port;
+        return 0;
+    }
+    if (strcmp(name, "service") == 0) {
+        if (value[0] == '\0' || strchr(value, '/') == value)
+            goto bad;
+        return set_str(&cfg->service, value);
+    }
+    if (strcmp(name, "resource") == 0) {
+        if (value[0] == '\0')
+            goto bad;
+        return set_str(&cfg->resource, value);
+    }
+    if (strcmp(name, "data-dir") == 0) {
+        if (value[0] == '\0')
+            goto bad;
+        return set_str(&cfg->data_dir, value);
+    }
+    if (strcmp(name, "tls") == 0) {
+        if (strcmp(value, "required") == 0)
+            cfg->tls = GW_TLS_REQUIRED;
+        else if (strcmp(value, "optional") == 0)
+            cfg->tls = GW_TLS_OPTIONAL;
+        else if (strcmp(value, "off") == 0)
+            cfg->tls = GW_TLS_OFF;
+        else
+            goto bad;
+        return 0;
+    }
+    if (strcmp(name, "log-level") == 0) {
+        int level = gw_log_level_parse(value);
+        if (level < 0)
+            goto bad;
+        cfg->log_level = level;
+        return 0;
+    }
+    if (strcmp(name, "iq-timeout") == 0) {
+        if (parse_int(value, 1, 3600, &v) != 0)
+            goto bad;
+        cfg->iq_timeout_ms = (int)v * 1000;
+        return 0;
+    }
+    if (strcmp(name, "reconnect-max") == 0) {
+        if (parse_int(value, 1, 3600, &v) != 0)
+            goto bad;
+        cfg->reconnect_max_ms = (int)v * 1000;
+        return 0;
+    }
+    if (strcmp(name, "max-body") == 0) {
+        if (parse_int(value, 1024, 64L * 1024 * 1024, &v) != 0)
+            goto bad;
+        cfg->max_body = (size_t)v;
+        return 0;
+    }
+    if (strcmp(name, "http-threads") == 0) {
+        if (parse_int(value, 1, 64, &v) != 0)
+            goto bad;
+        cfg->http_threads = (int)v;
+        return 0;
+    }
+    if (strcmp(name, "max-connections") == 0) {
+        if (parse_int(value, 1, 900, &v) != 0)
+            goto bad;
+        cfg->max_connections = (int)v;
+        return 0;
+    }
+    if (strcmp(name, "http-timeout") == 0) {
+        if (parse_int(value, 1, 3600, &v) != 0)
+            goto bad;
+        cfg->http_timeout_s = (int)v;
+        return 0;
+    }
+    snprintf(err, errlen, "unknown option '%s'", name);
+    return -1;
+bad:
+    /* The value of a password option is never echoed. */
+    snprintf(err, errlen, "invalid value for --%s: '%.200s'", name, value);
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static int load_file(struct gw_config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "%s:%d: expected 'key = value'", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        size_t vlen = strlen(value);
+        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+            value[vlen - 1] = '\0';
+            value++;
+        }
+        if (strcmp(key, "config") == 0) {
+            snprintf(err, errlen, "%s:%d: 'config' cannot be nested", path, lineno);
+            rc = -1;
+            break;
+        }
+        char inner[512];
+        if (apply(cfg, key, value, inner, sizeof(inner)) != 0) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, inner);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static const struct option long_options[] = {
+    {"config", required_argument, NULL, 0},
+    {"listen", required_argument, NULL, 0},
+    {"jid", required_argument, NULL, 0},
+    {"password-file", required_argument, NULL, 0},
+    {"xmpp-server", required_argument, NULL, 0},
+    {"service", required_argument, NULL, 0},
+    {"resource", required_argument, NULL, 0},
+    {"data-dir", required_argument, NULL, 0},
+    {"tls", required_argument, NULL, 0},
+    {"log-level", required_argument, NULL, 0},
+    {"iq-timeout", required_argument, NULL, 0},
+    {"reconnect-max", required_argument, NULL, 0},
+    {"max-body", required_argument, NULL, 0},
+    {"http-threads", required_argument, NULL, 0},
+    {"max-connections", required_argument, NULL, 0},
+    {"http-timeout", required_argument, NULL, 0},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static void set_defaults(struct gw_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen_port = 8080;
+    cfg->tls = GW_TLS_REQUIRED;
+    cfg->log_level = GW_LOG_INFO;
+    cfg->iq_timeout_ms = 10000;
+    cfg->reconnect_max_ms = 30000;
+    cfg->max_body = 1024 * 1024;
+    cfg->http_threads = 2;
+    cfg->max_connections = 512;
+    cfg->http_timeout_s = 30;
+}
+
+enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err,
+                                     size_t errlen)
+{
+    set_defaults(cfg);
+    err[0] = '\0';
+    /* First pass: only --config, --help and --version, so the file is applied before the
+     * command line whatever the order of the arguments. */
+    const char *config_path = NULL;
+    int idx = 0, c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":", long_options, &idx)) != -1) {
+        if (c == 'h')
+            return GW_CONFIG_HELP;
+        if (c == 'V')
+            return GW_CONFIG_VERSION;
+        if (c == '?') {
+            snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
+            return GW_CONFIG_ERROR;
+        }
+        if (c == ':') {
+            snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+            return GW_CONFIG_ERROR;
+        }
+        if (c == 0 && strcmp(long_options[idx].name, "config") == 0)
+            config_path = optarg;
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
+        return GW_CONFIG_ERROR;
+    }
+    if (config_path != NULL && load_file(cfg, config_path, err, errlen) != 0)
+        return GW_CONFIG_ERROR;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":", long_options, &idx)) != -1) {
+        if (c != 0 || strcmp(long_options[idx].name, "config") == 0)
+            continue;
+        if (apply(cfg, long_options[idx].name, optarg, err, errlen) != 0)
+            return GW_CONFIG_ERROR;
+    }
+    const char *env_pass = getenv("PUBSUBGW_XMPP_PASSWORD");
+    if (cfg->password == NULL && env_pass != NULL && env_pass[0] != '\0')
+        set_str(&cfg->password, env_pass);
+
+    if (cfg->listen_host == NULL && set_str(&cfg->listen_host, "127.0.0.1") != 0)
+        goto nomem;
+    if (cfg->jid == NULL) {
+        snprintf(err, errlen, "--jid is required");
+        return GW_CONFIG_ERROR;
+    }
+    if (cfg->password == NULL) {
+        snprintf(err, errlen,
+                 "no XMPP password: use --password-file, PUBSUBGW_XMPP_PASSWORD "
+                 "or 'password' in the config file");
+        return GW_CONFIG_ERROR;
+    }
+    const char *domain = strchr(cfg->jid, '@') + 1;
+    size_t dlen = strcspn(domain, "/");
+    if (cfg->service == NULL) {
+        char buf[1100];
+        snprintf(buf, sizeof(buf), "pubsub.%.*s", (int)dlen, domain);
+        if (set_str(&cfg->service, buf) != 0)
+            goto nomem;
+    }
+    if (cfg->resource == NULL && set_str(&cfg->resource, "pubsubgw") != 0)
+        goto nomem;
+    if (cfg->data_dir == NULL && set_str(&cfg->data_dir, "pubsubgw-data") != 0)
+        goto nomem;
+    return GW_CONFIG_OK;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return GW_CONFIG_ERROR;
+}
+
+void gw_config_free(struct gw_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->listen_host);
+    if (cfg->password != NULL)
+        memset(cfg->password, 0, strlen(cfg->password));
+    free(cfg->password);
+    free(cfg->jid);
+    free(cfg->xmpp_host);
+    free(cfg->service);
+    free(cfg->data_dir);
+    free(cfg->resource);
+    memset(cfg, 0, sizeof(*cfg));
+}

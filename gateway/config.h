@@ -1,0 +1,47 @@
+/* Gateway configuration: defaults, command-line options, a key = value config file and the
+ * password sources. Command-line options override the file; the file overrides defaults. */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stddef.h>
+
+enum gw_tls_mode { GW_TLS_REQUIRED = 0, GW_TLS_OPTIONAL, GW_TLS_OFF };
+
+struct gw_config {
+    char *listen_host; /* numeric address, e.g. "127.0.0.1" or "::1" */
+    int listen_port;
+    char *jid;       /* bare or full JID of the gateway's account */
+    char *password;  /* never logged */
+    char *xmpp_host; /* NULL: resolved from the JID's domain */
+    int xmpp_port;   /* 0: default */
+    char *service;   /* default pubsub service JID */
+    char *data_dir;
+    char *resource;
+    enum gw_tls_mode tls;
+    int log_level;
+    int iq_timeout_ms;
+    int reconnect_max_ms;
+    size_t max_body;
+    int http_threads;
+    int max_connections;
+    int http_timeout_s;
+};
+
+enum gw_config_result { GW_CONFIG_OK = 0, GW_CONFIG_HELP, GW_CONFIG_VERSION, GW_CONFIG_ERROR };
+
+/* Fills cfg from defaults, the config file named by --config, argv and the environment.
+ * On GW_CONFIG_ERROR a one-line reason is in err. Release with gw_config_free(). */
+enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err,
+                                     size_t errlen);
+
+/* Frees every string of cfg (not cfg itself); accepts a zeroed cfg. */
+void gw_config_free(struct gw_config *cfg);
+
+/* The --help text. */
+const char *gw_config_usage(void);
+
+/* Splits "host[:port]" or "[v6]:port" into a newly allocated host (caller frees) and a port;
+ * *port is left alone when the text has none. Returns 0, or -1 when the text is malformed. */
+int gw_config_split_hostport(const char *text, char **host, int *port);
+
+#endif

@@ -1,0 +1,152 @@
+/* pubsubgw: wires the configuration, the loop, the XMPP session and the HTTP front end
+ * together, and shuts them down in the order that answers every request in flight. */
+#include "cmd.h"
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "status.h"
+
+#include "../http/server.h"
+#include "../xmpp/session.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PUBSUBGW_VERSION
+#define PUBSUBGW_VERSION "0.0.0"
+#endif
+
+struct app {
+    struct gw_loop *loop;
+    struct gw_mailbox mb;
+    struct gw_xmpp *xmpp;
+    int sigfd;
+};
+
+static void drain_mailbox(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    struct app *app = arg;
+    struct gw_cmd *cmd = gw_mailbox_take(&app->mb);
+    while (cmd != NULL) {
+        struct gw_cmd *next = cmd->next;
+        gw_xmpp_execute(app->xmpp, cmd);
+        cmd = next;
+    }
+}
+
+static void on_signal(struct gw_loop *loop, int fd, int revents, void *arg)
+{
+    (void)revents;
+    (void)arg;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        gw_info("signal %u: shutting down", si.ssi_signo);
+    gw_loop_stop(loop);
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST)
+        return 0;
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct gw_config cfg;
+    char err[512];
+    switch (gw_config_load(&cfg, argc, argv, err, sizeof(err))) {
+    case GW_CONFIG_HELP:
+        fputs(gw_config_usage(), stdout);
+        gw_config_free(&cfg);
+        return 0;
+    case GW_CONFIG_VERSION:
+        puts("pubsubgw " PUBSUBGW_VERSION);
+        gw_config_free(&cfg);
+        return 0;
+    case GW_CONFIG_ERROR:
+        fprintf(stderr, "pubsubgw: %s (see --help)\n", err);
+        gw_config_free(&cfg);
+        return 2;
+    case GW_CONFIG_OK:
+        break;
+    }
+    gw_log_threshold = cfg.log_level;
+    atomic_store(&gw_status.started_at, (long)time(NULL));
+
+    /* Signals are taken through a signalfd in the loop: block them before any thread starts so
+     * that the HTTP threads inherit the mask. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    struct app app = {0};
+    struct gw_http *http = NULL;
+    app.sigfd = -1;
+    if (make_dir(cfg.data_dir) != 0) {
+        fprintf(stderr, "pubsubgw: cannot create --data-dir %s: %s\n", cfg.data_dir,
+                strerror(errno));
+        goto out;
+    }
+    app.loop = gw_loop_new();
+    if (app.loop == NULL || gw_mailbox_init(&app.mb, app.loop) != 0)
+        goto out;
+    app.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (app.sigfd < 0)
+        goto out;
+    gw_loop_watch(app.loop, app.sigfd, POLLIN, on_signal, &app);
+    app.xmpp = gw_xmpp_new(&cfg, app.loop);
+    if (app.xmpp == NULL) {
+        fprintf(stderr, "pubsubgw: cannot set up the XMPP session\n");
+        goto out;
+    }
+    gw_loop_on_wake(app.loop, drain_mailbox, &app);
+    http = gw_http_start(&cfg, &app.mb, err, sizeof(err));
+    if (http == NULL) {
+        fprintf(stderr, "pubsubgw: %s\n", err);
+        goto out;
+    }
+    gw_info("pubsubgw %s listening on http://%s%s%s:%d as %s, default service %s", PUBSUBGW_VERSION,
+            strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
+            strchr(cfg.listen_host, ':') ? "]" : "", gw_http_port(http), cfg.jid, cfg.service);
+    gw_xmpp_start(app.xmpp);
+    rc = gw_loop_run(app.loop) == 0 ? 0 : 1;
+
+    /* Shutdown: refuse new commands, answer queued and pending ones, then stop HTTP. */
+    struct gw_cmd *left = gw_mailbox_close(&app.mb);
+    while (left != NULL) {
+        struct gw_cmd *next = left->next;
+        left->retry_after = 5;
+        gw_cmd_fail(left, 503, "Shutting down", "the gateway is stopping", NULL);
+        left = next;
+    }
+    gw_xmpp_shutdown(app.xmpp);
+    gw_http_stop(http);
+    http = NULL;
+    gw_info("stopped");
+out:
+    gw_http_stop(http);
+    gw_xmpp_free(app.xmpp);
+    if (app.sigfd >= 0)
+        close(app.sigfd);
+    if (app.loop != NULL) {
+        gw_mailbox_destroy(&app.mb);
+        gw_loop_free(app.loop);
+    }
+    gw_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,354 @@
+/* Request validation and command building for the node and item routes. Every refusal names
+ * the field at fault in its detail, as the API contract asks. */
+#include "request.h"
+
+#include "../gateway/itemid.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int fail(struct gw_http_reply *reply, int status, const char *title, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    reply->status = status;
+    reply->body = gw_problem_new(status, title, detail, NULL);
+    reply->retry_after = 0;
+    return -1;
+}
+
+int gw_valid_jid(const char *jid)
+{
+    size_t len = strlen(jid);
+    if (len == 0 || len > 3071 || !gw_valid_utf8(jid, len))
+        return 0;
+    const char *slash = strchr(jid, '/');
+    size_t bare_len = slash ? (size_t)(slash - jid) : len;
+    if (slash != NULL && slash[1] == '\0')
+        return 0;
+    const char *at = memchr(jid, '@', bare_len);
+    const char *domain = at ? at + 1 : jid;
+    size_t dlen = bare_len - (size_t)(domain - jid);
+    if (dlen == 0 || dlen > 1023 || at == jid || (at && (size_t)(at - jid) > 1023))
+        return 0;
+    for (const char *p = jid; p < jid + bare_len; p++) {
+        unsigned char c = (unsigned char)*p;
+        /* RFC 7622 forbids these in local parts and domains alike. */
+        if (c <= 0x20 || c == 0x7F || strchr("\"&'<>", c) != NULL || (at && p > at && c == '@'))
+            return 0;
+    }
+    for (const char *p = slash; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7F)
+            return 0;
+    return 1;
+}
+
+/* Data-form values as JSON: an object of strings, numbers, booleans or arrays of strings. */
+static int form_check(json_t *form, const char *field, char *err, size_t errlen)
+{
+    if (!json_is_object(form)) {
+        snprintf(err, errlen, "%s: expected an object", field);
+        return -1;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(form, key, value)
+    {
+        size_t klen = strlen(key);
+        if (klen == 0 || klen > 256 || !gw_valid_id(key, klen)) {
+            snprintf(err, errlen, "%s: field names must be 1 to 256 characters", field);
+            return -1;
+        }
+        if (json_is_string(value) || json_is_number(value) || json_is_boolean(value))
+            continue;
+        if (json_is_array(value)) {
+            size_t i;
+            json_t *v;
+            json_array_foreach(value, i, v)
+            {
+                if (!json_is_string(v)) {
+                    snprintf(err, errlen, "%s.%s[%zu]: expected a string", field, key, i);
+                    return -1;
+                }
+            }
+            continue;
+        }
+        snprintf(err, errlen, "%s.%s: expected a string, number, boolean or array of strings",
+                 field, key);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *query_get(const struct gw_http_request *req, const char *key)
+{
+    for (size_t i = 0; i < req->nquery; i++)
+        if (strcmp(req->query[i].key, key) == 0)
+            return req->query[i].value;
+    return NULL;
+}
+
+/* The media type without parameters, lower-cased, in buf; "" when absent. Returns -1 when a
+ * charset other than UTF-8 is declared. */
+static int media_type(const char *content_type, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (content_type == NULL)
+        return 0;
+    size_t n = strcspn(content_type, ";");
+    while (n > 0 && (content_type[n - 1] == ' ' || content_type[n - 1] == '\t'))
+        n--;
+    if (n >= len)
+        n = len - 1;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)((content_type[i] >= 'A' && content_type[i] <= 'Z') ? content_type[i] + 32
+                                                                           : content_type[i]);
+    buf[n] = '\0';
+    const char *cs = strcasestr(content_type, "charset=");
+    if (cs != NULL) {
+        cs += 8;
+        if (*cs == '"')
+            cs++;
+        if (strncasecmp(cs, "utf-8", 5) != 0 && strncasecmp(cs, "utf8", 4) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int is_json_type(const char *mt)
+{
+    size_t n = strlen(mt);
+    return strcmp(mt, "application/json") == 0 || (n > 5 && strcmp(mt + n - 5, "+json") == 0);
+}
+
+static int is_xml_type(const char *mt)
+{
+    size_t n = strlen(mt);
+    return strcmp(mt, "application/xml") == 0 || strcmp(mt, "text/xml") == 0 ||
+           (n > 4 && strcmp(mt + n - 4, "+xml") == 0);
+}
+
+/* Parses the body as JSON into *out. flags: JSON_DECODE_ANY for any value. */
+static int parse_json(const struct gw_http_request *req, size_t flags, json_t **out,
+                      struct gw_http_reply *reply)
+{
+    if (req->body == NULL || req->body_len == 0)
+        return fail(reply, 400, "Invalid request body", "body: a JSON document is required");
+    json_error_t e;
+    *out = json_loadb(req->body, req->body_len, flags | JSON_REJECT_DUPLICATES, &e);
+    if (*out == NULL)
+        return fail(reply, 400, "Invalid request body",
+                    "body: invalid JSON at line %d, column %d: %s", e.line, e.column, e.text);
+    return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Common parameters: ?service= and the node of the path. */
+static int common(const struct gw_http_request *req, struct gw_cmd *cmd,
+                  struct gw_http_reply *reply)
+{
+    const char *service = query_get(req, "service");
+    if (service != NULL && !gw_valid_jid(service))
+        return fail(reply, 400, "Invalid parameter", "service: not a valid JID");
+    cmd->service = dup_or_null(service);
+    if (req->match->node[0] != '\0')
+        cmd->node = strdup(req->match->node);
+    if (req->match->id[0] != '\0')
+        cmd->item_id = strdup(req->match->id);
+    return 0;
+}
+
+static int check_publish_options(json_t *opts, struct gw_http_reply *reply)
+{
+    char err[400];
+    if (form_check(opts, "publish_options", err, sizeof(err)) != 0)
+        return fail(reply, 400, "Invalid request body", "%s", err);
+    return 0;
+}
+
+/* Collects ?publish-option.FIELD=VALUE parameters into an object (NULL when there are none). */
+static json_t *query_publish_options(const struct gw_http_request *req)
+{
+    json_t *opts = NULL;
+    for (size_t i = 0; i < req->nquery; i++) {
+        const char *k = req->query[i].key;
+        if (strncmp(k, "publish-option.", 15) != 0 || k[15] == '\0')
+            continue;
+        if (opts == NULL)
+            opts = json_object();
+        json_object_set_new(opts, k + 15, json_string(req->query[i].value));
+    }
+    return opts;
+}
+
+static int prepare_publish(const struct gw_http_request *req, struct gw_cmd *cmd,
+                           struct gw_http_reply *reply)
+{
+    char mt[128];
+    if (media_type(req->content_type, mt, sizeof(mt)) != 0)
+        return fail(reply, 415, "Unsupported media type", "Content-Type: only UTF-8 is accepted");
+    const char *qid = query_get(req, "id");
+    if (qid != NULL && !gw_valid_id(qid, strlen(qid)))
+        return fail(reply, 400, "Invalid parameter",
+                    "id: 1 to 1024 bytes of UTF-8 without control characters");
+    cmd->item_id = dup_or_null(qid);
+    cmd->config = query_publish_options(req);
+    if (strcmp(mt, "application/vnd.pubsubgw.publish+json") == 0) {
+        json_t *env;
+        if (parse_json(req, 0, &env, reply) != 0)
+            return -1;
+        int rc = 0;
+        const char *key;
+        json_t *value;
+        json_object_foreach(env, key, value)
+        {
+            if (strcmp(key, "id") != 0 && strcmp(key, "payload") != 0 &&
+                strcmp(key, "publish_options") != 0) {
+                rc = fail(reply, 400, "Invalid request body", "%.100s: unknown field", key);
+                break;
+            }
+        }
+        json_t *id = json_object_get(env, "id");
+        json_t *payload = json_object_get(env, "payload");
+        json_t *opts = json_object_get(env, "publish_options");
+        if (rc == 0 && id != NULL &&
+            (!json_is_string(id) || !gw_valid_id(json_string_value(id), json_string_length(id))))
+            rc = fail(reply, 400, "Invalid request body",
+                      "id: a string of 1 to 1024 bytes without control characters");
+        else if (rc == 0 && payload == NULL)
+            rc = fail(reply, 400, "Invalid request body", "payload: required");
+        else if (rc == 0 && opts != NULL && check_publish_options(opts, reply) != 0)
+            rc = -1;
+        if (rc == 0) {
+            if (id != NULL) {
+                free(cmd->item_id);
+                cmd->item_id = strdup(json_string_value(id));
+            }
+            if (opts != NULL) {
+                json_decref(cmd->config);
+                cmd->config = json_incref(opts);
+            }
+            cmd->payload_kind = GW_PAYLOAD_JSON;
+            cmd->payload = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+        }
+        json_decref(env);
+        return rc;
+    }
+    if (is_json_type(mt)) {
+        json_t *value;
+        if (parse_json(req, JSON_DECODE_ANY, &value, reply) != 0)
+            return -1;
+        cmd->payload_kind = GW_PAYLOAD_JSON;
+        cmd->payload = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(value);
+    } else if (is_xml_type(mt)) {
+        if (req->body == NULL || req->body_len == 0)
+            return fail(reply, 400, "Invalid request body", "body: an XML element is required");
+        if (!gw_valid_utf8(req->body, req->body_len))
+            return fail(reply, 400, "Invalid request body", "body: not valid UTF-8");
+        cmd->payload_kind = GW_PAYLOAD_XML;
+        cmd->payload = strndup(req->body, req->body_len);
+    } else {
+        return fail(reply, 415, "Unsupported media type",
+                    "Content-Type: use application/json, application/xml, text/xml, "
+                    "application/atom+xml or application/vnd.pubsubgw.publish+json");
+    }
+    if (cmd->config != NULL && check_publish_options(cmd->config, reply) != 0)
+        return -1;
+    if (cmd->item_id == NULL) {
+        char id[GW_ITEMID_LEN + 1];
+        if (gw_itemid_new(id) != 0)
+            return fail(reply, 500, "Internal error", "no randomness for an item id");
+        cmd->item_id = strdup(id);
+    }
+    return cmd->payload && cmd->item_id ? 0 : fail(reply, 500, "Internal error", "out of memory");
+}
+
+static int prepare_create(const struct gw_http_request *req, struct gw_cmd *cmd,
+                          struct gw_http_reply *reply)
+{
+    if (req->body == NULL || req->body_len == 0)
+        return 0; /* instant node with the default configuration */
+    char mt[128];
+    if (media_type(req->content_type, mt, sizeof(mt)) != 0 || !is_json_type(mt))
+        return fail(reply, 415, "Unsupported media type",
+                    "Content-Type: application/json expected");
+    json_t *obj;
+    if (parse_json(req, 0, &obj, reply) != 0)
+        return -1;
+    int rc = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value)
+    {
+        if (strcmp(key, "node") != 0 && strcmp(key, "config") != 0) {
+            rc = fail(reply, 400, "Invalid request body", "%.100s: unknown field", key);
+            break;
+        }
+    }
+    json_t *node = json_object_get(obj, "node");
+    json_t *config = json_object_get(obj, "config");
+    char err[400];
+    if (rc == 0 && node != NULL && !json_is_null(node) &&
+        (!json_is_string(node) || !gw_valid_id(json_string_value(node), json_string_length(node))))
+        rc = fail(reply, 400, "Invalid request body",
+                  "node: a string of 1 to 1024 bytes without control characters");
+    else if (rc == 0 && config != NULL && form_check(config, "config", err, sizeof(err)) != 0)
+        rc = fail(reply, 400, "Invalid request body", "%s", err);
+    if (rc == 0) {
+        if (json_is_string(node))
+            cmd->node = strdup(json_string_value(node));
+        cmd->config = json_incref(config);
+    }
+    json_decref(obj);
+    return rc;
+}
+
+int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
+                    struct gw_http_reply *reply)
+{
+    static const enum gw_op ops[GW_ROUTE_COUNT] = {
+        [GW_ROUTE_NODES_LIST] = GW_OP_NODES_LIST, [GW_ROUTE_NODE_CREATE] = GW_OP_NODE_CREATE,
+        [GW_ROUTE_NODE_GET] = GW_OP_NODE_GET,     [GW_ROUTE_NODE_DELETE] = GW_OP_NODE_DELETE,
+        [GW_ROUTE_ITEMS_LIST] = GW_OP_ITEMS_GET,  [GW_ROUTE_ITEM_PUBLISH] = GW_OP_PUBLISH,
+        [GW_ROUTE_ITEM_GET] = GW_OP_ITEM_GET,     [GW_ROUTE_ITEM_DELETE] = GW_OP_ITEM_RETRACT,
+    };
+    enum gw_route route = req->match->route;
+    *out = NULL;
+    struct gw_cmd *cmd = gw_cmd_new(ops[route]);
+    if (cmd == NULL)
+        return fail(reply, 500, "Internal error", "out of memory");
+    int rc = common(req, cmd, reply);
+    if (rc == 0 && route == GW_ROUTE_ITEMS_LIST) {
+        const char *mi = query_get(req, "max_items");
+        if (mi != NULL) {
+            char *end;
+            long v = strtol(mi, &end, 10);
+            if (*mi == '\0' || *end != '\0' || v < 1 || v > 100000)
+                rc =
+                    fail(reply, 400, "Invalid parameter", "max_items: an integer from 1 to 100000");
+            else
+                cmd->max_items = (int)v;
+        }
+    } else if (rc == 0 && route == GW_ROUTE_ITEM_PUBLISH) {
+        rc = prepare_publish(req, cmd, reply);
+    } else if (rc == 0 && route == GW_ROUTE_NODE_CREATE) {
+        rc = prepare_create(req, cmd, reply);
+    }
+    if (rc != 0) {
+        gw_cmd_free(cmd);
+        return -1;
+    }
+    *out = cmd;
+    return 0;
+}

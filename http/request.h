@@ -1,0 +1,42 @@
+/* HTTP request to command: validates everything that can be checked without XMPP (content
+ * type, JSON body, query parameters, ids) and either builds the command for the loop thread or
+ * an immediate answer. Pure: no libmicrohttpd here, so it is unit tested and fuzzed directly. */
+#ifndef GW_HTTP_REQUEST_H
+#define GW_HTTP_REQUEST_H
+
+#include "../gateway/cmd.h"
+#include "router.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct gw_query_param {
+    char *key;   /* decoded */
+    char *value; /* decoded */
+};
+
+struct gw_http_request {
+    const struct gw_route_match *match;
+    const char *content_type; /* NULL when absent */
+    const char *body;         /* NULL when empty */
+    size_t body_len;
+    const struct gw_query_param *query;
+    size_t nquery;
+};
+
+struct gw_http_reply {
+    int status;
+    json_t *body;    /* JSON body or problem object; NULL for none */
+    int retry_after; /* seconds, 0 for none */
+};
+
+/* Builds the command for req into *cmd (caller posts or frees it) and returns 0; or returns -1
+ * with an immediate answer (a 4xx problem) in *reply, whose body the caller owns. */
+int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **cmd,
+                    struct gw_http_reply *reply);
+
+/* 1 when a JID given by a client looks acceptable to send to the server: 1..3071 bytes of
+ * UTF-8, no whitespace or control characters, at most one '@' before the domain. */
+int gw_valid_jid(const char *jid);
+
+#endif

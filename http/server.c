@@ -1,0 +1,407 @@
+/* libmicrohttpd glue. MHD runs its own thread pool (MHD_USE_INTERNAL_POLLING_THREAD); a request
+ * that needs XMPP is suspended before its command is posted, and the loop thread's completion
+ * callback resumes it, so no HTTP thread ever waits or polls. Paths and query strings are
+ * decoded by us, not by MHD, so that an encoded '/' stays inside a node id. */
+#include "server.h"
+
+#include "../gateway/log.h"
+#include "../gateway/loop.h"
+#include "../gateway/status.h"
+#include "openapi.h"
+#include "request.h"
+#include "router.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct gw_http {
+    const struct gw_config *cfg;
+    struct gw_mailbox *mb;
+    struct MHD_Daemon *daemon;
+    int port;
+};
+
+enum req_state { REQ_READING = 0, REQ_WAITING, REQ_ANSWERED };
+
+struct req {
+    struct gw_http *h;
+    struct MHD_Connection *conn;
+    enum req_state state;
+    enum gw_match_result mres;
+    struct gw_route_match match;
+    char *body;
+    size_t len, cap;
+    int too_large;
+    struct gw_cmd *cmd;
+};
+
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, json_t *body,
+                                  int retry_after, const char *allow)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (body != NULL) {
+        text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (text == NULL) {
+            status = 500;
+            text = strdup("{\"type\":\"about:blank\",\"title\":\"Internal error\",\"status\":500}");
+        }
+        len = text ? strlen(text) : 0;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    if (body != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                status >= 400 ? "application/problem+json" : "application/json");
+    if (retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (allow != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (status >= 400)
+        atomic_fetch_add(&gw_status.http_errors, 1);
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned int)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result send_problem(struct MHD_Connection *conn, int status, const char *title,
+                                    const char *detail, const char *allow)
+{
+    json_t *p = gw_problem_new(status, title, detail, NULL);
+    enum MHD_Result rc = send_reply(conn, status, p, 0, allow);
+    json_decref(p);
+    return rc;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, const char *data,
+                                 size_t len, enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, mode);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
+{
+    char jid[3072];
+    gw_status_get_jid(jid, sizeof(jid));
+    int up = atomic_load(&gw_status.xmpp_up);
+    long uptime = (long)time(NULL) - atomic_load(&gw_status.started_at);
+    json_t *body;
+    if (up)
+        body = json_pack("{s:s, s:s, s:s, s:s, s:i}", "status", "ok", "xmpp", "connected", "jid",
+                         jid, "service", h->cfg->service, "uptime_seconds", (json_int_t)uptime);
+    else
+        body = gw_problem_new(503, "XMPP session down",
+                              "the gateway is not connected to its XMPP server", NULL);
+    if (!up && body != NULL) {
+        json_object_set_new(body, "xmpp", json_string("disconnected"));
+        json_object_set_new(body, "service", json_string(h->cfg->service));
+    }
+    enum MHD_Result rc = send_reply(conn, up ? 200 : 503, body, up ? 0 : 5, NULL);
+    json_decref(body);
+    return rc;
+}
+
+static void on_cmd_done(struct gw_cmd *cmd)
+{
+    struct req *r = cmd->done_arg;
+    /* After this call the HTTP thread owns r and cmd again: touch neither here. */
+    MHD_resume_connection(r->conn);
+}
+
+struct query_collect {
+    struct gw_query_param *params;
+    size_t n, cap;
+    int bad;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    struct query_collect *q = cls;
+    if (q->n == 64) {
+        q->bad = 1;
+        return MHD_NO;
+    }
+    size_t klen = strlen(key), vlen = value ? strlen(value) : 0;
+    char *k = malloc(klen + 1), *v = malloc(vlen + 1);
+    if (k == NULL || v == NULL || gw_percent_decode(key, klen, k, klen + 1, 1) < 0 ||
+        gw_percent_decode(value ? value : "", vlen, v, vlen + 1, 1) < 0 ||
+        !gw_valid_utf8(k, strlen(k)) || !gw_valid_utf8(v, strlen(v))) {
+        free(k);
+        free(v);
+        q->bad = 1;
+        return MHD_NO;
+    }
+    q->params[q->n].key = k;
+    q->params[q->n].value = v;
+    q->n++;
+    return MHD_YES;
+}
+
+static enum MHD_Result dispatch(struct req *r)
+{
+    struct MHD_Connection *conn = r->conn;
+    switch (r->match.route) {
+    case GW_ROUTE_HEALTH:
+        return health(r->h, conn);
+    case GW_ROUTE_METRICS: {
+        char *text = gw_status_metrics_text();
+        if (text == NULL)
+            return send_problem(conn, 500, "Internal error", "out of memory", NULL);
+        return send_text(conn, "text/plain; version=0.0.4", text, strlen(text),
+                         MHD_RESPMEM_MUST_FREE);
+    }
+    case GW_ROUTE_OPENAPI_JSON:
+        return send_text(conn, "application/json", gw_openapi_document, gw_openapi_document_len,
+                         MHD_RESPMEM_PERSISTENT);
+    case GW_ROUTE_OPENAPI_YAML:
+        /* JSON is YAML 1.2, so the same document serves both names. */
+        return send_text(conn, "application/yaml", gw_openapi_document, gw_openapi_document_len,
+                         MHD_RESPMEM_PERSISTENT);
+    default:
+        break;
+    }
+    struct gw_query_param params[64];
+    struct query_collect q = {params, 0, 64, 0};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
+    enum MHD_Result rc = MHD_YES;
+    if (q.bad) {
+        rc = send_problem(conn, 400, "Invalid query string",
+                          "query: bad percent-encoding, invalid UTF-8 or more than 64 parameters",
+                          NULL);
+        goto out;
+    }
+    struct gw_http_request hreq = {
+        .match = &r->match,
+        .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
+        .body = r->body,
+        .body_len = r->len,
+        .query = params,
+        .nquery = q.n,
+    };
+    struct gw_http_reply reply = {0};
+    struct gw_cmd *cmd = NULL;
+    if (gw_http_prepare(&hreq, &cmd, &reply) != 0) {
+        rc = send_reply(conn, reply.status, reply.body, reply.retry_after, NULL);
+        json_decref(reply.body);
+        goto out;
+    }
+    if (!atomic_load(&gw_status.xmpp_up)) {
+        gw_cmd_free(cmd);
+        json_t *p = gw_problem_new(503, "XMPP session unavailable",
+                                   "the gateway is not connected to its XMPP server", NULL);
+        rc = send_reply(conn, 503, p, 5, NULL);
+        json_decref(p);
+        goto out;
+    }
+    cmd->done = on_cmd_done;
+    cmd->done_arg = r;
+    r->cmd = cmd;
+    r->state = REQ_WAITING;
+    /* Suspend before posting: the answer may come back before this function returns. */
+    MHD_suspend_connection(conn);
+    if (gw_mailbox_post(r->h->mb, cmd) != 0) {
+        cmd->retry_after = 5;
+        cmd->status = 503;
+        cmd->result = gw_problem_new(503, "Shutting down", "the gateway is stopping", NULL);
+        MHD_resume_connection(conn);
+    }
+out:
+    for (size_t i = 0; i < q.n; i++) {
+        free(params[i].key);
+        free(params[i].value);
+    }
+    return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct gw_http *h = cls;
+    struct req *r = *con_cls;
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            return MHD_NO;
+        r->h = h;
+        r->conn = conn;
+        *con_cls = r;
+        atomic_fetch_add(&gw_status.http_requests, 1);
+        r->mres = gw_route_match(method, url, &r->match);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg->max_body)
+            r->too_large = 1;
+        return MHD_YES;
+    }
+    if (r->state == REQ_WAITING) {
+        /* Resumed: the loop thread has set the result. */
+        r->state = REQ_ANSWERED;
+        return send_reply(conn, r->cmd->status, r->cmd->result, r->cmd->retry_after, NULL);
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->too_large || r->len + n > h->cfg->max_body) {
+            r->too_large = 1;
+            return MHD_YES; /* read and drop the rest, then answer 413 */
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n + 1)
+                cap *= 2;
+            char *b = realloc(r->body, cap);
+            if (b == NULL)
+                return MHD_NO;
+            r->body = b;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        r->body[r->len] = '\0';
+        return MHD_YES;
+    }
+    if (r->state == REQ_ANSWERED)
+        return MHD_YES;
+    r->state = REQ_ANSWERED;
+    if (r->too_large) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "body: larger than %zu bytes", h->cfg->max_body);
+        return send_problem(conn, 413, "Request body too large", detail, NULL);
+    }
+    switch (r->mres) {
+    case GW_MATCH_NOT_FOUND:
+        return send_problem(conn, 404, "Not found", "no such route", NULL);
+    case GW_MATCH_METHOD:
+        return send_problem(conn, 405, "Method not allowed", "see the Allow header",
+                            r->match.allow);
+    case GW_MATCH_BAD:
+        return send_problem(conn, 400, "Invalid path", r->match.error, NULL);
+    case GW_MATCH_OK:
+        break;
+    }
+    return dispatch(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct req *r = *con_cls;
+    if (r == NULL)
+        return;
+    gw_cmd_free(r->cmd);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    buf[strcspn(buf, "\n")] = '\0';
+    gw_warn("http: %s", buf);
+}
+
+struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb, char *err,
+                              size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, cfg->listen_host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)cfg->listen_port);
+    } else if (inet_pton(AF_INET6, cfg->listen_host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)cfg->listen_port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "--listen: '%s' is not a numeric IPv4 or IPv6 address",
+                 cfg->listen_host);
+        return NULL;
+    }
+    struct gw_http *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->cfg = cfg;
+    h->mb = mb;
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cfg->http_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_END);
+    if (h->daemon == NULL) {
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)",
+                 cfg->listen_host, cfg->listen_port);
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : cfg->listen_port;
+    return h;
+}
+
+int gw_http_port(const struct gw_http *h)
+{
+    return h->port;
+}
+
+void gw_http_stop(struct gw_http *h)
+{
+    if (h == NULL)
+        return;
+    MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    /* Give answers already queued up to two seconds to reach their clients. */
+    for (int i = 0; i < 200; i++) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (info == NULL || info->num_connections == 0)
+            break;
+        usleep(10000);
+    }
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}

@@ -1,0 +1,25 @@
+/* The REST front end on libmicrohttpd. Its threads parse and validate requests, answer what
+ * needs no XMPP (health, metrics, the OpenAPI document, validation errors) themselves, and hand
+ * everything else to the loop thread through the mailbox, suspended until the answer comes. */
+#ifndef GW_HTTP_SERVER_H
+#define GW_HTTP_SERVER_H
+
+#include "../gateway/cmd.h"
+#include "../gateway/config.h"
+
+#include <stddef.h>
+
+struct gw_http;
+
+/* Starts listening; returns NULL with a one-line reason in err. cfg and mb must outlive it. */
+struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb, char *err,
+                              size_t errlen);
+
+/* The port actually bound (useful with --listen 127.0.0.1:0). */
+int gw_http_port(const struct gw_http *h);
+
+/* Stops accepting, waits (bounded) for requests in progress to be answered, then stops the
+ * threads and frees h. Every suspended request must already have been completed. */
+void gw_http_stop(struct gw_http *h);
+
+#endif

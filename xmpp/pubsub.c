@@ -1,0 +1,498 @@
+/* XEP-0060 stanza building and parsing. Attribute values and text go through libstrophe's
+ * setters, which escape on serialization; nothing here pastes strings into XML. */
+#include "pubsub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "payload.h"
+
+/* Adds a new child element; the parent holds the only reference afterwards. */
+static xmpp_stanza_t *add(xmpp_stanza_t *parent, const char *name, const char *ns)
+{
+    xmpp_stanza_t *el = xmpp_stanza_new(xmpp_stanza_get_context(parent));
+    if (el == NULL)
+        return NULL;
+    xmpp_stanza_set_name(el, name);
+    if (ns != NULL)
+        xmpp_stanza_set_ns(el, ns);
+    if (xmpp_stanza_add_child(parent, el) != XMPP_EOK) {
+        xmpp_stanza_release(el);
+        return NULL;
+    }
+    xmpp_stanza_release(el);
+    return el;
+}
+
+static int add_text(xmpp_stanza_t *parent, const char *text)
+{
+    xmpp_stanza_t *t = xmpp_stanza_new(xmpp_stanza_get_context(parent));
+    if (t == NULL)
+        return -1;
+    int rc =
+        xmpp_stanza_set_text(t, text) == XMPP_EOK && xmpp_stanza_add_child(parent, t) == XMPP_EOK;
+    xmpp_stanza_release(t);
+    return rc ? 0 : -1;
+}
+
+/* <iq type to id><NAME xmlns=NS/></iq>; *inner receives the query element. */
+static xmpp_stanza_t *iq_with(xmpp_ctx_t *ctx, const char *type, const char *id,
+                              const char *service, const char *name, const char *ns,
+                              xmpp_stanza_t **inner)
+{
+    xmpp_stanza_t *iq = xmpp_iq_new(ctx, type, id);
+    if (iq == NULL)
+        return NULL;
+    xmpp_stanza_set_to(iq, service);
+    *inner = add(iq, name, ns);
+    if (*inner == NULL) {
+        xmpp_stanza_release(iq);
+        return NULL;
+    }
+    return iq;
+}
+
+static int add_form(xmpp_stanza_t *parent, const char *form_type, json_t *fields);
+
+xmpp_stanza_t *gw_pubsub_publish(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                 const char *node, const char *item_id, xmpp_stanza_t *payload,
+                                 json_t *options)
+{
+    xmpp_stanza_t *ps;
+    xmpp_stanza_t *iq = iq_with(ctx, "set", id, service, "pubsub", GW_NS_PUBSUB, &ps);
+    if (iq == NULL)
+        return NULL;
+    xmpp_stanza_t *publish = add(ps, "publish", NULL);
+    xmpp_stanza_t *item = publish ? add(publish, "item", NULL) : NULL;
+    if (item == NULL || xmpp_stanza_add_child(item, payload) != XMPP_EOK) {
+        xmpp_stanza_release(iq);
+        return NULL;
+    }
+    xmpp_stanza_set_attribute(publish, "node", node);
+    if (item_id != NULL)
+        xmpp_stanza_set_id(item, item_id);
+    if (options != NULL && json_object_size(options) > 0) {
+        xmpp_stanza_t *po = add(ps, "publish-options", NULL);
+        if (po == NULL ||
+            add_form(po, "http://jabber.org/protocol/pubsub#publish-options", options) != 0) {
+            xmpp_stanza_release(iq);
+            return NULL;
+        }
+    }
+    return iq;
+}
+
+xmpp_stanza_t *gw_pubsub_items(xmpp_ctx_t *ctx, const char *id, const char *service,
+                               const char *node, int max_items, const char *item_id)
+{
+    xmpp_stanza_t *ps;
+    xmpp_stanza_t *iq = iq_with(ctx, "get", id, service, "pubsub", GW_NS_PUBSUB, &ps);
+    if (iq == NULL)
+        return NULL;
+    xmpp_stanza_t *items = add(ps, "items", NULL);
+    if (items == NULL)
+        goto fail;
+    xmpp_stanza_set_attribute(items, "node", node);
+    if (max_items > 0) {
+        char buf[16];
+        snprintf(buf, sizeof(buf), "%d", max_items);
+        xmpp_stanza_set_attribute(items, "max_items", buf);
+    }
+    if (item_id != NULL) {
+        xmpp_stanza_t *item = add(items, "item", NULL);
+        if (item == NULL)
+            goto fail;
+        xmpp_stanza_set_id(item, item_id);
+    }
+    return iq;
+fail:
+    xmpp_stanza_release(iq);
+    return NULL;
+}
+
+xmpp_stanza_t *gw_pubsub_retract(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                 const char *node, const char *item_id)
+{
+    xmpp_stanza_t *ps;
+    xmpp_stanza_t *iq = iq_with(ctx, "set", id, service, "pubsub", GW_NS_PUBSUB, &ps);
+    if (iq == NULL)
+        return NULL;
+    xmpp_stanza_t *retract = add(ps, "retract", NULL);
+    xmpp_stanza_t *item = retract ? add(retract, "item", NULL) : NULL;
+    if (item == NULL) {
+        xmpp_stanza_release(iq);
+        return NULL;
+    }
+    xmpp_stanza_set_attribute(retract, "node", node);
+    xmpp_stanza_set_attribute(retract, "notify", "true");
+    xmpp_stanza_set_id(item, item_id);
+    return iq;
+}
+
+static int add_value(xmpp_stanza_t *field, json_t *v)
+{
+    char buf[64];
+    const char *text = buf;
+    if (json_is_string(v))
+        text = json_string_value(v);
+    else if (json_is_true(v))
+        text = "1";
+    else if (json_is_false(v))
+        text = "0";
+    else if (json_is_integer(v))
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
+    else
+        return -1;
+    xmpp_stanza_t *value = add(field, "value", NULL);
+    return value ? add_text(value, text) : -1;
+}
+
+/* A submit form of type FORM_TYPE with the given fields. */
+static int add_form(xmpp_stanza_t *parent, const char *form_type, json_t *fields)
+{
+    xmpp_stanza_t *x = add(parent, "x", GW_NS_DATA);
+    if (x == NULL)
+        return -1;
+    xmpp_stanza_set_type(x, "submit");
+    xmpp_stanza_t *ft = add(x, "field", NULL);
+    if (ft == NULL)
+        return -1;
+    xmpp_stanza_set_attribute(ft, "var", "FORM_TYPE");
+    xmpp_stanza_set_type(ft, "hidden");
+    json_t *ftv = json_string(form_type);
+    int ftrc = ftv ? add_value(ft, ftv) : -1;
+    json_decref(ftv);
+    if (ftrc != 0)
+        return -1;
+    const char *key;
+    json_t *value;
+    json_object_foreach(fields, key, value)
+    {
+        xmpp_stanza_t *f = add(x, "field", NULL);
+        if (f == NULL)
+            return -1;
+        xmpp_stanza_set_attribute(f, "var", key);
+        if (json_is_array(value)) {
+            size_t i;
+            json_t *v;
+            json_array_foreach(value, i, v)
+            {
+                if (add_value(f, v) != 0)
+                    return -1;
+            }
+        } else if (add_value(f, value) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+xmpp_stanza_t *gw_pubsub_create(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                const char *node, json_t *config)
+{
+    xmpp_stanza_t *ps;
+    xmpp_stanza_t *iq = iq_with(ctx, "set", id, service, "pubsub", GW_NS_PUBSUB, &ps);
+    if (iq == NULL)
+        return NULL;
+    xmpp_stanza_t *create = add(ps, "create", NULL);
+    if (create == NULL)
+        goto fail;
+    if (node != NULL)
+        xmpp_stanza_set_attribute(create, "node", node);
+    if (config != NULL && json_object_size(config) > 0) {
+        xmpp_stanza_t *configure = add(ps, "configure", NULL);
+        if (configure == NULL ||
+            add_form(configure, "http://jabber.org/protocol/pubsub#node_config", config) != 0)
+            goto fail;
+    }
+    return iq;
+fail:
+    xmpp_stanza_release(iq);
+    return NULL;
+}
+
+static xmpp_stanza_t *owner_node_op(xmpp_ctx_t *ctx, const char *type, const char *id,
+                                    const char *service, const char *op, const char *node)
+{
+    xmpp_stanza_t *ps;
+    xmpp_stanza_t *iq = iq_with(ctx, type, id, service, "pubsub", GW_NS_PUBSUB_OWNER, &ps);
+    if (iq == NULL)
+        return NULL;
+    xmpp_stanza_t *el = add(ps, op, NULL);
+    if (el == NULL) {
+        xmpp_stanza_release(iq);
+        return NULL;
+    }
+    xmpp_stanza_set_attribute(el, "node", node);
+    return iq;
+}
+
+xmpp_stanza_t *gw_pubsub_delete(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                const char *node)
+{
+    return owner_node_op(ctx, "set", id, service, "delete", node);
+}
+
+xmpp_stanza_t *gw_pubsub_config_get(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                    const char *node)
+{
+    return owner_node_op(ctx, "get", id, service, "configure", node);
+}
+
+static xmpp_stanza_t *disco(xmpp_ctx_t *ctx, const char *id, const char *service, const char *node,
+                            const char *ns)
+{
+    xmpp_stanza_t *q;
+    xmpp_stanza_t *iq = iq_with(ctx, "get", id, service, "query", ns, &q);
+    if (iq != NULL && node != NULL)
+        xmpp_stanza_set_attribute(q, "node", node);
+    return iq;
+}
+
+xmpp_stanza_t *gw_disco_items(xmpp_ctx_t *ctx, const char *id, const char *service,
+                              const char *node)
+{
+    return disco(ctx, id, service, node, GW_NS_DISCO_ITEMS);
+}
+
+xmpp_stanza_t *gw_disco_info(xmpp_ctx_t *ctx, const char *id, const char *service, const char *node)
+{
+    return disco(ctx, id, service, node, GW_NS_DISCO_INFO);
+}
+
+xmpp_stanza_t *gw_stanza_child(xmpp_stanza_t *parent, const char *name, const char *ns)
+{
+    if (parent == NULL)
+        return NULL;
+    for (xmpp_stanza_t *c = xmpp_stanza_get_children(parent); c; c = xmpp_stanza_get_next(c)) {
+        if (!xmpp_stanza_is_tag(c))
+            continue;
+        const char *n = xmpp_stanza_get_name(c);
+        const char *cns = xmpp_stanza_get_ns(c);
+        if (n && strcmp(n, name) == 0 && (ns == NULL || (cns && strcmp(cns, ns) == 0)))
+            return c;
+    }
+    return NULL;
+}
+
+void gw_pubsub_error_parse(xmpp_stanza_t *iq, struct gw_xmpp_error *out)
+{
+    out->condition = "undefined-condition";
+    out->pubsub_condition = NULL;
+    out->text = NULL;
+    xmpp_stanza_t *error = gw_stanza_child(iq, "error", NULL);
+    if (error == NULL)
+        return;
+    for (xmpp_stanza_t *c = xmpp_stanza_get_children(error); c; c = xmpp_stanza_get_next(c)) {
+        if (!xmpp_stanza_is_tag(c))
+            continue;
+        const char *name = xmpp_stanza_get_name(c), *ns = xmpp_stanza_get_ns(c);
+        if (name == NULL || ns == NULL)
+            continue;
+        if (strcmp(ns, GW_NS_STANZAS) == 0) {
+            if (strcmp(name, "text") == 0) {
+                xmpp_stanza_t *t = xmpp_stanza_get_children(c);
+                if (t && xmpp_stanza_is_text(t))
+                    out->text = xmpp_stanza_get_text_ptr(t);
+            } else {
+                out->condition = name;
+            }
+        } else if (strcmp(ns, GW_NS_PUBSUB_ERRORS) == 0) {
+            out->pubsub_condition = name;
+        }
+    }
+}
+
+int gw_xmpp_condition_status(const char *condition)
+{
+    static const struct {
+        const char *condition;
+        int status;
+    } map[] = {
+        {"bad-request", 400},
+        {"jid-malformed", 400},
+        {"not-authorized", 403},
+        {"forbidden", 403},
+        {"registration-required", 403},
+        {"subscription-required", 403},
+        {"payment-required", 402},
+        {"item-not-found", 404},
+        {"recipient-unavailable", 404},
+        {"not-allowed", 405},
+        {"conflict", 409},
+        {"gone", 410},
+        {"not-acceptable", 422},
+        {"policy-violation", 422},
+        {"resource-constraint", 429},
+        {"internal-server-error", 502},
+        {"remote-server-not-found", 502},
+        {"redirect", 502},
+        {"undefined-condition", 502},
+        {"unexpected-request", 502},
+        {"feature-not-implemented", 501},
+        {"service-unavailable", 503},
+        {"remote-server-timeout", 504},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(map[i].condition, condition) == 0)
+            return map[i].status;
+    return 502;
+}
+
+json_t *gw_pubsub_items_json(xmpp_ctx_t *ctx, xmpp_stanza_t *iq)
+{
+    json_t *list = json_array();
+    json_t *out = json_object();
+    if (list == NULL || out == NULL) {
+        json_decref(list);
+        json_decref(out);
+        return NULL;
+    }
+    json_object_set_new(out, "items", list);
+    xmpp_stanza_t *items =
+        gw_stanza_child(gw_stanza_child(iq, "pubsub", GW_NS_PUBSUB), "items", NULL);
+    if (items == NULL)
+        return out;
+    for (xmpp_stanza_t *c = xmpp_stanza_get_children(items); c; c = xmpp_stanza_get_next(c)) {
+        const char *name = xmpp_stanza_get_name(c);
+        if (!xmpp_stanza_is_tag(c) || name == NULL || strcmp(name, "item") != 0)
+            continue;
+        json_t *item = gw_payload_item_json(ctx, c);
+        if (item != NULL)
+            json_array_append_new(list, item);
+    }
+    return out;
+}
+
+json_t *gw_disco_items_json(xmpp_stanza_t *iq)
+{
+    json_t *list = json_array();
+    json_t *out = json_object();
+    if (list == NULL || out == NULL) {
+        json_decref(list);
+        json_decref(out);
+        return NULL;
+    }
+    json_object_set_new(out, "nodes", list);
+    xmpp_stanza_t *q = gw_stanza_child(iq, "query", GW_NS_DISCO_ITEMS);
+    for (xmpp_stanza_t *c = q ? xmpp_stanza_get_children(q) : NULL; c;
+         c = xmpp_stanza_get_next(c)) {
+        const char *name = xmpp_stanza_get_name(c);
+        if (!xmpp_stanza_is_tag(c) || name == NULL || strcmp(name, "item") != 0)
+            continue;
+        const char *node = xmpp_stanza_get_attribute(c, "node");
+        if (node == NULL)
+            continue;
+        json_t *entry = json_object();
+        if (entry == NULL)
+            continue;
+        json_object_set_new(entry, "node", json_string(node));
+        const char *n = xmpp_stanza_get_attribute(c, "name");
+        if (n != NULL)
+            json_object_set_new(entry, "name", json_string(n));
+        const char *jid = xmpp_stanza_get_attribute(c, "jid");
+        if (jid != NULL)
+            json_object_set_new(entry, "jid", json_string(jid));
+        json_array_append_new(list, entry);
+    }
+    return out;
+}
+
+json_t *gw_disco_info_json(xmpp_stanza_t *iq)
+{
+    json_t *out = json_object();
+    json_t *identities = json_array();
+    json_t *features = json_array();
+    if (out == NULL || identities == NULL || features == NULL) {
+        json_decref(out);
+        json_decref(identities);
+        json_decref(features);
+        return NULL;
+    }
+    json_object_set_new(out, "identities", identities);
+    json_object_set_new(out, "features", features);
+    xmpp_stanza_t *q = gw_stanza_child(iq, "query", GW_NS_DISCO_INFO);
+    for (xmpp_stanza_t *c = q ? xmpp_stanza_get_children(q) : NULL; c;
+         c = xmpp_stanza_get_next(c)) {
+        const char *name = xmpp_stanza_get_name(c);
+        if (!xmpp_stanza_is_tag(c) || name == NULL)
+            continue;
+        if (strcmp(name, "identity") == 0) {
+            const char *category = xmpp_stanza_get_attribute(c, "category");
+            const char *type = xmpp_stanza_get_attribute(c, "type");
+            json_t *id = json_object();
+            if (id == NULL)
+                continue;
+            if (category)
+                json_object_set_new(id, "category", json_string(category));
+            if (type)
+                json_object_set_new(id, "type", json_string(type));
+            const char *iname = xmpp_stanza_get_attribute(c, "name");
+            if (iname)
+                json_object_set_new(id, "name", json_string(iname));
+            json_array_append_new(identities, id);
+            if (category && type && strcmp(category, "pubsub") == 0 &&
+                (strcmp(type, "leaf") == 0 || strcmp(type, "collection") == 0))
+                json_object_set_new(out, "type", json_string(type));
+        } else if (strcmp(name, "feature") == 0) {
+            const char *var = xmpp_stanza_get_attribute(c, "var");
+            if (var)
+                json_array_append_new(features, json_string(var));
+        } else if (strcmp(name, "x") == 0 && json_object_get(out, "meta") == NULL) {
+            json_t *meta = gw_data_form_json(c);
+            if (meta)
+                json_object_set_new(out, "meta", meta);
+        }
+    }
+    return out;
+}
+
+static int is_multi(const char *type)
+{
+    return type && (strcmp(type, "list-multi") == 0 || strcmp(type, "jid-multi") == 0 ||
+                    strcmp(type, "text-multi") == 0);
+}
+
+json_t *gw_data_form_json(xmpp_stanza_t *x)
+{
+    json_t *out = json_object();
+    if (out == NULL)
+        return NULL;
+    for (xmpp_stanza_t *f = xmpp_stanza_get_children(x); f; f = xmpp_stanza_get_next(f)) {
+        const char *name = xmpp_stanza_get_name(f);
+        if (!xmpp_stanza_is_tag(f) || name == NULL || strcmp(name, "field") != 0)
+            continue;
+        const char *var = xmpp_stanza_get_attribute(f, "var");
+        const char *type = xmpp_stanza_get_type(f);
+        if (var == NULL || strcmp(var, "FORM_TYPE") == 0)
+            continue;
+        json_t *values = json_array();
+        if (values == NULL)
+            continue;
+        for (xmpp_stanza_t *v = xmpp_stanza_get_children(f); v; v = xmpp_stanza_get_next(v)) {
+            const char *vn = xmpp_stanza_get_name(v);
+            if (!xmpp_stanza_is_tag(v) || vn == NULL || strcmp(vn, "value") != 0)
+                continue;
+            xmpp_stanza_t *t = xmpp_stanza_get_children(v);
+            const char *text = (t && xmpp_stanza_is_text(t)) ? xmpp_stanza_get_text_ptr(t) : "";
+            json_array_append_new(values, json_string(text ? text : ""));
+        }
+        json_t *value;
+        if (is_multi(type)) {
+            value = values;
+        } else {
+            json_t *first = json_array_get(values, 0);
+            const char *s = first ? json_string_value(first) : NULL;
+            if (type && strcmp(type, "boolean") == 0)
+                value = json_boolean(s && (strcmp(s, "1") == 0 || strcmp(s, "true") == 0));
+            else
+                value = s ? json_string(s) : json_null();
+            json_decref(values);
+        }
+        json_object_set_new(out, var, value);
+    }
+    return out;
+}

@@ -1,0 +1,68 @@
+/* XEP-0060 requests and answers as stanzas: builders for every IQ the gateway sends and parsers
+ * for the results and errors it gets back. Pure: nothing here touches a connection. Every
+ * builder returns a new stanza the caller releases, or NULL when out of memory. */
+#ifndef GW_XMPP_PUBSUB_H
+#define GW_XMPP_PUBSUB_H
+
+#include <jansson.h>
+#include <strophe.h>
+
+#define GW_NS_PUBSUB "http://jabber.org/protocol/pubsub"
+#define GW_NS_PUBSUB_OWNER "http://jabber.org/protocol/pubsub#owner"
+#define GW_NS_PUBSUB_EVENT "http://jabber.org/protocol/pubsub#event"
+#define GW_NS_PUBSUB_ERRORS "http://jabber.org/protocol/pubsub#errors"
+#define GW_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define GW_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define GW_NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define GW_NS_DATA "jabber:x:data"
+
+/* <publish node><item id>payload</item></publish> and <publish-options> when options is a
+ * non-empty object (values as for gw_pubsub_create); payload is added (not taken). */
+xmpp_stanza_t *gw_pubsub_publish(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                 const char *node, const char *item_id, xmpp_stanza_t *payload,
+                                 json_t *options);
+/* <items node max_items?><item id?/></items> */
+xmpp_stanza_t *gw_pubsub_items(xmpp_ctx_t *ctx, const char *id, const char *service,
+                               const char *node, int max_items, const char *item_id);
+/* <retract node notify='true'><item id/></retract> */
+xmpp_stanza_t *gw_pubsub_retract(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                 const char *node, const char *item_id);
+/* <create node?/><configure>form?</configure>; config may be NULL. Values: string, number,
+ * boolean or array of strings (multi-valued fields). */
+xmpp_stanza_t *gw_pubsub_create(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                const char *node, json_t *config);
+/* Owner <delete node/> */
+xmpp_stanza_t *gw_pubsub_delete(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                const char *node);
+/* Owner <configure node/> (get) */
+xmpp_stanza_t *gw_pubsub_config_get(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                    const char *node);
+/* disco#items / disco#info query, node may be NULL */
+xmpp_stanza_t *gw_disco_items(xmpp_ctx_t *ctx, const char *id, const char *service,
+                              const char *node);
+xmpp_stanza_t *gw_disco_info(xmpp_ctx_t *ctx, const char *id, const char *service,
+                             const char *node);
+
+/* From an error IQ: the defined condition (e.g. "item-not-found", "unknown" when absent), the
+ * pubsub-specific condition or NULL, and the text or NULL. Pointers live as long as the stanza. */
+struct gw_xmpp_error {
+    const char *condition;
+    const char *pubsub_condition;
+    const char *text;
+};
+void gw_pubsub_error_parse(xmpp_stanza_t *iq, struct gw_xmpp_error *out);
+
+/* HTTP status for an XMPP stanza error condition (502 for unknown ones). */
+int gw_xmpp_condition_status(const char *condition);
+
+/* Results to JSON. Each returns a new reference, or NULL when out of memory. */
+json_t *gw_pubsub_items_json(xmpp_ctx_t *ctx, xmpp_stanza_t *iq); /* {"items":[…]} */
+json_t *gw_disco_items_json(xmpp_stanza_t *iq);                   /* {"nodes":[…]} */
+json_t *gw_disco_info_json(xmpp_stanza_t *iq); /* {"type":…,"identities":[…],"features":[…]} */
+json_t *gw_data_form_json(xmpp_stanza_t *x);   /* field var -> value, typed */
+
+/* Child helpers shared by the pubsub modules: first child element with name and namespace
+ * (ns may be NULL for any). */
+xmpp_stanza_t *gw_stanza_child(xmpp_stanza_t *parent, const char *name, const char *ns);
+
+#endif
