@@ -207,6 +207,10 @@ static int prepare_publish(const struct gw_http_request *req, struct gw_cmd *cmd
         json_t *env;
         if (parse_json(req, 0, &env, reply) != 0)
             return -1;
+        if (!json_is_object(env)) {
+            json_decref(env);
+            return fail(reply, 400, "Invalid request body", "body: expected a JSON object");
+        }
         int rc = 0;
         const char *key;
         json_t *value;
@@ -286,6 +290,10 @@ static int prepare_create(const struct gw_http_request *req, struct gw_cmd *cmd,
     json_t *obj;
     if (parse_json(req, 0, &obj, reply) != 0)
         return -1;
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return fail(reply, 400, "Invalid request body", "body: expected a JSON object");
+    }
     int rc = 0;
     const char *key;
     json_t *value;

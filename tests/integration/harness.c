@@ -1,0 +1,425 @@
+/* Integration test kit implementation. */
+#include "harness.h"
+
+#include "xmpp/pubsub.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *it_prosody_dir(void)
+{
+    const char *d = getenv("PUBSUBGW_TEST_PROSODY");
+    if (d == NULL) {
+        fprintf(stderr, "PUBSUBGW_TEST_PROSODY is not set: run through ctest\n");
+        exit(1);
+    }
+    return d;
+}
+
+int it_prosody_port(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/port", it_prosody_dir());
+    FILE *f = fopen(path, "r");
+    int port = 0;
+    if (f == NULL || fscanf(f, "%d", &port) != 1 || port <= 0) {
+        fprintf(stderr, "no Prosody port in %s: did the prosody_start fixture run?\n", path);
+        exit(1);
+    }
+    fclose(f);
+    return port;
+}
+
+int it_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(s, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(s);
+    return port;
+}
+
+const char *it_unique(const char *prefix)
+{
+    static char buf[8][128];
+    static int n;
+    char *b = buf[n % 8];
+    snprintf(b, 128, "%s-%d-%lld-%d", prefix, (int)getpid(), now_ms() % 100000, ++n);
+    return b;
+}
+
+int it_gw_wait_health(struct it_gw *gw, int up, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    while (now_ms() < end) {
+        struct it_resp r;
+        if (it_get(gw, "/v1/health", &r) == 0) {
+            long st = r.status;
+            it_resp_free(&r);
+            if ((up && st == 200) || (!up && st == 503))
+                return 0;
+            if (up < 0)
+                return 0;
+        }
+        usleep(50000);
+    }
+    return -1;
+}
+
+int it_gw_start(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
+                const char *const *extra, int wait_up)
+{
+    const char *bin = getenv("PUBSUBGW_BIN");
+    if (bin == NULL) {
+        fprintf(stderr, "PUBSUBGW_BIN is not set\n");
+        return -1;
+    }
+    memset(gw, 0, sizeof(*gw));
+    gw->port = it_free_port();
+    snprintf(gw->base, sizeof(gw->base), "http://127.0.0.1:%d", gw->port);
+    snprintf(gw->dir, sizeof(gw->dir), "/tmp/pubsubgw-it-XXXXXX");
+    if (mkdtemp(gw->dir) == NULL)
+        return -1;
+    snprintf(gw->log, sizeof(gw->log), "%s/gateway.log", gw->dir);
+    char listen[64], server[64], data[300];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", gw->port);
+    snprintf(server, sizeof(server), "127.0.0.1:%d", xmpp_port);
+    snprintf(data, sizeof(data), "%s/data", gw->dir);
+    const char *argv[64] = {bin,        "--jid",       jid,     "--xmpp-server", server,
+                            "--listen", listen,        "--tls", "off",           "--data-dir",
+                            data,       "--log-level", "debug"};
+    int argc = 13;
+    for (int i = 0; extra && extra[i] && argc < 62; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    gw->pid = fork();
+    if (gw->pid == 0) {
+        int fd = open(gw->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        setenv("PUBSUBGW_XMPP_PASSWORD", password, 1);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    if (it_gw_wait_health(gw, wait_up ? 1 : -1, 15000) != 0) {
+        fprintf(stderr, "gateway did not come up; log %s:\n", gw->log);
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "tail -n 30 %s >&2", gw->log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+        return -1;
+    }
+    return 0;
+}
+
+int it_gw_stop(struct it_gw *gw, int sig)
+{
+    if (gw->pid <= 0)
+        return -1;
+    kill(gw->pid, sig);
+    int status = 0;
+    for (int i = 0; i < 1000; i++) {
+        pid_t p = waitpid(gw->pid, &status, WNOHANG);
+        if (p == gw->pid) {
+            gw->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        usleep(10000);
+    }
+    kill(gw->pid, SIGKILL);
+    waitpid(gw->pid, &status, 0);
+    gw->pid = 0;
+    return -1;
+}
+
+struct buf {
+    char *data;
+    size_t len;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
+{
+    struct buf *b = arg;
+    char *d = realloc(b->data, b->len + size * n + 1);
+    if (d == NULL)
+        return 0;
+    memcpy(d + b->len, ptr, size * n);
+    b->data = d;
+    b->len += size * n;
+    d[b->len] = '\0';
+    return size * n;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *dst, size_t cap)
+{
+    size_t nl = strlen(name);
+    if (len <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+        return;
+    const char *v = line + nl + 1;
+    while (*v == ' ')
+        v++;
+    size_t vl = len - (size_t)(v - line);
+    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+        vl--;
+    if (vl >= cap)
+        vl = cap - 1;
+    memcpy(dst, v, vl);
+    dst[vl] = '\0';
+}
+
+static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
+{
+    struct it_resp *r = arg;
+    header_value(ptr, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
+    header_value(ptr, size * n, "Retry-After", r->retry_after, sizeof(r->retry_after));
+    header_value(ptr, size * n, "Allow", r->allow, sizeof(r->allow));
+    return size * n;
+}
+
+int it_http(const char *method, const char *url, const char *content_type, const char *body,
+            size_t len, struct it_resp *r)
+{
+    memset(r, 0, sizeof(*r));
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return -1;
+    struct buf b = {NULL, 0};
+    struct curl_slist *hdr = NULL;
+    char ct[200];
+    if (content_type != NULL) {
+        snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+        hdr = curl_slist_append(hdr, ct);
+    }
+    hdr = curl_slist_append(hdr, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+    }
+    long long t0 = now_ms();
+    CURLcode rc = curl_easy_perform(c);
+    r->seconds = (double)(now_ms() - t0) / 1000.0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(c);
+    r->body = b.data ? b.data : strdup("");
+    if (b.len > 0)
+        r->json = json_loads(b.data, JSON_DECODE_ANY, NULL);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+void it_resp_free(struct it_resp *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+int it_get(struct it_gw *gw, const char *path, struct it_resp *r)
+{
+    char url[2048];
+    snprintf(url, sizeof(url), "%s%s", gw->base, path);
+    return it_http("GET", url, NULL, NULL, 0, r);
+}
+
+int it_post_json(struct it_gw *gw, const char *path, const char *json, struct it_resp *r)
+{
+    char url[2048];
+    snprintf(url, sizeof(url), "%s%s", gw->base, path);
+    return it_http("POST", url, "application/json", json, strlen(json), r);
+}
+
+void it_check_problem(struct it_resp *r, int status, const char *field)
+{
+    CHECK_INT(r->status, status);
+    CHECK_STR(r->content_type, "application/problem+json");
+    CHECK_INT(json_integer_value(json_object_get(r->json, "status")), status);
+    CHECK(json_string_value(json_object_get(r->json, "title")) != NULL);
+    if (field != NULL) {
+        const char *d = json_string_value(json_object_get(r->json, "detail"));
+        CHECK(d != NULL && strstr(d, field) != NULL);
+        if (d == NULL || strstr(d, field) == NULL)
+            fprintf(stderr, "  body: %s (wanted '%s' in detail)\n", r->body, field);
+    }
+}
+
+/* The independent XMPP client. */
+#define IT_MAX_EVENTS 4096
+
+struct it_xmpp {
+    xmpp_ctx_t *ctx;
+    xmpp_conn_t *conn;
+    int state; /* 0 connecting, 1 up, -1 failed */
+    xmpp_stanza_t *answer;
+    char want_id[32];
+    xmpp_stanza_t *events[IT_MAX_EVENTS];
+    int head, tail;
+    int next_id;
+};
+
+static int it_on_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
+{
+    (void)conn;
+    struct it_xmpp *c = arg;
+    const char *id = xmpp_stanza_get_id(st);
+    if (id && strcmp(id, c->want_id) == 0 && c->answer == NULL)
+        c->answer = xmpp_stanza_copy(st);
+    return 1;
+}
+
+static int it_on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
+{
+    (void)conn;
+    struct it_xmpp *c = arg;
+    if (gw_stanza_child(st, "event", GW_NS_PUBSUB_EVENT) && c->tail - c->head < IT_MAX_EVENTS)
+        c->events[c->tail++ % IT_MAX_EVENTS] = xmpp_stanza_copy(st);
+    return 1;
+}
+
+static void it_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int err, xmpp_stream_error_t *se,
+                       void *arg)
+{
+    (void)err;
+    (void)se;
+    struct it_xmpp *c = arg;
+    if (ev == XMPP_CONN_CONNECT) {
+        xmpp_handler_add(conn, it_on_iq, NULL, "iq", NULL, c);
+        xmpp_handler_add(conn, it_on_message, NULL, "message", NULL, c);
+        xmpp_stanza_t *p = xmpp_presence_new(c->ctx);
+        xmpp_send(conn, p);
+        xmpp_stanza_release(p);
+        c->state = 1;
+    } else {
+        c->state = -1;
+    }
+}
+
+struct it_xmpp *it_xmpp_connect(const char *jid, const char *password, int port)
+{
+    struct it_xmpp *c = calloc(1, sizeof(*c));
+    xmpp_initialize();
+    c->ctx = xmpp_ctx_new(NULL, NULL);
+    c->conn = xmpp_conn_new(c->ctx);
+    xmpp_conn_set_jid(c->conn, jid);
+    xmpp_conn_set_pass(c->conn, password);
+    xmpp_conn_set_flags(c->conn, XMPP_CONN_FLAG_DISABLE_TLS);
+    if (xmpp_connect_client(c->conn, "127.0.0.1", (unsigned short)port, it_on_conn, c) != XMPP_EOK)
+        c->state = -1;
+    long long end = now_ms() + 10000;
+    while (c->state == 0 && now_ms() < end)
+        xmpp_run_once(c->ctx, 20);
+    if (c->state != 1) {
+        fprintf(stderr, "test client %s could not log in\n", jid);
+        it_xmpp_close(c);
+        return NULL;
+    }
+    /* Let the presence reach the server before anything is published. */
+    for (int i = 0; i < 5; i++)
+        xmpp_run_once(c->ctx, 10);
+    return c;
+}
+
+void it_xmpp_close(struct it_xmpp *c)
+{
+    if (c == NULL)
+        return;
+    if (c->state == 1) {
+        xmpp_disconnect(c->conn);
+        for (int i = 0; i < 50 && c->state == 1; i++)
+            xmpp_run_once(c->ctx, 10);
+    }
+    while (c->head < c->tail)
+        xmpp_stanza_release(c->events[c->head++ % IT_MAX_EVENTS]);
+    if (c->answer)
+        xmpp_stanza_release(c->answer);
+    xmpp_conn_release(c->conn);
+    xmpp_ctx_free(c->ctx);
+    free(c);
+}
+
+xmpp_ctx_t *it_xmpp_ctx(struct it_xmpp *c)
+{
+    return c->ctx;
+}
+
+xmpp_stanza_t *it_xmpp_iq(struct it_xmpp *c, xmpp_stanza_t *iq, int timeout_ms)
+{
+    snprintf(c->want_id, sizeof(c->want_id), "%s", xmpp_stanza_get_id(iq));
+    if (c->answer) {
+        xmpp_stanza_release(c->answer);
+        c->answer = NULL;
+    }
+    xmpp_send(c->conn, iq);
+    xmpp_stanza_release(iq);
+    long long end = now_ms() + timeout_ms;
+    while (c->answer == NULL && c->state == 1 && now_ms() < end)
+        xmpp_run_once(c->ctx, 10);
+    xmpp_stanza_t *a = c->answer;
+    c->answer = NULL;
+    return a;
+}
+
+int it_xmpp_subscribe(struct it_xmpp *c, const char *service, const char *node)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "t%d", ++c->next_id);
+    xmpp_stanza_t *iq = xmpp_iq_new(c->ctx, "set", id);
+    xmpp_stanza_set_to(iq, service);
+    xmpp_stanza_t *ps = xmpp_stanza_new(c->ctx);
+    xmpp_stanza_set_name(ps, "pubsub");
+    xmpp_stanza_set_ns(ps, GW_NS_PUBSUB);
+    xmpp_stanza_t *sub = xmpp_stanza_new(c->ctx);
+    xmpp_stanza_set_name(sub, "subscribe");
+    xmpp_stanza_set_attribute(sub, "node", node);
+    char bare[256];
+    snprintf(bare, sizeof(bare), "%s", xmpp_conn_get_bound_jid(c->conn));
+    bare[strcspn(bare, "/")] = '\0';
+    xmpp_stanza_set_attribute(sub, "jid", bare);
+    xmpp_stanza_add_child(ps, sub);
+    xmpp_stanza_add_child(iq, ps);
+    xmpp_stanza_release(sub);
+    xmpp_stanza_release(ps);
+    xmpp_stanza_t *a = it_xmpp_iq(c, iq, 5000);
+    int ok = a && strcmp(xmpp_stanza_get_type(a), "result") == 0;
+    if (a)
+        xmpp_stanza_release(a);
+    return ok ? 0 : -1;
+}
+
+xmpp_stanza_t *it_xmpp_next_event(struct it_xmpp *c, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    while (c->head == c->tail && c->state == 1 && now_ms() < end)
+        xmpp_run_once(c->ctx, 10);
+    if (c->head == c->tail)
+        return NULL;
+    return c->events[c->head++ % IT_MAX_EVENTS];
+}

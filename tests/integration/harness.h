@@ -1,0 +1,70 @@
+/* Integration test kit: the private Prosody started by the CTest fixture, the real gateway
+ * binary on a free port, a libcurl HTTP client, and an independent libstrophe client. */
+#ifndef GW_IT_HARNESS_H
+#define GW_IT_HARNESS_H
+
+#include "../check.h"
+
+#include <jansson.h>
+#include <strophe.h>
+#include <sys/types.h>
+
+/* The fixture's Prosody: directory and c2s port (exits the test with failure when absent). */
+const char *it_prosody_dir(void);
+int it_prosody_port(void);
+int it_free_port(void);
+/* A name unique to this run, e.g. "publish-1234-1", for nodes that must not collide. */
+const char *it_unique(const char *prefix);
+
+struct it_gw {
+    pid_t pid;
+    int port;
+    char base[64];     /* "http://127.0.0.1:PORT" */
+    char dir[256];     /* data dir and log */
+    char log[300];
+};
+
+/* Starts the gateway as jid with password against 127.0.0.1:xmpp_port, plus extra args
+ * (NULL-terminated, may be NULL). With wait_up it waits until /v1/health says connected, else
+ * only until HTTP answers. Returns 0, or -1 (log printed). */
+int it_gw_start(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
+                const char *const *extra, int wait_up);
+/* Sends sig, waits up to 10 s; returns the exit status (or 128+signal), -1 on timeout (then kills). */
+int it_gw_stop(struct it_gw *gw, int sig);
+/* Waits until health reports up (1) or down (0); returns 0 or -1 after timeout_ms. */
+int it_gw_wait_health(struct it_gw *gw, int up, int timeout_ms);
+
+struct it_resp {
+    long status;
+    char *body;
+    json_t *json; /* parsed body, or NULL */
+    char content_type[128];
+    char retry_after[32];
+    char allow[64];
+    double seconds;
+};
+
+/* Performs one request (body may be NULL). Returns 0 when an HTTP answer came. */
+int it_http(const char *method, const char *url, const char *content_type, const char *body,
+            size_t len, struct it_resp *r);
+void it_resp_free(struct it_resp *r);
+/* Short forms on the gateway's base URL. */
+int it_get(struct it_gw *gw, const char *path, struct it_resp *r);
+int it_post_json(struct it_gw *gw, const char *path, const char *json, struct it_resp *r);
+
+/* Checks a problem+json answer: status, content type, and that detail contains field (if any). */
+void it_check_problem(struct it_resp *r, int status, const char *field);
+
+struct it_xmpp;
+/* Connects and logs in (plain, no TLS) within 10 s, sends presence; NULL on failure. */
+struct it_xmpp *it_xmpp_connect(const char *jid, const char *password, int port);
+void it_xmpp_close(struct it_xmpp *c);
+xmpp_ctx_t *it_xmpp_ctx(struct it_xmpp *c);
+/* Sends iq (released here) and waits for its answer; returns the answer (caller releases) or NULL. */
+xmpp_stanza_t *it_xmpp_iq(struct it_xmpp *c, xmpp_stanza_t *iq, int timeout_ms);
+/* Subscribes the client's bare JID to service/node; returns 0 when the service agreed. */
+int it_xmpp_subscribe(struct it_xmpp *c, const char *service, const char *node);
+/* Next pubsub event message received (caller releases), waiting up to timeout_ms; NULL if none. */
+xmpp_stanza_t *it_xmpp_next_event(struct it_xmpp *c, int timeout_ms);
+
+#endif
