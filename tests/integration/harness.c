@@ -73,14 +73,11 @@ int it_gw_wait_health(struct it_gw *gw, int up, int timeout_ms)
     long long end = now_ms() + timeout_ms;
     while (now_ms() < end) {
         struct it_resp r;
-        if (it_get(gw, "/v1/health", &r) == 0) {
-            long st = r.status;
-            it_resp_free(&r);
-            if ((up && st == 200) || (!up && st == 503))
-                return 0;
-            if (up < 0)
-                return 0;
-        }
+        int rc = it_get(gw, "/v1/health", &r);
+        long st = r.status;
+        it_resp_free(&r);
+        if (rc == 0 && ((up > 0 && st == 200) || (up == 0 && st == 503) || up < 0))
+            return 0;
         usleep(50000);
     }
     return -1;
