@@ -22,6 +22,9 @@ void gw_cmd_free(struct gw_cmd *cmd)
     free(cmd->item_id);
     free(cmd->payload);
     json_decref(cmd->config);
+    free(cmd->sub_id);
+    free(cmd->letter);
+    json_decref(cmd->args);
     json_decref(cmd->result);
     free(cmd);
 }

@@ -19,7 +19,23 @@ enum gw_op {
     GW_OP_ITEMS_GET,
     GW_OP_ITEM_GET,
     GW_OP_ITEM_RETRACT,
+    /* XMPP requests the gateway makes for itself (webhook subscriptions) */
+    GW_OP_SUBSCRIBE,
+    GW_OP_UNSUBSCRIBE,
+    GW_OP_SUBSCRIPTIONS,
+    /* Webhook registry, executed by gateway/webhooks.c */
+    GW_OP_SUB_CREATE,
+    GW_OP_SUB_LIST,
+    GW_OP_SUB_GET,
+    GW_OP_SUB_DELETE,
+    GW_OP_DEAD_LIST,
+    GW_OP_DEAD_RETRY,
 };
+
+/* 1 for the operations gateway/webhooks.c executes, 0 for XMPP requests. */
+#define GW_OP_IS_REGISTRY(op) ((op) >= GW_OP_SUB_CREATE)
+/* 1 when the operation cannot be done without the XMPP session. */
+#define GW_OP_NEEDS_XMPP(op) (!GW_OP_IS_REGISTRY(op) || (op) == GW_OP_SUB_CREATE)
 
 enum gw_payload_kind { GW_PAYLOAD_JSON = 0, GW_PAYLOAD_XML };
 
@@ -32,6 +48,9 @@ struct gw_cmd {
     char *payload;  /* publish: compact JSON text or one XML element, NUL-terminated */
     json_t *config; /* node create: form fields, may be NULL */
     int max_items;  /* items get: 0 = all */
+    char *sub_id;   /* webhook subscription id */
+    char *letter;   /* dead letter id */
+    json_t *args;   /* validated request object (subscription create) */
 
     int status;      /* HTTP status of the result */
     json_t *result;  /* success body or problem object, or NULL for no body */

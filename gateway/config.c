@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,16 @@ static const char usage_text[] =
     "  --http-threads N       HTTP worker threads (default 2)\n"
     "  --max-connections N    concurrent HTTP connections (default 512)\n"
     "  --http-timeout SECONDS idle HTTP connection timeout (default 30)\n"
+    "Webhook delivery:\n"
+    "  --delivery-timeout SECONDS  time a callback has to answer (default 10)\n"
+    "  --retry-attempts N     attempts before an event goes to the dead letters (default 10)\n"
+    "  --retry-max-age SECONDS  age after which a failing event goes to the dead letters\n"
+    "                         (default 86400)\n"
+    "  --retry-initial MS     first retry interval, doubled each time (default 1000)\n"
+    "  --retry-max-interval SECONDS  longest retry interval (default 3600)\n"
+    "  --catchup-max N        items fetched per node to catch up after downtime (default 1000)\n"
+    "  --max-host-connections N  connections to one callback host (default 8)\n"
+    "  --max-delivery-connections N  callback connections in total (default 256)\n"
     "  --help                 show this text and exit\n"
     "  --version              show the version and exit\n";
 
@@ -216,6 +227,37 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         cfg->http_timeout_s = (int)v;
         return 0;
     }
+    static const struct {
+        const char *name;
+        long min, max, scale;
+        size_t offset;
+        int kind; /* 0 int, 1 long, 2 int64 */
+    } numbers[] = {
+        {"delivery-timeout", 1, 3600, 1000, offsetof(struct gw_config, delivery_timeout_ms), 1},
+        {"retry-attempts", 1, 1000, 1, offsetof(struct gw_config, retry_attempts), 0},
+        {"retry-max-age", 1, 30L * 86400, 1000, offsetof(struct gw_config, retry_max_age_ms), 2},
+        {"retry-initial", 1, 3600000, 1, offsetof(struct gw_config, retry_initial_ms), 2},
+        {"retry-max-interval", 1, 86400, 1000, offsetof(struct gw_config, retry_max_interval_ms),
+         2},
+        {"catchup-max", 0, 100000, 1, offsetof(struct gw_config, catchup_max), 0},
+        {"max-host-connections", 1, 1000, 1, offsetof(struct gw_config, max_host_connections), 1},
+        {"max-delivery-connections", 1, 800, 1,
+         offsetof(struct gw_config, max_delivery_connections), 1},
+    };
+    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        if (strcmp(name, numbers[i].name) != 0)
+            continue;
+        if (parse_int(value, numbers[i].min, numbers[i].max, &v) != 0)
+            goto bad;
+        char *field = (char *)cfg + numbers[i].offset;
+        if (numbers[i].kind == 0)
+            *(int *)field = (int)(v * numbers[i].scale);
+        else if (numbers[i].kind == 1)
+            *(long *)field = v * numbers[i].scale;
+        else
+            *(int64_t *)field = (int64_t)v * numbers[i].scale;
+        return 0;
+    }
     snprintf(err, errlen, "unknown option '%s'", name);
     return -1;
 bad:
@@ -293,6 +335,14 @@ static const struct option long_options[] = {
     {"http-threads", required_argument, NULL, 0},
     {"max-connections", required_argument, NULL, 0},
     {"http-timeout", required_argument, NULL, 0},
+    {"delivery-timeout", required_argument, NULL, 0},
+    {"retry-attempts", required_argument, NULL, 0},
+    {"retry-max-age", required_argument, NULL, 0},
+    {"retry-initial", required_argument, NULL, 0},
+    {"retry-max-interval", required_argument, NULL, 0},
+    {"catchup-max", required_argument, NULL, 0},
+    {"max-host-connections", required_argument, NULL, 0},
+    {"max-delivery-connections", required_argument, NULL, 0},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -310,6 +360,14 @@ static void set_defaults(struct gw_config *cfg)
     cfg->http_threads = 2;
     cfg->max_connections = 512;
     cfg->http_timeout_s = 30;
+    cfg->delivery_timeout_ms = 10000;
+    cfg->retry_attempts = 10;
+    cfg->retry_max_age_ms = 86400000;
+    cfg->retry_initial_ms = 1000;
+    cfg->retry_max_interval_ms = 3600000;
+    cfg->catchup_max = 1000;
+    cfg->max_host_connections = 8;
+    cfg->max_delivery_connections = 256;
 }
 
 enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err,

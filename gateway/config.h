@@ -4,6 +4,7 @@
 #define GW_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum gw_tls_mode { GW_TLS_REQUIRED = 0, GW_TLS_OPTIONAL, GW_TLS_OFF };
 
@@ -25,6 +26,15 @@ struct gw_config {
     int http_threads;
     int max_connections;
     int http_timeout_s;
+    /* webhooks */
+    long delivery_timeout_ms;
+    int retry_attempts;
+    int64_t retry_max_age_ms;
+    int64_t retry_initial_ms;
+    int64_t retry_max_interval_ms;
+    int catchup_max;
+    long max_host_connections;
+    long max_delivery_connections;
 };
 
 enum gw_config_result { GW_CONFIG_OK = 0, GW_CONFIG_HELP, GW_CONFIG_VERSION, GW_CONFIG_ERROR };

@@ -5,7 +5,10 @@
 #include "log.h"
 #include "loop.h"
 #include "status.h"
+#include "store.h"
+#include "webhooks.h"
 
+#include "../http/client.h"
 #include "../http/server.h"
 #include "../xmpp/session.h"
 
@@ -29,8 +32,30 @@ struct app {
     struct gw_loop *loop;
     struct gw_mailbox mb;
     struct gw_xmpp *xmpp;
+    struct gw_store *store;
+    struct gw_httpc *httpc;
+    struct gw_hooks *hooks;
     int sigfd;
 };
+
+static void exec_xmpp(void *arg, struct gw_cmd *cmd)
+{
+    struct app *app = arg;
+    gw_xmpp_execute(app->xmpp, cmd);
+}
+
+static void on_events(json_t *events, void *arg)
+{
+    struct app *app = arg;
+    gw_hooks_on_events(app->hooks, events);
+}
+
+static void on_xmpp_state(int up, void *arg)
+{
+    struct app *app = arg;
+    if (up)
+        gw_hooks_on_xmpp_up(app->hooks);
+}
 
 static void drain_mailbox(struct gw_loop *loop, void *arg)
 {
@@ -39,7 +64,10 @@ static void drain_mailbox(struct gw_loop *loop, void *arg)
     struct gw_cmd *cmd = gw_mailbox_take(&app->mb);
     while (cmd != NULL) {
         struct gw_cmd *next = cmd->next;
-        gw_xmpp_execute(app->xmpp, cmd);
+        if (GW_OP_IS_REGISTRY(cmd->op))
+            gw_hooks_execute(app->hooks, cmd);
+        else
+            gw_xmpp_execute(app->xmpp, cmd);
         cmd = next;
     }
 }
@@ -114,6 +142,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "pubsubgw: cannot set up the XMPP session\n");
         goto out;
     }
+    app.store = gw_store_open(cfg.data_dir, err, sizeof(err));
+    if (app.store == NULL) {
+        fprintf(stderr, "pubsubgw: %s\n", err);
+        goto out;
+    }
+    app.httpc = gw_httpc_new(app.loop, cfg.max_host_connections, cfg.max_delivery_connections);
+    app.hooks = app.httpc ? gw_hooks_new(&cfg, app.loop, app.store, gw_httpc_sender(app.httpc),
+                                         exec_xmpp, &app)
+                          : NULL;
+    if (app.hooks == NULL) {
+        fprintf(stderr, "pubsubgw: cannot load the webhook subscriptions\n");
+        goto out;
+    }
+    gw_xmpp_set_event_cb(app.xmpp, on_events, &app);
+    gw_xmpp_set_state_cb(app.xmpp, on_xmpp_state, &app);
     gw_loop_on_wake(app.loop, drain_mailbox, &app);
     http = gw_http_start(&cfg, &app.mb, err, sizeof(err));
     if (http == NULL) {
@@ -140,6 +183,9 @@ int main(int argc, char **argv)
     gw_info("stopped");
 out:
     gw_http_stop(http);
+    gw_hooks_free(app.hooks);
+    gw_httpc_free(app.httpc);
+    gw_store_close(app.store);
     gw_xmpp_free(app.xmpp);
     if (app.sigfd >= 0)
         close(app.sigfd);

@@ -46,6 +46,9 @@ char *gw_status_metrics_text(void)
     COUNTER("xmpp_connects_total", "XMPP sessions established.", xmpp_connects);
     COUNTER("xmpp_disconnects_total", "XMPP sessions lost.", xmpp_disconnects);
     COUNTER("xmpp_events_total", "Pubsub event messages received.", events_received);
+    COUNTER("deliveries_total", "Webhook deliveries answered 2xx.", deliveries_ok);
+    COUNTER("delivery_failures_total", "Webhook delivery attempts that failed.", deliveries_failed);
+    COUNTER("dead_letters_total", "Events moved to dead letters.", dead_letters);
 #undef COUNTER
     fprintf(f,
             "# HELP pubsubgw_xmpp_up Whether the XMPP session is established.\n"

@@ -17,6 +17,9 @@ struct gw_status {
     atomic_ulong xmpp_connects;
     atomic_ulong xmpp_disconnects;
     atomic_ulong events_received;
+    atomic_ulong deliveries_ok;
+    atomic_ulong deliveries_failed;
+    atomic_ulong dead_letters;
 };
 
 extern struct gw_status gw_status;

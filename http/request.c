@@ -3,6 +3,8 @@
 #include "request.h"
 
 #include "../gateway/itemid.h"
+#include "../gateway/sign.h"
+#include "../gateway/webhooks.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -322,18 +324,225 @@ static int prepare_create(const struct gw_http_request *req, struct gw_cmd *cmd,
     return rc;
 }
 
+int gw_valid_callback(const char *url, char *err, size_t errlen)
+{
+    size_t len = strlen(url);
+    size_t skip = strncasecmp(url, "http://", 7) == 0    ? 7
+                  : strncasecmp(url, "https://", 8) == 0 ? 8
+                                                         : 0;
+    if (skip == 0) {
+        snprintf(err, errlen, "callback: must be an http or https URL");
+        return 0;
+    }
+    if (len > 2048) {
+        snprintf(err, errlen, "callback: longer than 2048 characters");
+        return 0;
+    }
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
+        if (*p <= 0x20 || *p >= 0x7F) {
+            snprintf(err, errlen,
+                     "callback: spaces, control and non-ASCII characters must be "
+                     "percent-encoded");
+            return 0;
+        }
+    }
+    const char *host = url + skip;
+    size_t alen = strcspn(host, "/?#");
+    if (memchr(host, '@', alen) != NULL) {
+        snprintf(err, errlen, "callback: user information in the URL is not accepted");
+        return 0;
+    }
+    if (strchr(url, '#') != NULL) {
+        snprintf(err, errlen, "callback: a fragment is not accepted");
+        return 0;
+    }
+    size_t hlen = alen;
+    if (host[0] == '[') {
+        const char *close = memchr(host, ']', alen);
+        if (close == NULL || close == host + 1) {
+            snprintf(err, errlen, "callback: malformed IPv6 host");
+            return 0;
+        }
+        hlen = (size_t)(close - host) + 1;
+    } else {
+        const char *colon = memchr(host, ':', alen);
+        if (colon)
+            hlen = (size_t)(colon - host);
+    }
+    if (hlen == 0) {
+        snprintf(err, errlen, "callback: the URL has no host");
+        return 0;
+    }
+    if (hlen < alen) {
+        const char *port = host + hlen;
+        if (*port != ':' || alen - hlen < 2 || alen - hlen > 6 ||
+            strspn(port + 1, "0123456789") != alen - hlen - 1 || atoi(port + 1) < 1 ||
+            atoi(port + 1) > 65535) {
+            snprintf(err, errlen, "callback: invalid port");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int prepare_sub_create(const struct gw_http_request *req, struct gw_cmd *cmd,
+                              struct gw_http_reply *reply)
+{
+    char mt[128];
+    if (media_type(req->content_type, mt, sizeof(mt)) != 0 || !is_json_type(mt))
+        return fail(reply, 415, "Unsupported media type",
+                    "Content-Type: application/json expected");
+    json_t *obj;
+    if (parse_json(req, 0, &obj, reply) != 0)
+        return -1;
+    int rc = 0;
+    char err[300];
+    json_t *args = json_object();
+    const char *key;
+    json_t *v;
+    if (!json_is_object(obj)) {
+        rc = fail(reply, 400, "Invalid request body", "body: expected a JSON object");
+        goto out;
+    }
+    json_object_foreach(obj, key, v)
+    {
+        static const char *const known[] = {"node",   "service", "callback", "secret",
+                                            "events", "verify",  "replay"};
+        size_t k = 0;
+        while (k < sizeof(known) / sizeof(known[0]) && strcmp(key, known[k]) != 0)
+            k++;
+        if (k == sizeof(known) / sizeof(known[0])) {
+            rc = fail(reply, 400, "Invalid request body", "%.100s: unknown field", key);
+            goto out;
+        }
+    }
+    json_t *node = json_object_get(obj, "node");
+    if (!json_is_string(node) || !gw_valid_id(json_string_value(node), json_string_length(node))) {
+        rc = fail(reply, 400, "Invalid request body",
+                  "node: required, a string of 1 to 1024 bytes without control characters");
+        goto out;
+    }
+    json_object_set(args, "node", node);
+    json_t *service = json_object_get(obj, "service");
+    if (service != NULL && !json_is_null(service)) {
+        if (!json_is_string(service) || !gw_valid_jid(json_string_value(service))) {
+            rc = fail(reply, 400, "Invalid request body", "service: not a valid JID");
+            goto out;
+        }
+        json_object_set(args, "service", service);
+    }
+    json_t *callback = json_object_get(obj, "callback");
+    if (!json_is_string(callback)) {
+        rc = fail(reply, 400, "Invalid request body", "callback: required, an http or https URL");
+        goto out;
+    }
+    if (!gw_valid_callback(json_string_value(callback), err, sizeof(err))) {
+        rc = fail(reply, 400, "Invalid request body", "%s", err);
+        goto out;
+    }
+    json_object_set(args, "callback", callback);
+    json_t *secret = json_object_get(obj, "secret");
+    if (secret != NULL && !json_is_null(secret)) {
+        unsigned char key_bytes[GW_KEY_MAX];
+        if (!json_is_string(secret) || gw_secret_decode(json_string_value(secret), key_bytes) < 0) {
+            rc = fail(reply, 400, "Invalid request body",
+                      "secret: expected whsec_ followed by base64 of 24 to 64 bytes");
+            goto out;
+        }
+        memset(key_bytes, 0, sizeof(key_bytes));
+        json_object_set(args, "secret", secret);
+    }
+    unsigned mask = GW_EV_ALL;
+    json_t *events = json_object_get(obj, "events");
+    if (events != NULL) {
+        if (!json_is_array(events) || json_array_size(events) == 0) {
+            rc = fail(reply, 400, "Invalid request body",
+                      "events: a non-empty array of items, retract, purge, delete, subscription, "
+                      "configuration");
+            goto out;
+        }
+        mask = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(events, i, e)
+        {
+            unsigned bit = json_is_string(e) ? gw_event_kind_bit(json_string_value(e)) : 0;
+            if (bit == 0) {
+                rc = fail(reply, 400, "Invalid request body",
+                          "events[%zu]: one of items, retract, purge, delete, subscription, "
+                          "configuration",
+                          i);
+                goto out;
+            }
+            mask |= bit;
+        }
+    }
+    json_object_set_new(args, "events_mask", json_integer(mask));
+    json_t *verify = json_object_get(obj, "verify");
+    if (verify != NULL && !json_is_boolean(verify)) {
+        rc = fail(reply, 400, "Invalid request body", "verify: expected true or false");
+        goto out;
+    }
+    json_object_set_new(args, "verify", json_boolean(json_is_true(verify)));
+    json_t *replay = json_object_get(obj, "replay");
+    if (replay != NULL && (!json_is_integer(replay) || json_integer_value(replay) < 0 ||
+                           json_integer_value(replay) > 1000)) {
+        rc = fail(reply, 400, "Invalid request body", "replay: an integer from 0 to 1000");
+        goto out;
+    }
+    json_object_set_new(args, "replay", json_integer(replay ? json_integer_value(replay) : 0));
+    cmd->args = args;
+    args = NULL;
+out:
+    json_decref(args);
+    json_decref(obj);
+    return rc;
+}
+
+/* The command of a route that goes to the loop thread; -1 for routes answered in place. */
+static int route_op(enum gw_route route)
+{
+    switch (route) {
+    case GW_ROUTE_NODES_LIST:
+        return GW_OP_NODES_LIST;
+    case GW_ROUTE_NODE_CREATE:
+        return GW_OP_NODE_CREATE;
+    case GW_ROUTE_NODE_GET:
+        return GW_OP_NODE_GET;
+    case GW_ROUTE_NODE_DELETE:
+        return GW_OP_NODE_DELETE;
+    case GW_ROUTE_ITEMS_LIST:
+        return GW_OP_ITEMS_GET;
+    case GW_ROUTE_ITEM_PUBLISH:
+        return GW_OP_PUBLISH;
+    case GW_ROUTE_ITEM_GET:
+        return GW_OP_ITEM_GET;
+    case GW_ROUTE_ITEM_DELETE:
+        return GW_OP_ITEM_RETRACT;
+    case GW_ROUTE_SUBS_LIST:
+        return GW_OP_SUB_LIST;
+    case GW_ROUTE_SUB_CREATE:
+        return GW_OP_SUB_CREATE;
+    case GW_ROUTE_SUB_GET:
+        return GW_OP_SUB_GET;
+    case GW_ROUTE_SUB_DELETE:
+        return GW_OP_SUB_DELETE;
+    case GW_ROUTE_DEAD_LIST:
+        return GW_OP_DEAD_LIST;
+    case GW_ROUTE_DEAD_RETRY:
+        return GW_OP_DEAD_RETRY;
+    default:
+        return -1;
+    }
+}
+
 int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
                     struct gw_http_reply *reply)
 {
-    static const enum gw_op ops[GW_ROUTE_COUNT] = {
-        [GW_ROUTE_NODES_LIST] = GW_OP_NODES_LIST, [GW_ROUTE_NODE_CREATE] = GW_OP_NODE_CREATE,
-        [GW_ROUTE_NODE_GET] = GW_OP_NODE_GET,     [GW_ROUTE_NODE_DELETE] = GW_OP_NODE_DELETE,
-        [GW_ROUTE_ITEMS_LIST] = GW_OP_ITEMS_GET,  [GW_ROUTE_ITEM_PUBLISH] = GW_OP_PUBLISH,
-        [GW_ROUTE_ITEM_GET] = GW_OP_ITEM_GET,     [GW_ROUTE_ITEM_DELETE] = GW_OP_ITEM_RETRACT,
-    };
     enum gw_route route = req->match->route;
     *out = NULL;
-    struct gw_cmd *cmd = gw_cmd_new(ops[route]);
+    int op = route_op(route);
+    struct gw_cmd *cmd = op < 0 ? NULL : gw_cmd_new((enum gw_op)op);
     if (cmd == NULL)
         return fail(reply, 500, "Internal error", "out of memory");
     int rc = common(req, cmd, reply);
@@ -352,6 +561,21 @@ int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
         rc = prepare_publish(req, cmd, reply);
     } else if (rc == 0 && route == GW_ROUTE_NODE_CREATE) {
         rc = prepare_create(req, cmd, reply);
+    } else if (rc == 0 && route == GW_ROUTE_SUB_CREATE) {
+        rc = prepare_sub_create(req, cmd, reply);
+    } else if (rc == 0 && route == GW_ROUTE_SUBS_LIST) {
+        const char *node = query_get(req, "node");
+        if (node != NULL && !gw_valid_id(node, strlen(node)))
+            rc = fail(reply, 400, "Invalid parameter", "node: not a valid node id");
+        else if (node != NULL)
+            cmd->node = strdup(node);
+    }
+    if (rc == 0 && req->match->sub[0] != '\0') {
+        cmd->sub_id = strdup(req->match->sub);
+        if (route == GW_ROUTE_DEAD_RETRY) {
+            cmd->letter = cmd->item_id; /* the {id} of this route is the dead letter's */
+            cmd->item_id = NULL;
+        }
     }
     if (rc != 0) {
         gw_cmd_free(cmd);

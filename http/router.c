@@ -19,6 +19,12 @@ const struct gw_route_def gw_routes[] = {
     {GW_ROUTE_ITEM_PUBLISH, "POST", "/v1/nodes/{node}/items"},
     {GW_ROUTE_ITEM_GET, "GET", "/v1/nodes/{node}/items/{id}"},
     {GW_ROUTE_ITEM_DELETE, "DELETE", "/v1/nodes/{node}/items/{id}"},
+    {GW_ROUTE_SUBS_LIST, "GET", "/v1/subscriptions"},
+    {GW_ROUTE_SUB_CREATE, "POST", "/v1/subscriptions"},
+    {GW_ROUTE_SUB_GET, "GET", "/v1/subscriptions/{sub}"},
+    {GW_ROUTE_SUB_DELETE, "DELETE", "/v1/subscriptions/{sub}"},
+    {GW_ROUTE_DEAD_LIST, "GET", "/v1/subscriptions/{sub}/dead-letters"},
+    {GW_ROUTE_DEAD_RETRY, "POST", "/v1/subscriptions/{sub}/dead-letters/{id}/retry"},
 };
 
 _Static_assert(sizeof(gw_routes) / sizeof(gw_routes[0]) == GW_ROUTE_COUNT, "route table");
@@ -139,22 +145,22 @@ static int match_pattern(const char *pattern, const char *path, struct gw_route_
             size_t slen = send ? (size_t)(send - s) : strlen(s);
             if (slen == 0)
                 return 0;
-            int is_node = strncmp(p, "{node}", 6) == 0;
-            char *dst = is_node ? m->node : m->id;
+            const char *pname = strncmp(p, "{node}", 6) == 0  ? "node"
+                                : strncmp(p, "{sub}", 5) == 0 ? "subscription id"
+                                                              : "id";
+            char *dst = pname[0] == 'n' ? m->node : pname[0] == 's' ? m->sub : m->id;
             /* Only the rest of the template decides whether this is the route. */
             const char *prest = pend + 1, *srest = s + slen;
             if ((*prest == '\0') != (*srest == '\0'))
                 return 0;
             long n = gw_percent_decode(s, slen, dst, GW_PARAM_MAX + 1, 0);
             if (n < 0) {
-                snprintf(m->error, sizeof(m->error), "%s: bad percent-encoding or too long",
-                         is_node ? "node" : "id");
+                snprintf(m->error, sizeof(m->error), "%s: bad percent-encoding or too long", pname);
                 return -1;
             }
             if (!gw_valid_id(dst, (size_t)n)) {
                 snprintf(m->error, sizeof(m->error),
-                         "%s: must be valid UTF-8 without control characters",
-                         is_node ? "node" : "id");
+                         "%s: must be valid UTF-8 without control characters", pname);
                 return -1;
             }
             p = prest;
@@ -171,7 +177,7 @@ static int match_pattern(const char *pattern, const char *path, struct gw_route_
 
 enum gw_match_result gw_route_match(const char *method, const char *path, struct gw_route_match *m)
 {
-    m->node[0] = m->id[0] = m->allow[0] = m->error[0] = '\0';
+    m->node[0] = m->id[0] = m->sub[0] = m->allow[0] = m->error[0] = '\0';
     size_t plen = strlen(path);
     /* One trailing slash is forgiven ("/v1/nodes/"), as clients often add it. */
     char trimmed[4 * GW_PARAM_MAX];

@@ -18,10 +18,16 @@ enum gw_route {
     GW_ROUTE_ITEM_PUBLISH,
     GW_ROUTE_ITEM_GET,
     GW_ROUTE_ITEM_DELETE,
+    GW_ROUTE_SUBS_LIST,
+    GW_ROUTE_SUB_CREATE,
+    GW_ROUTE_SUB_GET,
+    GW_ROUTE_SUB_DELETE,
+    GW_ROUTE_DEAD_LIST,
+    GW_ROUTE_DEAD_RETRY,
     GW_ROUTE_COUNT
 };
 
-/* One route: method, path template ("{node}" and "{id}" are parameters), name. */
+/* One route: method and path template ("{node}", "{id}" and "{sub}" are parameters). */
 struct gw_route_def {
     enum gw_route route;
     const char *method;
@@ -37,6 +43,7 @@ struct gw_route_match {
     enum gw_route route;
     char node[GW_PARAM_MAX + 1]; /* decoded {node}, "" when the route has none */
     char id[GW_PARAM_MAX + 1];   /* decoded {id} */
+    char sub[GW_PARAM_MAX + 1];  /* decoded {sub} */
     char allow[64];              /* for GW_MATCH_METHOD: the methods the path accepts */
     char error[128];             /* for GW_MATCH_BAD: what is wrong with the path */
 };

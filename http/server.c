@@ -213,7 +213,7 @@ static enum MHD_Result dispatch(struct req *r)
         json_decref(reply.body);
         goto out;
     }
-    if (!atomic_load(&gw_status.xmpp_up)) {
+    if (GW_OP_NEEDS_XMPP(cmd->op) && !atomic_load(&gw_status.xmpp_up)) {
         gw_cmd_free(cmd);
         json_t *p = gw_problem_new(503, "XMPP session unavailable",
                                    "the gateway is not connected to its XMPP server", NULL);

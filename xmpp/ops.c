@@ -144,6 +144,31 @@ static void on_node_get(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *an
     gw_cmd_finish(cmd, 200, info);
 }
 
+static void on_subscriptions(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *answer, int step)
+{
+    (void)x;
+    (void)step;
+    if (is_error(answer))
+        gw_xmpp_fail_from_error(cmd, answer);
+    else
+        finish_json(cmd, 200, gw_pubsub_subscriptions_json(answer, GW_NS_PUBSUB));
+}
+
+static void on_subscribe(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *answer, int step)
+{
+    (void)x;
+    (void)step;
+    if (is_error(answer)) {
+        gw_xmpp_fail_from_error(cmd, answer);
+        return;
+    }
+    /* The service may answer "pending" (authorize access model) or "unconfigured". */
+    xmpp_stanza_t *sub =
+        gw_stanza_child(gw_stanza_child(answer, "pubsub", GW_NS_PUBSUB), "subscription", NULL);
+    const char *state = sub ? xmpp_stanza_get_attribute(sub, "subscription") : NULL;
+    finish_json(cmd, 200, json_pack("{s:s}", "subscription", state ? state : "subscribed"));
+}
+
 void gw_xmpp_execute(struct gw_xmpp *x, struct gw_cmd *cmd)
 {
     if (!gw_xmpp_is_up(x)) {
@@ -201,6 +226,18 @@ void gw_xmpp_execute(struct gw_xmpp *x, struct gw_cmd *cmd)
     case GW_OP_NODE_DELETE:
         gw_xmpp_send_iq(x, gw_pubsub_delete(ctx, id, service, cmd->node), cmd, on_no_content, 0);
         return;
+    case GW_OP_SUBSCRIBE:
+    case GW_OP_UNSUBSCRIBE:
+        gw_xmpp_send_iq(x,
+                        gw_pubsub_subscribe(ctx, id, service, cmd->node, gw_xmpp_bare_jid(x),
+                                            cmd->op == GW_OP_SUBSCRIBE),
+                        cmd, cmd->op == GW_OP_SUBSCRIBE ? on_subscribe : on_no_content, 0);
+        return;
+    case GW_OP_SUBSCRIPTIONS:
+        gw_xmpp_send_iq(x, gw_pubsub_subscriptions(ctx, id, service), cmd, on_subscriptions, 0);
+        return;
+    default:
+        break;
     }
     gw_cmd_fail(cmd, 500, "Internal error", "unknown operation", NULL);
 }

@@ -242,6 +242,66 @@ xmpp_stanza_t *gw_pubsub_config_get(xmpp_ctx_t *ctx, const char *id, const char 
     return owner_node_op(ctx, "get", id, service, "configure", node);
 }
 
+xmpp_stanza_t *gw_pubsub_subscribe(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                   const char *node, const char *jid, int subscribe)
+{
+    xmpp_stanza_t *ps;
+    xmpp_stanza_t *iq = iq_with(ctx, "set", id, service, "pubsub", GW_NS_PUBSUB, &ps);
+    if (iq == NULL)
+        return NULL;
+    xmpp_stanza_t *el = add(ps, subscribe ? "subscribe" : "unsubscribe", NULL);
+    if (el == NULL) {
+        xmpp_stanza_release(iq);
+        return NULL;
+    }
+    xmpp_stanza_set_attribute(el, "node", node);
+    xmpp_stanza_set_attribute(el, "jid", jid);
+    return iq;
+}
+
+xmpp_stanza_t *gw_pubsub_subscriptions(xmpp_ctx_t *ctx, const char *id, const char *service)
+{
+    xmpp_stanza_t *ps;
+    xmpp_stanza_t *iq = iq_with(ctx, "get", id, service, "pubsub", GW_NS_PUBSUB, &ps);
+    if (iq != NULL && add(ps, "subscriptions", NULL) == NULL) {
+        xmpp_stanza_release(iq);
+        return NULL;
+    }
+    return iq;
+}
+
+json_t *gw_pubsub_subscriptions_json(xmpp_stanza_t *iq, const char *ns)
+{
+    json_t *list = json_array();
+    json_t *out = json_pack("{s:o}", "subscriptions", list);
+    if (out == NULL)
+        return NULL;
+    xmpp_stanza_t *subs = gw_stanza_child(gw_stanza_child(iq, "pubsub", ns), "subscriptions", NULL);
+    const char *parent_node = subs ? xmpp_stanza_get_attribute(subs, "node") : NULL;
+    for (xmpp_stanza_t *c = subs ? xmpp_stanza_get_children(subs) : NULL; c;
+         c = xmpp_stanza_get_next(c)) {
+        const char *name = xmpp_stanza_get_name(c);
+        if (!xmpp_stanza_is_tag(c) || name == NULL || strcmp(name, "subscription") != 0)
+            continue;
+        json_t *e = json_object();
+        if (e == NULL)
+            continue;
+        const char *node = xmpp_stanza_get_attribute(c, "node");
+        if (node == NULL)
+            node = parent_node;
+        if (node)
+            json_object_set_new(e, "node", json_string(node));
+        const char *attrs[] = {"jid", "subscription", "subid", "expiry"};
+        for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+            const char *v = xmpp_stanza_get_attribute(c, attrs[i]);
+            if (v)
+                json_object_set_new(e, attrs[i], json_string(v));
+        }
+        json_array_append_new(list, e);
+    }
+    return out;
+}
+
 static xmpp_stanza_t *disco(xmpp_ctx_t *ctx, const char *id, const char *service, const char *node,
                             const char *ns)
 {

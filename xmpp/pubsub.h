@@ -37,6 +37,14 @@ xmpp_stanza_t *gw_pubsub_delete(xmpp_ctx_t *ctx, const char *id, const char *ser
 /* Owner <configure node/> (get) */
 xmpp_stanza_t *gw_pubsub_config_get(xmpp_ctx_t *ctx, const char *id, const char *service,
                                     const char *node);
+/* <subscribe node jid/> and <unsubscribe node jid/> */
+xmpp_stanza_t *gw_pubsub_subscribe(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                   const char *node, const char *jid, int subscribe);
+/* <subscriptions/>: the requester's subscriptions at service */
+xmpp_stanza_t *gw_pubsub_subscriptions(xmpp_ctx_t *ctx, const char *id, const char *service);
+/* {"subscriptions":[{"node","jid","subscription","subid"}]} from a subscriptions result */
+json_t *gw_pubsub_subscriptions_json(xmpp_stanza_t *iq, const char *ns);
+
 /* disco#items / disco#info query, node may be NULL */
 xmpp_stanza_t *gw_disco_items(xmpp_ctx_t *ctx, const char *id, const char *service,
                               const char *node);

@@ -8,6 +8,7 @@
 #include "../gateway/log.h"
 #include "../gateway/loop.h"
 #include "../gateway/status.h"
+#include "event.h"
 #include "pubsub.h"
 
 #include <netinet/in.h>
@@ -49,6 +50,7 @@ struct gw_xmpp {
     uint64_t reconnect_timer, expiry_timer, tick_timer;
     unsigned long long next_id;
     struct gw_iq *head, *tail; /* ordered by deadline: every IQ gets the same timeout */
+    char bare[1100];
     gw_xmpp_event_cb event_cb;
     void *event_arg;
     gw_xmpp_state_cb state_cb;
@@ -69,6 +71,11 @@ static void strophe_log(void *userdata, xmpp_log_level_t level, const char *area
 xmpp_ctx_t *gw_xmpp_ctx(struct gw_xmpp *x)
 {
     return x->ctx;
+}
+
+const char *gw_xmpp_bare_jid(struct gw_xmpp *x)
+{
+    return x->bare;
 }
 
 const char *gw_xmpp_service(struct gw_xmpp *x, const struct gw_cmd *cmd)
@@ -478,6 +485,7 @@ struct gw_xmpp *gw_xmpp_new(const struct gw_config *cfg, struct gw_loop *loop)
         xmpp_conn_set_jid(x->conn, cfg->jid);
     }
     xmpp_conn_set_pass(x->conn, cfg->password);
+    snprintf(x->bare, sizeof(x->bare), "%.*s", (int)strcspn(cfg->jid, "/"), cfg->jid);
     xmpp_conn_set_sockopt_callback(x->conn, sockopt_cb);
     gw_loop_on_round(loop, on_round, x);
     return x;
@@ -547,8 +555,9 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userd
     if (event == NULL)
         return 1;
     atomic_fetch_add(&gw_status.events_received, 1);
-    gw_debug("pubsub event from %s",
-             xmpp_stanza_get_from(stanza) ? xmpp_stanza_get_from(stanza) : "?");
-    (void)x->event_cb;
+    json_t *events = gw_event_parse(x->ctx, stanza);
+    if (events != NULL && x->event_cb != NULL)
+        x->event_cb(events, x->event_arg);
+    json_decref(events);
     return 1;
 }

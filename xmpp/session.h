@@ -12,8 +12,9 @@
 struct gw_loop;
 struct gw_xmpp;
 
-/* Called for every pubsub notification, as an event object (see xmpp/event.h). */
-typedef void (*gw_xmpp_event_cb)(json_t *event, void *arg);
+/* Called for every pubsub notification message with a JSON array of event objects (see
+ * xmpp/event.h); the array is borrowed for the call. */
+typedef void (*gw_xmpp_event_cb)(json_t *events, void *arg);
 /* Called when the session comes up (up = 1) or goes down (up = 0). */
 typedef void (*gw_xmpp_state_cb)(int up, void *arg);
 

@@ -14,6 +14,8 @@ typedef void (*gw_iq_cb)(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *a
 
 xmpp_ctx_t *gw_xmpp_ctx(struct gw_xmpp *x);
 const char *gw_xmpp_service(struct gw_xmpp *x, const struct gw_cmd *cmd);
+/* The gateway's bare JID (subscriptions are made for it). */
+const char *gw_xmpp_bare_jid(struct gw_xmpp *x);
 
 /* Writes a fresh IQ id into buf (at least 24 bytes). */
 void gw_xmpp_new_id(struct gw_xmpp *x, char *buf);

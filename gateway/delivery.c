@@ -1,0 +1,196 @@
+/* The delivery engine. Each subscription has at most one delivery in flight and takes its
+ * deliveries in outbox order, so its events arrive in order; a slow or failing callback only
+ * ever holds up its own queue. A delivery leaves the outbox only after a 2xx. */
+#include "log.h"
+#include "loop.h"
+#include "status.h"
+#include "webhooks_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct attempt {
+    struct gw_hooks *h;
+    struct hsub *s;
+    int64_t seq, event, created_ms;
+    int attempts;
+};
+
+int64_t gw_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gw_hsub_free(struct hsub *s)
+{
+    if (s == NULL)
+        return;
+    free(s->id);
+    free(s->service);
+    free(s->node);
+    free(s->callback);
+    if (s->secret)
+        memset(s->secret, 0, strlen(s->secret));
+    free(s->secret);
+    memset(s->key, 0, sizeof(s->key));
+    free(s);
+}
+
+int gw_delivery_detach(struct gw_hooks *h, struct hsub *s)
+{
+    if (s->timer) {
+        gw_loop_timer_cancel(h->loop, s->timer);
+        s->timer = 0;
+    }
+    s->gone = 1;
+    return !s->inflight;
+}
+
+static void on_timer(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    struct hsub *s = arg;
+    s->timer = 0;
+    gw_delivery_kick(s->h, s);
+}
+
+static void arm(struct gw_hooks *h, struct hsub *s, int64_t delay_ms)
+{
+    s->timer = gw_loop_timer_add(h->loop, delay_ms, on_timer, s);
+}
+
+/* Exponential backoff from the configured initial interval, capped, with +-20% jitter. */
+static int64_t backoff_ms(const struct gw_config *cfg, int attempts)
+{
+    int64_t d = cfg->retry_initial_ms;
+    for (int i = 1; i < attempts && d < cfg->retry_max_interval_ms; i++)
+        d *= 2;
+    if (d > cfg->retry_max_interval_ms)
+        d = cfg->retry_max_interval_ms;
+    unsigned int r = 0;
+    gw_random(&r, sizeof(r));
+    return d + d * ((int)(r % 41) - 20) / 100;
+}
+
+static void on_result(void *arg, const struct gw_send_result *res)
+{
+    struct attempt *a = arg;
+    struct gw_hooks *h = a->h;
+    struct hsub *s = a->s;
+    s->inflight = 0;
+    /* Removed while in flight, or the gateway is stopping: the delivery stays in the outbox
+     * unless it was the subscription that went. */
+    if (s->gone) {
+        gw_hsub_free(s);
+        free(a);
+        return;
+    }
+    if (res->status >= 200 && res->status < 300) {
+        gw_store_delivery_done(h->store, a->seq, a->event);
+        atomic_fetch_add(&gw_status.deliveries_ok, 1);
+        free(a);
+        gw_delivery_kick(h, s);
+        return;
+    }
+    if (res->status == 410) {
+        free(a);
+        gw_hooks_remove(h, s, "the callback answered 410 Gone");
+        return;
+    }
+    atomic_fetch_add(&gw_status.deliveries_failed, 1);
+    char error[300];
+    if (res->status == 0)
+        snprintf(error, sizeof(error), "%.280s", res->error ? res->error : "no answer");
+    else if (res->status >= 300 && res->status < 400)
+        snprintf(error, sizeof(error), "HTTP %ld (redirects are not followed)", res->status);
+    else
+        snprintf(error, sizeof(error), "HTTP %ld", res->status);
+    int64_t now = gw_wall_ms();
+    int attempts = a->attempts + 1;
+    int dead =
+        attempts >= h->cfg->retry_attempts || now - a->created_ms >= h->cfg->retry_max_age_ms;
+    int64_t delay = backoff_ms(h->cfg, attempts);
+    if ((res->status == 429 || res->status == 503) && res->retry_after_s > 0)
+        delay = res->retry_after_s * 1000 > 3600000 ? 3600000 : res->retry_after_s * 1000;
+    gw_store_delivery_failed(h->store, a->seq, attempts, now + delay, error, dead);
+    if (dead) {
+        atomic_fetch_add(&gw_status.dead_letters, 1);
+        gw_warn("subscription %s: event moved to dead letters after %d attempts (%s)", s->id,
+                attempts, error);
+        free(a);
+        gw_delivery_kick(h, s);
+        return;
+    }
+    gw_debug("subscription %s: delivery failed (%s), retry in %lld ms", s->id, error,
+             (long long)delay);
+    free(a);
+    arm(h, s, delay);
+}
+
+/* The delivery body: the stored event plus this subscription's id. */
+static char *compose(const char *event_body, const char *sub_id)
+{
+    json_t *ev = json_loads(event_body, 0, NULL);
+    if (ev == NULL)
+        return NULL;
+    json_object_set_new(ev, "subscription", json_string(sub_id));
+    char *body = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    return body;
+}
+
+void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
+{
+    if (s->inflight || s->timer || s->gone)
+        return;
+    struct gw_store_delivery d;
+    if (gw_store_delivery_head(h->store, s->id, &d) <= 0)
+        return;
+    int64_t now = gw_wall_ms();
+    if (d.next_at > now) {
+        arm(h, s, d.next_at - now);
+        gw_store_delivery_clear(&d);
+        return;
+    }
+    char *body = compose(d.body, s->id);
+    struct attempt *a = calloc(1, sizeof(*a));
+    char sig[128], hid[200], hts[64], hsig[160];
+    long long ts = now / 1000;
+    if (body == NULL || a == NULL ||
+        gw_sign(s->key, (size_t)s->keylen, d.event_id, ts, body, strlen(body), sig, sizeof(sig)) !=
+            0) {
+        /* A stored event that cannot be composed would block the queue forever. */
+        gw_error("subscription %s: cannot compose event %s; moved to dead letters", s->id,
+                 d.event_id);
+        gw_store_delivery_failed(h->store, d.seq, d.attempts, now, "cannot compose", 1);
+        free(body);
+        free(a);
+        gw_store_delivery_clear(&d);
+        arm(h, s, 0);
+        return;
+    }
+    snprintf(hid, sizeof(hid), "webhook-id: %s", d.event_id);
+    snprintf(hts, sizeof(hts), "webhook-timestamp: %lld", ts);
+    snprintf(hsig, sizeof(hsig), "webhook-signature: %s", sig);
+    const char *headers[] = {"Content-Type: application/json", hid, hts, hsig, NULL};
+    struct gw_send_req req = {"POST", s->callback,  headers,
+                              body,   strlen(body), h->cfg->delivery_timeout_ms};
+    a->h = h;
+    a->s = s;
+    a->seq = d.seq;
+    a->event = d.event;
+    a->created_ms = d.created_ms;
+    a->attempts = d.attempts;
+    gw_store_delivery_clear(&d);
+    s->inflight = 1;
+    if (h->sender->send(h->sender, &req, on_result, a) != 0) {
+        s->inflight = 0;
+        free(a);
+        arm(h, s, backoff_ms(h->cfg, 1));
+    }
+    free(body);
+}

@@ -1,0 +1,298 @@
+/* Registry commands from the REST API. Creating a subscription is a small pipeline run on the
+ * loop thread: intent verification (a GET with a fresh challenge), the XMPP subscription of the
+ * node, the replay of stored items, then one transaction that stores it all. */
+#include "itemid.h"
+#include "log.h"
+#include "webhooks_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct creating {
+    struct gw_hooks *h;
+    struct gw_cmd *cmd; /* the client's command */
+    struct hsub *s;
+    int replay;
+    int generated;
+    char challenge[65];
+};
+
+static void creating_free(struct creating *c)
+{
+    gw_hsub_free(c->s);
+    free(c);
+}
+
+/* Percent-encodes s into out (cap bytes); unreserved characters stay. */
+static void url_encode(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s && o + 4 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+static void finish_create(struct creating *c, json_t *replay_items)
+{
+    struct gw_hooks *h = c->h;
+    struct hsub *s = c->s;
+    struct gw_store_sub st = {s->id,     s->service, s->node,      s->callback,
+                              s->secret, s->events,  s->created_ms};
+    if (gw_store_begin(h->store) != 0)
+        goto fail;
+    if (gw_store_sub_insert(h->store, &st) != 0 || gw_hooks_attach(h, s) != 0) {
+        gw_store_rollback(h->store);
+        goto fail;
+    }
+    c->s = NULL; /* the registry owns it now */
+    if (replay_items != NULL && json_array_size(replay_items) > 0) {
+        json_t *events = json_array();
+        size_t i;
+        json_t *item;
+        json_array_foreach(replay_items, i, item)
+        {
+            json_array_append_new(events,
+                                  json_pack("{s:s, s:s, s:s, s:O}", "type", "item.published",
+                                            "service", s->service, "node", s->node, "item", item));
+        }
+        int rc = gw_hooks_intake(h, events, "replay", s, 0, 1);
+        json_decref(events);
+        if (rc != 0) {
+            gw_store_rollback(h->store);
+            gw_hooks_remove(h, s, "replay could not be stored");
+            gw_cmd_fail(c->cmd, 500, "Internal error", "the replay could not be stored", NULL);
+            free(c);
+            return;
+        }
+    }
+    if (gw_store_commit(h->store) != 0) {
+        gw_hooks_remove(h, s, "could not be stored");
+        gw_cmd_fail(c->cmd, 500, "Internal error", "the subscription could not be stored", NULL);
+        free(c);
+        return;
+    }
+    gw_info("subscription %s: %s/%s -> %s", s->id, s->service, s->node, s->callback);
+    gw_delivery_kick(h, s);
+    json_t *out = gw_hsub_json(s);
+    if (out && c->generated)
+        json_object_set_new(out, "secret", json_string(s->secret)); /* this once only */
+    gw_cmd_finish(c->cmd, 201, out);
+    free(c);
+    return;
+fail:
+    gw_cmd_fail(c->cmd, 500, "Internal error", "the subscription could not be stored", NULL);
+    creating_free(c);
+}
+
+/* The service's stored items, for the replay, oldest first. */
+static void on_replay_items(struct gw_cmd *xc)
+{
+    struct creating *c = xc->done_arg;
+    if (xc->status != 200) {
+        gw_cmd_finish(c->cmd, xc->status, json_incref(xc->result));
+        creating_free(c);
+    } else {
+        finish_create(c, json_object_get(xc->result, "items"));
+    }
+    gw_cmd_free(xc);
+}
+
+static void on_subscribed(struct gw_cmd *xc)
+{
+    struct creating *c = xc->done_arg;
+    if (xc->status != 200) {
+        /* e.g. 404: no such node. The answer goes to the client as is. */
+        c->cmd->retry_after = xc->retry_after;
+        gw_cmd_finish(c->cmd, xc->status, json_incref(xc->result));
+        creating_free(c);
+        gw_cmd_free(xc);
+        return;
+    }
+    gw_cmd_free(xc);
+    if (c->replay > 0) {
+        struct gw_cmd *ic =
+            gw_hooks_xmpp_cmd(GW_OP_ITEMS_GET, c->s->service, c->s->node, on_replay_items, c);
+        if (ic == NULL) {
+            gw_cmd_fail(c->cmd, 500, "Internal error", "out of memory", NULL);
+            creating_free(c);
+            return;
+        }
+        ic->max_items = c->replay;
+        c->h->exec(c->h->exec_arg, ic);
+        return;
+    }
+    finish_create(c, NULL);
+}
+
+static void subscribe_node(struct creating *c)
+{
+    struct gw_cmd *xc =
+        gw_hooks_xmpp_cmd(GW_OP_SUBSCRIBE, c->s->service, c->s->node, on_subscribed, c);
+    if (xc == NULL) {
+        gw_cmd_fail(c->cmd, 500, "Internal error", "out of memory", NULL);
+        creating_free(c);
+        return;
+    }
+    c->h->exec(c->h->exec_arg, xc);
+}
+
+static void on_verified(void *arg, const struct gw_send_result *res)
+{
+    struct creating *c = arg;
+    char detail[400];
+    if (res->status < 200 || res->status >= 300) {
+        if (res->status == 0)
+            snprintf(detail, sizeof(detail), "callback: verification request failed: %.300s",
+                     res->error ? res->error : "no answer");
+        else
+            snprintf(detail, sizeof(detail), "callback: verification answered HTTP %ld",
+                     res->status);
+    } else if (res->body_len != strlen(c->challenge) || !gw_const_eq(res->body, c->challenge)) {
+        snprintf(detail, sizeof(detail),
+                 "callback: verification answer is not the challenge (the body must be exactly "
+                 "hub.challenge)");
+    } else {
+        subscribe_node(c);
+        return;
+    }
+    gw_cmd_fail(c->cmd, 400, "Callback verification failed", detail, NULL);
+    creating_free(c);
+}
+
+static void create(struct gw_hooks *h, struct gw_cmd *cmd)
+{
+    json_t *a = cmd->args;
+    const char *service = json_string_value(json_object_get(a, "service"));
+    const char *node = json_string_value(json_object_get(a, "node"));
+    const char *callback = json_string_value(json_object_get(a, "callback"));
+    const char *secret = json_string_value(json_object_get(a, "secret"));
+    unsigned events = (unsigned)json_integer_value(json_object_get(a, "events_mask"));
+    struct creating *c = calloc(1, sizeof(*c));
+    char generated[128], id[GW_ITEMID_LEN + 5] = "sub_";
+    if (c == NULL || gw_itemid_new(id + 4) != 0) {
+        free(c);
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    if (secret == NULL) {
+        if (gw_secret_generate(generated, sizeof(generated)) != 0) {
+            free(c);
+            gw_cmd_fail(cmd, 500, "Internal error", "no randomness for a secret", NULL);
+            return;
+        }
+        secret = generated;
+        c->generated = 1;
+    }
+    c->h = h;
+    c->cmd = cmd;
+    c->replay = (int)json_integer_value(json_object_get(a, "replay"));
+    c->s = gw_hsub_new(h, id, service ? service : h->cfg->service, node, callback, secret, events,
+                       gw_wall_ms());
+    memset(generated, 0, sizeof(generated));
+    if (c->s == NULL) {
+        free(c);
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    if (!json_is_true(json_object_get(a, "verify"))) {
+        subscribe_node(c);
+        return;
+    }
+    unsigned char rnd[24];
+    gw_random(rnd, sizeof(rnd));
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(c->challenge + 2 * i, 3, "%02x", rnd[i]);
+    char topic[3200], url[8192];
+    url_encode(c->s->node, topic, sizeof(topic));
+    snprintf(url, sizeof(url), "%s%shub.mode=subscribe&hub.topic=%s&hub.challenge=%s",
+             c->s->callback, strchr(c->s->callback, '?') ? "&" : "?", topic, c->challenge);
+    struct gw_send_req req = {"GET", url, NULL, NULL, 0, h->cfg->delivery_timeout_ms};
+    if (h->sender->send(h->sender, &req, on_verified, c) != 0) {
+        gw_cmd_fail(cmd, 500, "Internal error", "cannot start the verification request", NULL);
+        creating_free(c);
+    }
+}
+
+static struct hsub *lookup(struct gw_hooks *h, struct gw_cmd *cmd)
+{
+    struct hsub *s = cmd->sub_id ? gw_hmap_get(h->subs, cmd->sub_id, strlen(cmd->sub_id)) : NULL;
+    if (s == NULL)
+        gw_cmd_fail(cmd, 404, "Subscription not found", "no subscription with this id", NULL);
+    return s;
+}
+
+static void add_letter(const struct gw_store_delivery *d, void *arg)
+{
+    char created[40], id[32];
+    gw_iso_time(d->created_ms, created, sizeof(created));
+    snprintf(id, sizeof(id), "%lld", (long long)d->seq);
+    json_t *event = json_loads(d->body, 0, NULL);
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:i, s:s?, s:s, s:o*}", "id", id, "event_id",
+                                         d->event_id, "attempts", d->attempts, "last_error",
+                                         d->last_error, "created_at", created, "event", event));
+}
+
+void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
+{
+    struct hsub *s;
+    switch (cmd->op) {
+    case GW_OP_SUB_CREATE:
+        create(h, cmd);
+        return;
+    case GW_OP_SUB_LIST: {
+        json_t *list = json_array();
+        for (s = h->first; s; s = s->next) {
+            if ((cmd->node && strcmp(cmd->node, s->node) != 0) ||
+                (cmd->service && strcmp(cmd->service, s->service) != 0))
+                continue;
+            json_array_append_new(list, gw_hsub_json(s));
+        }
+        gw_cmd_finish(cmd, 200, json_pack("{s:o}", "subscriptions", list));
+        return;
+    }
+    case GW_OP_SUB_GET:
+        if ((s = lookup(h, cmd)) != NULL)
+            gw_cmd_finish(cmd, 200, gw_hsub_json(s));
+        return;
+    case GW_OP_SUB_DELETE:
+        if ((s = lookup(h, cmd)) != NULL) {
+            gw_hooks_remove(h, s, "deleted through the API");
+            gw_cmd_finish(cmd, 204, NULL);
+        }
+        return;
+    case GW_OP_DEAD_LIST:
+        if ((s = lookup(h, cmd)) != NULL) {
+            json_t *list = json_array();
+            gw_store_dead_each(h->store, s->id, add_letter, list);
+            gw_cmd_finish(cmd, 200, json_pack("{s:o}", "dead_letters", list));
+        }
+        return;
+    case GW_OP_DEAD_RETRY:
+        if ((s = lookup(h, cmd)) != NULL) {
+            char *end = NULL;
+            long long seq = cmd->letter ? strtoll(cmd->letter, &end, 10) : 0;
+            int found = end && *end == '\0' && seq > 0 &&
+                        gw_store_dead_retry(h->store, s->id, seq, gw_wall_ms()) == 1;
+            if (!found) {
+                gw_cmd_fail(cmd, 404, "Dead letter not found", "no dead letter with this id", NULL);
+                return;
+            }
+            gw_delivery_kick(h, s);
+            gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
+        }
+        return;
+    default:
+        gw_cmd_fail(cmd, 500, "Internal error", "not a registry operation", NULL);
+    }
+}

@@ -1,0 +1,33 @@
+/* Outbound HTTP as the core sees it: one request, answered once through a callback on the loop
+ * thread. http/client.c implements it on the libcurl multi interface. */
+#ifndef GW_SENDER_H
+#define GW_SENDER_H
+
+#include <stddef.h>
+
+struct gw_send_result {
+    long status;        /* HTTP status, 0 when no answer (refused, timeout, reset) */
+    const char *error;  /* transport error text when status is 0 */
+    long retry_after_s; /* Retry-After in seconds, 0 when absent */
+    const char *body;   /* the first bytes of the answer (at most 4 KiB), NUL-terminated */
+    size_t body_len;
+};
+
+typedef void (*gw_send_cb)(void *arg, const struct gw_send_result *res);
+
+struct gw_send_req {
+    const char *method; /* "POST" or "GET" */
+    const char *url;
+    const char *const *headers; /* "Name: value" strings, NULL-terminated; may be NULL */
+    const char *body;           /* copied; may be NULL */
+    size_t body_len;
+    long timeout_ms;
+};
+
+struct gw_sender {
+    /* Starts req; cb runs exactly once, later, on the loop thread. Returns 0, or -1 when the
+     * request could not be started (cb is then not called). */
+    int (*send)(struct gw_sender *s, const struct gw_send_req *req, gw_send_cb cb, void *arg);
+};
+
+#endif

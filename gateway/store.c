@@ -1,0 +1,390 @@
+/* SQLite persistence. WAL with synchronous=NORMAL: a committed event survives a crash of the
+ * process (kill -9), which is the failure the outbox is for; only a power loss may drop the
+ * last commits. Statements are prepared once and reused. */
+#include "store.h"
+
+#include "log.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_SUB_INSERT,
+    S_SUB_DELETE,
+    S_SUB_DELETE_DELIVERIES,
+    S_SUB_ALL,
+    S_EVENT_ADD,
+    S_EVENT_GC,
+    S_DELIVERY_ADD,
+    S_DELIVERY_HEAD,
+    S_DELIVERY_DONE,
+    S_DELIVERY_FAILED,
+    S_DEAD_LIST,
+    S_DEAD_RETRY,
+    S_PENDING,
+    S_SEEN_ADD,
+    S_SEEN_HAS,
+    S_SEEN_PRUNE,
+    S_EVENTS_ORPHANS,
+    S_COUNT
+};
+
+static const char *const sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SUB_INSERT] = "INSERT INTO subscriptions(id, service, node, callback, secret, events, "
+                     "created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_SUB_DELETE] = "DELETE FROM subscriptions WHERE id = ?1",
+    [S_SUB_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE sub_id = ?1",
+    [S_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms "
+                  "FROM subscriptions ORDER BY created_ms, id",
+    [S_EVENT_ADD] = "INSERT INTO events(event_id, service, node, body, created_ms) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_EVENT_GC] = "DELETE FROM events WHERE id = ?1 AND NOT EXISTS "
+                   "(SELECT 1 FROM deliveries WHERE event = ?1)",
+    [S_DELIVERY_ADD] = "INSERT INTO deliveries(sub_id, event, next_at) VALUES (?1, ?2, ?3)",
+    [S_DELIVERY_HEAD] = "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
+                        "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = "
+                        "d.event WHERE d.sub_id = ?1 AND d.dead = 0 ORDER BY d.seq LIMIT 1",
+    [S_DELIVERY_DONE] = "DELETE FROM deliveries WHERE seq = ?1",
+    [S_DELIVERY_FAILED] = "UPDATE deliveries SET attempts = ?2, next_at = ?3, last_error = ?4, "
+                          "dead = ?5 WHERE seq = ?1",
+    [S_DEAD_LIST] = "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
+                    "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = d.event "
+                    "WHERE d.sub_id = ?1 AND d.dead = 1 ORDER BY d.seq LIMIT 1000",
+    [S_DEAD_RETRY] = "UPDATE deliveries SET dead = 0, attempts = 0, next_at = ?3 "
+                     "WHERE sub_id = ?1 AND seq = ?2 AND dead = 1",
+    [S_PENDING] = "SELECT count(*) FROM deliveries WHERE dead = 0",
+    [S_SEEN_ADD] = "INSERT OR IGNORE INTO seen_items(service, node, item) VALUES (?1, ?2, ?3)",
+    [S_SEEN_HAS] = "SELECT 1 FROM seen_items WHERE service = ?1 AND node = ?2 AND item = ?3",
+    [S_SEEN_PRUNE] = "DELETE FROM seen_items WHERE service = ?1 AND node = ?2 AND rowid <= "
+                     "(SELECT rowid FROM seen_items WHERE service = ?1 AND node = ?2 "
+                     "ORDER BY rowid DESC LIMIT 1 OFFSET ?3)",
+    [S_EVENTS_ORPHANS] = "DELETE FROM events WHERE NOT EXISTS "
+                         "(SELECT 1 FROM deliveries WHERE event = events.id)",
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode = WAL;"
+    "PRAGMA synchronous = NORMAL;"
+    "PRAGMA foreign_keys = OFF;"
+    "CREATE TABLE IF NOT EXISTS subscriptions ("
+    " id TEXT PRIMARY KEY, service TEXT NOT NULL, node TEXT NOT NULL, callback TEXT NOT NULL,"
+    " secret TEXT NOT NULL, events INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, service TEXT NOT NULL,"
+    " node TEXT NOT NULL, body TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS deliveries ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, sub_id TEXT NOT NULL, event INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, last_error TEXT,"
+    " dead INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries(sub_id, dead, seq);"
+    "CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event);"
+    "CREATE TABLE IF NOT EXISTS seen_items ("
+    " service TEXT NOT NULL, node TEXT NOT NULL, item TEXT NOT NULL,"
+    " UNIQUE(service, node, item));";
+
+struct gw_store {
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT];
+};
+
+static sqlite3_stmt *stmt(struct gw_store *s, int which)
+{
+    sqlite3_stmt *q = s->st[which];
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return q;
+}
+
+static int step_done(struct gw_store *s, sqlite3_stmt *q)
+{
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        gw_error("store: %s", sqlite3_errmsg(s->db));
+        return -1;
+    }
+    return 0;
+}
+
+static void bind_text(sqlite3_stmt *q, int i, const char *v)
+{
+    sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
+}
+
+struct gw_store *gw_store_open(const char *dir, char *err, size_t errlen)
+{
+    struct gw_store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/pubsubgw.db", dir);
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "?");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot set up %s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        goto fail;
+    }
+    for (int i = 0; i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
+            SQLITE_OK) {
+            snprintf(err, errlen, "cannot prepare statement %d: %s", i, sqlite3_errmsg(s->db));
+            goto fail;
+        }
+    }
+    /* Events whose deliveries all ended while the process was away. */
+    step_done(s, stmt(s, S_EVENTS_ORPHANS));
+    return s;
+fail:
+    gw_store_close(s);
+    return NULL;
+}
+
+void gw_store_close(struct gw_store *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+int gw_store_begin(struct gw_store *s)
+{
+    return step_done(s, stmt(s, S_BEGIN));
+}
+
+int gw_store_commit(struct gw_store *s)
+{
+    return step_done(s, stmt(s, S_COMMIT));
+}
+
+void gw_store_rollback(struct gw_store *s)
+{
+    step_done(s, stmt(s, S_ROLLBACK));
+}
+
+int gw_store_sub_insert(struct gw_store *s, const struct gw_store_sub *sub)
+{
+    sqlite3_stmt *q = stmt(s, S_SUB_INSERT);
+    bind_text(q, 1, sub->id);
+    bind_text(q, 2, sub->service);
+    bind_text(q, 3, sub->node);
+    bind_text(q, 4, sub->callback);
+    bind_text(q, 5, sub->secret);
+    sqlite3_bind_int(q, 6, (int)sub->events);
+    sqlite3_bind_int64(q, 7, sub->created_ms);
+    return step_done(s, q);
+}
+
+int gw_store_sub_delete(struct gw_store *s, const char *id)
+{
+    sqlite3_stmt *q = stmt(s, S_SUB_DELETE_DELIVERIES);
+    bind_text(q, 1, id);
+    if (step_done(s, q) != 0)
+        return -1;
+    q = stmt(s, S_SUB_DELETE);
+    bind_text(q, 1, id);
+    if (step_done(s, q) != 0)
+        return -1;
+    return step_done(s, stmt(s, S_EVENTS_ORPHANS));
+}
+
+static char *col_dup(sqlite3_stmt *q, int i)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+int gw_store_sub_each(struct gw_store *s, void (*cb)(const struct gw_store_sub *sub, void *arg),
+                      void *arg)
+{
+    sqlite3_stmt *q = stmt(s, S_SUB_ALL);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct gw_store_sub sub = {
+            .id = col_dup(q, 0),
+            .service = col_dup(q, 1),
+            .node = col_dup(q, 2),
+            .callback = col_dup(q, 3),
+            .secret = col_dup(q, 4),
+            .events = (unsigned)sqlite3_column_int(q, 5),
+            .created_ms = sqlite3_column_int64(q, 6),
+        };
+        if (sub.id && sub.service && sub.node && sub.callback && sub.secret)
+            cb(&sub, arg);
+        gw_store_sub_clear(&sub);
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void gw_store_sub_clear(struct gw_store_sub *sub)
+{
+    free(sub->id);
+    free(sub->service);
+    free(sub->node);
+    free(sub->callback);
+    free(sub->secret);
+    memset(sub, 0, sizeof(*sub));
+}
+
+int64_t gw_store_event_add(struct gw_store *s, const char *event_id, const char *service,
+                           const char *node, const char *body, int64_t created_ms)
+{
+    sqlite3_stmt *q = stmt(s, S_EVENT_ADD);
+    bind_text(q, 1, event_id);
+    bind_text(q, 2, service);
+    bind_text(q, 3, node);
+    bind_text(q, 4, body);
+    sqlite3_bind_int64(q, 5, created_ms);
+    if (step_done(s, q) != 0)
+        return -1;
+    return sqlite3_last_insert_rowid(s->db);
+}
+
+int gw_store_delivery_add(struct gw_store *s, const char *sub_id, int64_t event, int64_t next_at)
+{
+    sqlite3_stmt *q = stmt(s, S_DELIVERY_ADD);
+    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 2, event);
+    sqlite3_bind_int64(q, 3, next_at);
+    return step_done(s, q);
+}
+
+static void read_delivery(sqlite3_stmt *q, struct gw_store_delivery *d)
+{
+    d->seq = sqlite3_column_int64(q, 0);
+    d->event = sqlite3_column_int64(q, 1);
+    d->event_id = col_dup(q, 2);
+    d->body = col_dup(q, 3);
+    d->attempts = sqlite3_column_int(q, 4);
+    d->next_at = sqlite3_column_int64(q, 5);
+    d->created_ms = sqlite3_column_int64(q, 6);
+    d->last_error = col_dup(q, 7);
+}
+
+int gw_store_delivery_head(struct gw_store *s, const char *sub_id, struct gw_store_delivery *d)
+{
+    sqlite3_stmt *q = stmt(s, S_DELIVERY_HEAD);
+    bind_text(q, 1, sub_id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW) {
+        gw_error("store: %s", sqlite3_errmsg(s->db));
+        return -1;
+    }
+    read_delivery(q, d);
+    sqlite3_reset(q);
+    return d->event_id && d->body ? 1 : -1;
+}
+
+void gw_store_delivery_clear(struct gw_store_delivery *d)
+{
+    free(d->event_id);
+    free(d->body);
+    free(d->last_error);
+    memset(d, 0, sizeof(*d));
+}
+
+int gw_store_delivery_done(struct gw_store *s, int64_t seq, int64_t event)
+{
+    sqlite3_stmt *q = stmt(s, S_DELIVERY_DONE);
+    sqlite3_bind_int64(q, 1, seq);
+    if (step_done(s, q) != 0)
+        return -1;
+    q = stmt(s, S_EVENT_GC);
+    sqlite3_bind_int64(q, 1, event);
+    return step_done(s, q);
+}
+
+int gw_store_delivery_failed(struct gw_store *s, int64_t seq, int attempts, int64_t next_at,
+                             const char *error, int dead)
+{
+    sqlite3_stmt *q = stmt(s, S_DELIVERY_FAILED);
+    sqlite3_bind_int64(q, 1, seq);
+    sqlite3_bind_int(q, 2, attempts);
+    sqlite3_bind_int64(q, 3, next_at);
+    bind_text(q, 4, error);
+    sqlite3_bind_int(q, 5, dead);
+    return step_done(s, q);
+}
+
+int gw_store_dead_each(struct gw_store *s, const char *sub_id,
+                       void (*cb)(const struct gw_store_delivery *d, void *arg), void *arg)
+{
+    sqlite3_stmt *q = stmt(s, S_DEAD_LIST);
+    bind_text(q, 1, sub_id);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct gw_store_delivery d;
+        read_delivery(q, &d);
+        cb(&d, arg);
+        gw_store_delivery_clear(&d);
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int gw_store_dead_retry(struct gw_store *s, const char *sub_id, int64_t seq, int64_t now_ms)
+{
+    sqlite3_stmt *q = stmt(s, S_DEAD_RETRY);
+    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 2, seq);
+    sqlite3_bind_int64(q, 3, now_ms);
+    if (step_done(s, q) != 0)
+        return -1;
+    return sqlite3_changes(s->db) > 0 ? 1 : 0;
+}
+
+int64_t gw_store_pending_count(struct gw_store *s)
+{
+    sqlite3_stmt *q = stmt(s, S_PENDING);
+    int64_t n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_reset(q);
+    return n;
+}
+
+int gw_store_seen_add(struct gw_store *s, const char *service, const char *node, const char *item)
+{
+    sqlite3_stmt *q = stmt(s, S_SEEN_ADD);
+    bind_text(q, 1, service);
+    bind_text(q, 2, node);
+    bind_text(q, 3, item);
+    return step_done(s, q);
+}
+
+int gw_store_seen_has(struct gw_store *s, const char *service, const char *node, const char *item)
+{
+    sqlite3_stmt *q = stmt(s, S_SEEN_HAS);
+    bind_text(q, 1, service);
+    bind_text(q, 2, node);
+    bind_text(q, 3, item);
+    int found = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_reset(q);
+    return found;
+}
+
+int gw_store_seen_prune(struct gw_store *s, const char *service, const char *node, int keep)
+{
+    sqlite3_stmt *q = stmt(s, S_SEEN_PRUNE);
+    bind_text(q, 1, service);
+    bind_text(q, 2, node);
+    sqlite3_bind_int(q, 3, keep);
+    return step_done(s, q);
+}

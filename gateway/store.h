@@ -1,0 +1,74 @@
+/* Durable state in SQLite (WAL) under --data-dir: webhook subscriptions, the event outbox with
+ * one delivery row per event and subscription, dead letters, and the item ids already turned
+ * into events (for catch-up after downtime). Loop thread only. */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gw_store;
+
+/* A subscription as stored. Strings are owned by the struct (gw_store_sub_clear frees them). */
+struct gw_store_sub {
+    char *id, *service, *node, *callback, *secret; /* secret: "whsec_…" */
+    unsigned events;                               /* GW_EV_* mask */
+    int64_t created_ms;
+};
+
+/* One delivery (an event for one subscription), as read back. Strings owned by the struct. */
+struct gw_store_delivery {
+    int64_t seq;
+    int64_t event;  /* event row */
+    char *event_id; /* webhook-id */
+    char *body;     /* event JSON without the subscription field */
+    int attempts;
+    int64_t next_at; /* unix ms */
+    int64_t created_ms;
+    char *last_error;
+};
+
+/* Opens (creating) DIR/pubsubgw.db. NULL with a reason in err. Close with gw_store_close(). */
+struct gw_store *gw_store_open(const char *dir, char *err, size_t errlen);
+void gw_store_close(struct gw_store *st);
+
+int gw_store_begin(struct gw_store *st);
+int gw_store_commit(struct gw_store *st);
+void gw_store_rollback(struct gw_store *st);
+
+int gw_store_sub_insert(struct gw_store *st, const struct gw_store_sub *s);
+/* Deletes the subscription with its deliveries and events nobody else needs. */
+int gw_store_sub_delete(struct gw_store *st, const char *id);
+/* Calls cb for every stored subscription (the struct is cleared after cb returns). */
+int gw_store_sub_each(struct gw_store *st, void (*cb)(const struct gw_store_sub *s, void *arg),
+                      void *arg);
+void gw_store_sub_clear(struct gw_store_sub *s);
+
+/* Appends an event; returns its row (> 0) or -1. */
+int64_t gw_store_event_add(struct gw_store *st, const char *event_id, const char *service,
+                           const char *node, const char *body, int64_t created_ms);
+int gw_store_delivery_add(struct gw_store *st, const char *sub_id, int64_t event, int64_t next_at);
+
+/* The oldest live (not dead) delivery of sub_id: returns 1 and fills d, 0 if none, -1 on error. */
+int gw_store_delivery_head(struct gw_store *st, const char *sub_id, struct gw_store_delivery *d);
+void gw_store_delivery_clear(struct gw_store_delivery *d);
+/* Delivered: removes the row (and the event once no delivery needs it). */
+int gw_store_delivery_done(struct gw_store *st, int64_t seq, int64_t event);
+/* Failed: records the attempt; dead moves it to the dead letters. */
+int gw_store_delivery_failed(struct gw_store *st, int64_t seq, int attempts, int64_t next_at,
+                             const char *error, int dead);
+/* Dead letters of sub_id, oldest first, through cb. */
+int gw_store_dead_each(struct gw_store *st, const char *sub_id,
+                       void (*cb)(const struct gw_store_delivery *d, void *arg), void *arg);
+/* Makes dead letter seq of sub_id live again with a fresh attempt count; 1 if found, 0 if not. */
+int gw_store_dead_retry(struct gw_store *st, const char *sub_id, int64_t seq, int64_t now_ms);
+/* Counts live deliveries (all subscriptions). */
+int64_t gw_store_pending_count(struct gw_store *st);
+
+/* Item ids seen per node, so catch-up delivers an item once. */
+int gw_store_seen_add(struct gw_store *st, const char *service, const char *node, const char *item);
+int gw_store_seen_has(struct gw_store *st, const char *service, const char *node, const char *item);
+/* Keeps only the newest keep ids of a node. */
+int gw_store_seen_prune(struct gw_store *st, const char *service, const char *node, int keep);
+
+#endif

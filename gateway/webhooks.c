@@ -1,0 +1,475 @@
+/* The webhook registry: subscription commands from the REST API, event intake from XMPP, and
+ * the re-check of XMPP subscriptions with catch-up whenever the session comes up. */
+#include "itemid.h"
+#include "log.h"
+#include "status.h"
+#include "webhooks_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const kind_names[] = {"items",  "retract",      "purge",
+                                         "delete", "subscription", "configuration"};
+static const char *const kind_types[] = {"item.published",       "item.retracted",
+                                         "node.purged",          "node.deleted",
+                                         "subscription.changed", "node.configured"};
+#define NKINDS (sizeof(kind_names) / sizeof(kind_names[0]))
+
+unsigned gw_event_kind_bit(const char *name)
+{
+    for (size_t i = 0; i < NKINDS; i++)
+        if (strcmp(kind_names[i], name) == 0)
+            return 1u << i;
+    return 0;
+}
+
+static unsigned type_bit(const char *type)
+{
+    for (size_t i = 0; type && i < NKINDS; i++)
+        if (strcmp(kind_types[i], type) == 0)
+            return 1u << i;
+    return 0;
+}
+
+void gw_iso_time(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* Registry keys: "service NUL node". */
+static size_t node_key(const char *service, const char *node, char *buf, size_t cap)
+{
+    size_t ls = strlen(service), ln = strlen(node);
+    if (ls + ln + 1 > cap)
+        return 0;
+    memcpy(buf, service, ls + 1);
+    memcpy(buf + ls + 1, node, ln);
+    return ls + 1 + ln;
+}
+
+struct hnode *gw_hooks_find_node(struct gw_hooks *h, const char *service, const char *node)
+{
+    char key[4200];
+    size_t k = node_key(service, node, key, sizeof(key));
+    return k ? gw_hmap_get(h->nodes, key, k) : NULL;
+}
+
+json_t *gw_hsub_json(const struct hsub *s)
+{
+    char created[40];
+    gw_iso_time(s->created_ms, created, sizeof(created));
+    json_t *events = json_array();
+    for (size_t i = 0; i < NKINDS; i++)
+        if (s->events & (1u << i))
+            json_array_append_new(events, json_string(kind_names[i]));
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", s->id, "service", s->service,
+                     "node", s->node, "callback", s->callback, "events", events, "state", "active",
+                     "created_at", created);
+}
+
+/* Registers s in memory (it is already stored). Returns 0 or -1. */
+int gw_hooks_attach(struct gw_hooks *h, struct hsub *s)
+{
+    struct hnode *hn = gw_hooks_find_node(h, s->service, s->node);
+    if (hn == NULL) {
+        char key[4200];
+        size_t k = node_key(s->service, s->node, key, sizeof(key));
+        hn = calloc(1, sizeof(*hn));
+        if (hn == NULL || k == 0 || (hn->service = strdup(s->service)) == NULL ||
+            (hn->node = strdup(s->node)) == NULL || gw_hmap_put(h->nodes, key, k, hn) != 0) {
+            if (hn) {
+                free(hn->service);
+                free(hn->node);
+            }
+            free(hn);
+            return -1;
+        }
+    }
+    if (gw_hmap_put(h->subs, s->id, strlen(s->id), s) != 0)
+        return -1;
+    s->hn = hn;
+    s->node_next = hn->subs;
+    hn->subs = s;
+    hn->nsubs++;
+    s->prev = h->last;
+    s->next = NULL;
+    if (h->last)
+        h->last->next = s;
+    else
+        h->first = s;
+    h->last = s;
+    return 0;
+}
+
+/* Fire-and-forget XMPP command whose answer is only logged. */
+static void on_background_done(struct gw_cmd *cmd)
+{
+    if (cmd->status >= 400)
+        gw_warn("XMPP %s of node %s failed with %d",
+                cmd->op == GW_OP_UNSUBSCRIBE ? "unsubscribe" : "request",
+                cmd->node ? cmd->node : "?", cmd->status);
+    gw_cmd_free(cmd); /* our own command: nothing reads it after its done callback */
+}
+
+struct gw_cmd *gw_hooks_xmpp_cmd(enum gw_op op, const char *service, const char *node,
+                                 void (*done)(struct gw_cmd *), void *arg)
+{
+    struct gw_cmd *c = gw_cmd_new(op);
+    if (c == NULL)
+        return NULL;
+    c->service = strdup(service);
+    c->node = node ? strdup(node) : NULL;
+    c->done = done;
+    c->done_arg = arg;
+    if (c->service == NULL || (node && c->node == NULL)) {
+        gw_cmd_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
+{
+    gw_info("subscription %s to %s/%s removed: %s", s->id, s->service, s->node, why);
+    gw_store_sub_delete(h->store, s->id);
+    gw_hmap_del(h->subs, s->id, strlen(s->id));
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->first = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        h->last = s->prev;
+    struct hnode *hn = s->hn;
+    for (struct hsub **pp = &hn->subs; *pp; pp = &(*pp)->node_next) {
+        if (*pp == s) {
+            *pp = s->node_next;
+            break;
+        }
+    }
+    if (--hn->nsubs == 0) {
+        /* The node's last callback: the gateway no longer needs the XMPP subscription. */
+        struct gw_cmd *c =
+            gw_hooks_xmpp_cmd(GW_OP_UNSUBSCRIBE, hn->service, hn->node, on_background_done, NULL);
+        if (c)
+            h->exec(h->exec_arg, c);
+        char key[4200];
+        size_t k = node_key(hn->service, hn->node, key, sizeof(key));
+        gw_hmap_del(h->nodes, key, k);
+        free(hn->service);
+        free(hn->node);
+        free(hn);
+    }
+    if (gw_delivery_detach(h, s))
+        gw_hsub_free(s);
+}
+
+int gw_hooks_intake(struct gw_hooks *h, json_t *events, const char *extra, struct hsub *only_sub,
+                    int mark_seen, int in_tx)
+{
+    struct hsub *touched[64];
+    int ntouched = 0, overflow = 0;
+    if (!in_tx && gw_store_begin(h->store) != 0)
+        return -1;
+    size_t i;
+    json_t *ev;
+    int64_t now = gw_wall_ms();
+    char stamp[40];
+    gw_iso_time(now, stamp, sizeof(stamp));
+    json_array_foreach(events, i, ev)
+    {
+        const char *service = json_string_value(json_object_get(ev, "service"));
+        const char *node = json_string_value(json_object_get(ev, "node"));
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        struct hnode *hn = service && node ? gw_hooks_find_node(h, service, node) : NULL;
+        if (hn == NULL)
+            continue;
+        const char *item_id = json_string_value(json_object_get(json_object_get(ev, "item"), "id"));
+        if (mark_seen && item_id && strcmp(type, "item.published") == 0)
+            gw_store_seen_add(h->store, service, node, item_id);
+        unsigned bit = type_bit(type);
+        int64_t row = 0;
+        for (struct hsub *s = hn->subs; s; s = s->node_next) {
+            if (!(s->events & bit) || (only_sub && s != only_sub))
+                continue;
+            if (row == 0) {
+                char id[GW_ITEMID_LEN + 5] = "msg_";
+                gw_itemid_new(id + 4);
+                json_object_set_new(ev, "timestamp", json_string(stamp));
+                if (extra)
+                    json_object_set_new(ev, extra, json_true());
+                char *body = json_dumps(ev, JSON_COMPACT);
+                row = body ? gw_store_event_add(h->store, id, service, node, body, now) : -1;
+                free(body);
+                if (row < 0)
+                    goto fail;
+            }
+            if (gw_store_delivery_add(h->store, s->id, row, now) != 0)
+                goto fail;
+            int known = 0;
+            for (int k = 0; k < ntouched; k++)
+                known |= touched[k] == s;
+            if (!known && ntouched < 64)
+                touched[ntouched++] = s;
+            else if (!known)
+                overflow = 1;
+        }
+    }
+    if (in_tx)
+        return 0; /* the caller commits, then kicks */
+    if (gw_store_commit(h->store) != 0)
+        goto fail;
+    /* Only after the commit: an event is on disk before any delivery of it starts. */
+    if (overflow) {
+        for (struct hsub *s = h->first; s; s = s->next)
+            gw_delivery_kick(h, s);
+    } else {
+        for (int k = 0; k < ntouched; k++)
+            gw_delivery_kick(h, touched[k]);
+    }
+    return 0;
+fail:
+    if (!in_tx) {
+        gw_error("could not store events; they will be recovered by catch-up");
+        gw_store_rollback(h->store);
+    }
+    return -1;
+}
+
+void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
+{
+    gw_hooks_intake(h, events, NULL, NULL, 1, 0);
+}
+
+/* Catch-up: items the node holds that were never turned into events (published while the
+ * gateway was away) become events now, oldest first. */
+static void on_catchup_items(struct gw_cmd *cmd)
+{
+    struct gw_hooks *h = cmd->done_arg;
+    if (cmd->status != 200 || gw_hooks_find_node(h, cmd->service, cmd->node) == NULL) {
+        if (cmd->status != 200)
+            gw_warn("catch-up of %s/%s failed with %d", cmd->service, cmd->node, cmd->status);
+        gw_cmd_free(cmd);
+        return;
+    }
+    json_t *events = json_array();
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(cmd->result, "items"), i, item)
+    {
+        const char *id = json_string_value(json_object_get(item, "id"));
+        if (id == NULL || gw_store_seen_has(h->store, cmd->service, cmd->node, id))
+            continue;
+        json_array_append_new(events,
+                              json_pack("{s:s, s:s, s:s, s:O}", "type", "item.published", "service",
+                                        cmd->service, "node", cmd->node, "item", item));
+    }
+    if (json_array_size(events) > 0) {
+        gw_info("catch-up of %s/%s: %zu missed items", cmd->service, cmd->node,
+                json_array_size(events));
+        gw_hooks_intake(h, events, "catchup", NULL, 1, 0);
+    }
+    gw_store_seen_prune(h->store, cmd->service, cmd->node, 2 * h->cfg->catchup_max);
+    json_decref(events);
+    gw_cmd_free(cmd);
+}
+
+static void catch_up(struct gw_hooks *h, const char *service, const char *node)
+{
+    struct gw_cmd *c = gw_hooks_xmpp_cmd(GW_OP_ITEMS_GET, service, node, on_catchup_items, h);
+    if (c == NULL)
+        return;
+    c->max_items = h->cfg->catchup_max;
+    h->exec(h->exec_arg, c);
+}
+
+static void on_resubscribed(struct gw_cmd *cmd)
+{
+    struct gw_hooks *h = cmd->done_arg;
+    if (cmd->status == 200)
+        catch_up(h, cmd->service, cmd->node);
+    else
+        gw_warn("cannot subscribe to %s/%s (status %d); its callbacks get nothing until it works",
+                cmd->service, cmd->node, cmd->status);
+    gw_cmd_free(cmd);
+}
+
+struct resync {
+    struct gw_hooks *h;
+    json_t *listed; /* node -> 1 for nodes the service says we are subscribed to */
+    const char *service;
+};
+
+static void resync_node(void *value, void *arg)
+{
+    struct hnode *hn = value;
+    struct resync *r = arg;
+    if (strcmp(hn->service, r->service) != 0)
+        return;
+    if (json_object_get(r->listed, hn->node)) {
+        json_object_set_new(r->listed, hn->node, json_false()); /* needed: keep it */
+        catch_up(r->h, hn->service, hn->node);
+        return;
+    }
+    struct gw_cmd *c =
+        gw_hooks_xmpp_cmd(GW_OP_SUBSCRIBE, hn->service, hn->node, on_resubscribed, r->h);
+    if (c)
+        r->h->exec(r->h->exec_arg, c);
+}
+
+/* The service's list of our subscriptions is the truth: subscribe where one is missing,
+ * unsubscribe where no callback needs it any more. */
+static void on_subscriptions(struct gw_cmd *cmd)
+{
+    struct gw_hooks *h = cmd->done_arg;
+    if (cmd->status != 200) {
+        gw_warn("cannot list subscriptions at %s (status %d)", cmd->service, cmd->status);
+        gw_cmd_free(cmd);
+        return;
+    }
+    struct resync r = {h, json_object(), cmd->service};
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(cmd->result, "subscriptions"), i, e)
+    {
+        const char *node = json_string_value(json_object_get(e, "node"));
+        const char *state = json_string_value(json_object_get(e, "subscription"));
+        if (node && state && strcmp(state, "subscribed") == 0)
+            json_object_set_new(r.listed, node, json_true());
+    }
+    gw_hmap_each(h->nodes, resync_node, &r);
+    const char *node;
+    json_t *v;
+    json_object_foreach(r.listed, node, v)
+    {
+        if (!json_is_true(v))
+            continue;
+        gw_info("unsubscribing from %s/%s: no callback needs it", cmd->service, node);
+        struct gw_cmd *c =
+            gw_hooks_xmpp_cmd(GW_OP_UNSUBSCRIBE, cmd->service, node, on_background_done, NULL);
+        if (c)
+            h->exec(h->exec_arg, c);
+    }
+    json_decref(r.listed);
+    gw_cmd_free(cmd);
+}
+
+static void collect_service(void *value, void *arg)
+{
+    struct hnode *hn = value;
+    json_object_set_new(arg, hn->service, json_true());
+}
+
+void gw_hooks_on_xmpp_up(struct gw_hooks *h)
+{
+    json_t *services = json_object();
+    gw_hmap_each(h->nodes, collect_service, services);
+    const char *service;
+    json_t *v;
+    json_object_foreach(services, service, v)
+    {
+        struct gw_cmd *c =
+            gw_hooks_xmpp_cmd(GW_OP_SUBSCRIPTIONS, service, NULL, on_subscriptions, h);
+        if (c)
+            h->exec(h->exec_arg, c);
+    }
+    json_decref(services);
+}
+
+struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
+                         const char *callback, const char *secret, unsigned events,
+                         int64_t created_ms)
+{
+    struct hsub *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->h = h;
+    s->id = strdup(id);
+    s->service = strdup(service);
+    s->node = strdup(node);
+    s->callback = strdup(callback);
+    s->secret = strdup(secret);
+    s->events = events;
+    s->created_ms = created_ms;
+    s->keylen = gw_secret_decode(secret, s->key);
+    if (!s->id || !s->service || !s->node || !s->callback || !s->secret || s->keylen < 0) {
+        gw_hsub_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void load_one(const struct gw_store_sub *st, void *arg)
+{
+    struct gw_hooks *h = arg;
+    struct hsub *s = gw_hsub_new(h, st->id, st->service, st->node, st->callback, st->secret,
+                                 st->events, st->created_ms);
+    if (s == NULL || gw_hooks_attach(h, s) != 0) {
+        gw_error("cannot load subscription %s", st->id);
+        gw_hsub_free(s);
+    }
+}
+
+struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
+                              struct gw_store *store, struct gw_sender *sender,
+                              gw_xmpp_exec_fn exec, void *exec_arg)
+{
+    struct gw_hooks *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    h->cfg = cfg;
+    h->loop = loop;
+    h->store = store;
+    h->sender = sender;
+    h->exec = exec;
+    h->exec_arg = exec_arg;
+    h->subs = gw_hmap_new();
+    h->nodes = gw_hmap_new();
+    if (h->subs == NULL || h->nodes == NULL || gw_store_sub_each(store, load_one, h) != 0) {
+        gw_hooks_free(h);
+        return NULL;
+    }
+    gw_info("%zu webhook subscriptions on %zu nodes, %lld deliveries pending",
+            gw_hmap_size(h->subs), gw_hmap_size(h->nodes),
+            (long long)gw_store_pending_count(store));
+    /* Deliveries left in the outbox by the previous run start right away. */
+    for (struct hsub *s = h->first; s; s = s->next)
+        gw_delivery_kick(h, s);
+    return h;
+}
+
+static void free_node(void *value, void *arg)
+{
+    (void)arg;
+    struct hnode *hn = value;
+    free(hn->service);
+    free(hn->node);
+    free(hn);
+}
+
+void gw_hooks_free(struct gw_hooks *h)
+{
+    if (h == NULL)
+        return;
+    struct hsub *s = h->first;
+    while (s) {
+        struct hsub *next = s->next;
+        /* A delivery in flight stays in the outbox; its callback frees s when the HTTP client
+         * ends it. */
+        if (gw_delivery_detach(h, s))
+            gw_hsub_free(s);
+        s = next;
+    }
+    if (h->nodes)
+        gw_hmap_each(h->nodes, free_node, NULL);
+    gw_hmap_free(h->nodes);
+    gw_hmap_free(h->subs);
+    free(h);
+}

@@ -1,0 +1,82 @@
+/* Shared between the registry (webhooks.c) and the delivery engine (delivery.c). */
+#ifndef GW_WEBHOOKS_INT_H
+#define GW_WEBHOOKS_INT_H
+
+#include "hmap.h"
+#include "sign.h"
+#include "webhooks.h"
+
+#include <stdint.h>
+
+struct hnode;
+
+struct hsub {
+    char *id, *service, *node, *callback, *secret;
+    unsigned char key[GW_KEY_MAX];
+    int keylen;
+    unsigned events;
+    int64_t created_ms;
+    struct gw_hooks *h;
+    struct hnode *hn;
+    struct hsub *node_next;   /* the node's callbacks */
+    struct hsub *prev, *next; /* every subscription, oldest first */
+    /* delivery state */
+    int inflight;
+    int gone; /* removed while a delivery was in flight: freed when it ends */
+    uint64_t timer;
+};
+
+/* A (service, node) with at least one callback. */
+struct hnode {
+    char *service, *node;
+    struct hsub *subs;
+    int nsubs;
+};
+
+struct gw_hooks {
+    const struct gw_config *cfg;
+    struct gw_loop *loop;
+    struct gw_store *store;
+    struct gw_sender *sender;
+    gw_xmpp_exec_fn exec;
+    void *exec_arg;
+    struct gw_hmap *subs;  /* id -> hsub */
+    struct gw_hmap *nodes; /* service NUL node -> hnode */
+    struct hsub *first, *last;
+};
+
+/* delivery.c */
+/* Starts the next delivery of s when it is idle and has one due (or arms its retry timer). */
+void gw_delivery_kick(struct gw_hooks *h, struct hsub *s);
+/* Stops s's delivery activity; returns 1 when s can be freed now, 0 when a delivery in flight
+ * will free it. */
+int gw_delivery_detach(struct gw_hooks *h, struct hsub *s);
+void gw_hsub_free(struct hsub *s);
+
+/* webhooks.c */
+/* Removes a subscription (store, registry, XMPP when it was the node's last). */
+void gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why);
+/* A subscription object from its parts; NULL when out of memory or the secret is malformed. */
+struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
+                         const char *callback, const char *secret, unsigned events,
+                         int64_t created_ms);
+/* Registers a stored subscription in memory; 0 or -1. */
+int gw_hooks_attach(struct gw_hooks *h, struct hsub *s);
+struct hnode *gw_hooks_find_node(struct gw_hooks *h, const char *service, const char *node);
+/* The API view of a subscription (never the secret). */
+json_t *gw_hsub_json(const struct hsub *s);
+/* An XMPP command of the registry's own, settled through done(arg). */
+struct gw_cmd *gw_hooks_xmpp_cmd(enum gw_op op, const char *service, const char *node,
+                                 void (*done)(struct gw_cmd *), void *arg);
+/* Stores events for the matching subscriptions (only_sub: just that one) and starts their
+ * delivery; flag, when set, is added to each event as true ("replay", "catchup"). Inside the
+ * caller's transaction when in_tx, else in one of its own. Returns 0 or -1. */
+int gw_hooks_intake(struct gw_hooks *h, json_t *events, const char *flag, struct hsub *only_sub,
+                    int mark_seen, int in_tx);
+/* "2026-01-01T00:00:00.000Z" */
+void gw_iso_time(int64_t ms, char *buf, size_t len);
+
+/* Unix time in milliseconds. */
+int64_t gw_wall_ms(void);
+
+#endif

@@ -1,0 +1,235 @@
+/* libcurl multi glue. curl tells which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to
+ * call it back (CURLMOPT_TIMERFUNCTION); both map onto the gateway loop. Finished transfers are
+ * collected after every curl_multi_socket_action, outside curl's own callbacks. */
+#include "client.h"
+
+#include "../gateway/log.h"
+#include "../gateway/loop.h"
+
+#include <curl/curl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BODY_KEEP 4096
+
+struct gw_httpc {
+    struct gw_sender sender; /* first: the interface pointer is the client pointer */
+    struct gw_loop *loop;
+    CURLM *multi;
+    uint64_t timer;
+    struct xfer *xfers; /* in flight, for gw_httpc_free */
+};
+
+struct xfer {
+    struct gw_httpc *c;
+    CURL *easy;
+    struct curl_slist *headers;
+    gw_send_cb cb;
+    void *arg;
+    char body[BODY_KEEP + 1];
+    size_t body_len;
+    char errbuf[CURL_ERROR_SIZE];
+    struct xfer *prev, *next;
+};
+
+static void unlink_xfer(struct gw_httpc *c, struct xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        c->xfers = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+}
+
+static void check_done(struct gw_httpc *c)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct xfer *x = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        struct gw_send_result res = {0};
+        if (msg->data.result == CURLE_OK) {
+            curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &res.status);
+            curl_off_t ra = 0;
+            if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+                res.retry_after_s = (long)ra;
+        } else {
+            res.error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(msg->data.result);
+        }
+        x->body[x->body_len] = '\0';
+        res.body = x->body;
+        res.body_len = x->body_len;
+        curl_multi_remove_handle(c->multi, x->easy);
+        unlink_xfer(c, x);
+        x->cb(x->arg, &res);
+        curl_easy_cleanup(x->easy);
+        curl_slist_free_all(x->headers);
+        free(x);
+    }
+}
+
+static void on_fd(struct gw_loop *loop, int fd, int revents, void *arg)
+{
+    (void)loop;
+    struct gw_httpc *c = arg;
+    int mask = 0, running;
+    if (revents & POLLIN)
+        mask |= CURL_CSELECT_IN;
+    if (revents & POLLOUT)
+        mask |= CURL_CSELECT_OUT;
+    if (revents & (POLLERR | POLLHUP))
+        mask |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(c->multi, fd, mask, &running);
+    check_done(c);
+}
+
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    struct gw_httpc *c = userp;
+    short events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= POLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= POLLOUT;
+    gw_loop_watch(c->loop, s, what == CURL_POLL_REMOVE ? 0 : events, on_fd, c);
+    return 0;
+}
+
+static void on_timer(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    struct gw_httpc *c = arg;
+    int running;
+    c->timer = 0;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct gw_httpc *c = userp;
+    if (c->timer) {
+        gw_loop_timer_cancel(c->loop, c->timer);
+        c->timer = 0;
+    }
+    if (timeout_ms >= 0)
+        c->timer = gw_loop_timer_add(c->loop, timeout_ms, on_timer, c);
+    return 0;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * n, room = BODY_KEEP - x->body_len;
+    size_t take = len < room ? len : room;
+    memcpy(x->body + x->body_len, ptr, take);
+    x->body_len += take;
+    return len; /* the rest is read and dropped */
+}
+
+static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_cb cb, void *arg)
+{
+    struct gw_httpc *c = (struct gw_httpc *)s;
+    struct xfer *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return -1;
+    x->c = c;
+    x->cb = cb;
+    x->arg = arg;
+    x->easy = curl_easy_init();
+    if (x->easy == NULL) {
+        free(x);
+        return -1;
+    }
+    for (const char *const *h = req->headers; h && *h; h++)
+        x->headers = curl_slist_append(x->headers, *h);
+    x->headers = curl_slist_append(x->headers, "Expect:");
+    CURL *e = x->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "pubsubgw/" PUBSUBGW_VERSION);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    if (strcmp(req->method, "POST") == 0) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        curl_slist_free_all(x->headers);
+        free(x);
+        return -1;
+    }
+    x->next = c->xfers;
+    if (c->xfers)
+        c->xfers->prev = x;
+    c->xfers = x;
+    return 0;
+}
+
+struct gw_httpc *gw_httpc_new(struct gw_loop *loop, long max_host, long max_total)
+{
+    struct gw_httpc *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    c->sender.send = send_req;
+    c->loop = loop;
+    c->multi = curl_multi_init();
+    if (c->multi == NULL) {
+        free(c);
+        return NULL;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_total);
+    return c;
+}
+
+struct gw_sender *gw_httpc_sender(struct gw_httpc *c)
+{
+    return &c->sender;
+}
+
+void gw_httpc_free(struct gw_httpc *c)
+{
+    if (c == NULL)
+        return;
+    if (c->timer)
+        gw_loop_timer_cancel(c->loop, c->timer);
+    while (c->xfers) {
+        struct xfer *x = c->xfers;
+        unlink_xfer(c, x);
+        curl_multi_remove_handle(c->multi, x->easy);
+        /* The owner hears of the end like of any failed transfer and frees its state. */
+        struct gw_send_result res = {.error = "the gateway is stopping", .body = ""};
+        x->cb(x->arg, &res);
+        curl_easy_cleanup(x->easy);
+        curl_slist_free_all(x->headers);
+        free(x);
+    }
+    curl_multi_cleanup(c->multi);
+    curl_global_cleanup();
+    free(c);
+}

@@ -1,0 +1,19 @@
+/* Outbound HTTP on the libcurl multi interface, driven by the gateway loop: curl's sockets are
+ * watched by the loop and its timer is a loop timer, so no thread and no polling. Redirects are
+ * never followed; only http and https are allowed. */
+#ifndef GW_HTTP_CLIENT_H
+#define GW_HTTP_CLIENT_H
+
+#include "../gateway/sender.h"
+
+struct gw_loop;
+struct gw_httpc;
+
+/* Returns a client, or NULL. max_host/max_total cap connections per host and in total. */
+struct gw_httpc *gw_httpc_new(struct gw_loop *loop, long max_host, long max_total);
+/* The client's gw_sender interface. */
+struct gw_sender *gw_httpc_sender(struct gw_httpc *c);
+/* Ends requests in flight (their callbacks run with status 0) and frees c. */
+void gw_httpc_free(struct gw_httpc *c);
+
+#endif
