@@ -1,6 +1,7 @@
 /* Integration test kit implementation. */
 #include "harness.h"
 
+#include "xmpp/payload.h"
 #include "xmpp/pubsub.h"
 
 #include <curl/curl.h>
@@ -83,14 +84,12 @@ int it_gw_wait_health(struct it_gw *gw, int up, int timeout_ms)
     return -1;
 }
 
+static int launch(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
+                  const char *const *extra, int wait_up);
+
 int it_gw_start(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
                 const char *const *extra, int wait_up)
 {
-    const char *bin = getenv("PUBSUBGW_BIN");
-    if (bin == NULL) {
-        fprintf(stderr, "PUBSUBGW_BIN is not set\n");
-        return -1;
-    }
     memset(gw, 0, sizeof(*gw));
     gw->port = it_free_port();
     snprintf(gw->base, sizeof(gw->base), "http://127.0.0.1:%d", gw->port);
@@ -98,6 +97,23 @@ int it_gw_start(struct it_gw *gw, const char *jid, const char *password, int xmp
     if (mkdtemp(gw->dir) == NULL)
         return -1;
     snprintf(gw->log, sizeof(gw->log), "%s/gateway.log", gw->dir);
+    return launch(gw, jid, password, xmpp_port, extra, wait_up);
+}
+
+int it_gw_restart(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
+                  const char *const *extra, int wait_up)
+{
+    return launch(gw, jid, password, xmpp_port, extra, wait_up);
+}
+
+static int launch(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
+                  const char *const *extra, int wait_up)
+{
+    const char *bin = getenv("PUBSUBGW_BIN");
+    if (bin == NULL) {
+        fprintf(stderr, "PUBSUBGW_BIN is not set\n");
+        return -1;
+    }
     char listen[64], server[64], data[300];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", gw->port);
     snprintf(server, sizeof(server), "127.0.0.1:%d", xmpp_port);
@@ -272,6 +288,7 @@ void it_check_problem(struct it_resp *r, int status, const char *field)
 #define IT_MAX_EVENTS 4096
 
 struct it_xmpp {
+    int published;
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     int state; /* 0 connecting, 1 up, -1 failed */
@@ -287,7 +304,9 @@ static int it_on_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
     (void)conn;
     struct it_xmpp *c = arg;
     const char *id = xmpp_stanza_get_id(st);
-    if (id && strcmp(id, c->want_id) == 0 && c->answer == NULL)
+    if (id && strncmp(id, "pub", 3) == 0 && strcmp(xmpp_stanza_get_type(st), "result") == 0)
+        c->published++;
+    else if (id && strcmp(id, c->want_id) == 0 && c->answer == NULL)
         c->answer = xmpp_stanza_copy(st);
     return 1;
 }
@@ -419,4 +438,50 @@ xmpp_stanza_t *it_xmpp_next_event(struct it_xmpp *c, int timeout_ms)
     if (c->head == c->tail)
         return NULL;
     return c->events[c->head++ % IT_MAX_EVENTS];
+}
+
+int it_xmpp_publish(struct it_xmpp *c, const char *service, const char *node, const char *id,
+                    const char *json_text)
+{
+    char qid[32];
+    snprintf(qid, sizeof(qid), "pub%d", ++c->next_id);
+    xmpp_stanza_t *payload = gw_payload_json_element(c->ctx, json_text);
+    xmpp_stanza_t *iq = gw_pubsub_publish(c->ctx, qid, service, node, id, payload, NULL);
+    xmpp_stanza_release(payload);
+    if (iq == NULL)
+        return -1;
+    xmpp_send(c->conn, iq);
+    xmpp_stanza_release(iq);
+    xmpp_run_once(c->ctx, 0);
+    return 0;
+}
+
+int it_xmpp_wait_published(struct it_xmpp *c, int n, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    while (c->published < n && c->state == 1 && now_ms() < end)
+        xmpp_run_once(c->ctx, 10);
+    return c->published;
+}
+
+json_t *it_xmpp_subscriptions(struct it_xmpp *c, const char *service)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "t%d", ++c->next_id);
+    xmpp_stanza_t *a = it_xmpp_iq(c, gw_pubsub_subscriptions(c->ctx, id, service), 5000);
+    if (a == NULL)
+        return NULL;
+    json_t *subs = gw_pubsub_subscriptions_json(a, GW_NS_PUBSUB);
+    xmpp_stanza_release(a);
+    json_t *nodes = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(subs, "subscriptions"), i, e)
+    {
+        const char *st = json_string_value(json_object_get(e, "subscription"));
+        if (st && strcmp(st, "subscribed") == 0)
+            json_array_append(nodes, json_object_get(e, "node"));
+    }
+    json_decref(subs);
+    return nodes;
 }

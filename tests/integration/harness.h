@@ -19,8 +19,8 @@ const char *it_unique(const char *prefix);
 struct it_gw {
     pid_t pid;
     int port;
-    char base[64];     /* "http://127.0.0.1:PORT" */
-    char dir[256];     /* data dir and log */
+    char base[64]; /* "http://127.0.0.1:PORT" */
+    char dir[256]; /* data dir and log */
     char log[300];
 };
 
@@ -29,7 +29,11 @@ struct it_gw {
  * only until HTTP answers. Returns 0, or -1 (log printed). */
 int it_gw_start(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
                 const char *const *extra, int wait_up);
-/* Sends sig, waits up to 10 s; returns the exit status (or 128+signal), -1 on timeout (then kills). */
+/* Starts the gateway again on the same port and data directory (after it_gw_stop). */
+int it_gw_restart(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
+                  const char *const *extra, int wait_up);
+/* Sends sig, waits up to 10 s; returns the exit status (or 128+signal), -1 on timeout (then kills).
+ */
 int it_gw_stop(struct it_gw *gw, int sig);
 /* Waits until health reports up (1) or down (0); returns 0 or -1 after timeout_ms. */
 int it_gw_wait_health(struct it_gw *gw, int up, int timeout_ms);
@@ -60,10 +64,19 @@ struct it_xmpp;
 struct it_xmpp *it_xmpp_connect(const char *jid, const char *password, int port);
 void it_xmpp_close(struct it_xmpp *c);
 xmpp_ctx_t *it_xmpp_ctx(struct it_xmpp *c);
-/* Sends iq (released here) and waits for its answer; returns the answer (caller releases) or NULL. */
+/* Sends iq (released here) and waits for its answer; returns the answer (caller releases) or NULL.
+ */
 xmpp_stanza_t *it_xmpp_iq(struct it_xmpp *c, xmpp_stanza_t *iq, int timeout_ms);
 /* Subscribes the client's bare JID to service/node; returns 0 when the service agreed. */
 int it_xmpp_subscribe(struct it_xmpp *c, const char *service, const char *node);
+/* Publishes a JSON payload (text) as item id without waiting for the answer; counts answers
+ * in it_xmpp_wait_published. */
+int it_xmpp_publish(struct it_xmpp *c, const char *service, const char *node, const char *id,
+                    const char *json_text);
+/* Runs the client until n publish answers (results) arrived; returns the number of results. */
+int it_xmpp_wait_published(struct it_xmpp *c, int n, int timeout_ms);
+/* The node ids the client's bare JID is subscribed to at service, as a JSON array, or NULL. */
+json_t *it_xmpp_subscriptions(struct it_xmpp *c, const char *service);
 /* Next pubsub event message received (caller releases), waiting up to timeout_ms; NULL if none. */
 xmpp_stanza_t *it_xmpp_next_event(struct it_xmpp *c, int timeout_ms);
 

@@ -1,0 +1,261 @@
+/* Test webhook receiver. */
+#include "receiver.h"
+
+#include "harness.h"
+
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_DELIVERIES 20000
+
+struct it_receiver {
+    struct MHD_Daemon *d;
+    char url[64];
+    pthread_mutex_t lock;
+    enum it_mode mode;
+    int n, posts, gets, bad_challenge, stopping;
+    struct it_delivery *got;
+    int ngot;
+};
+
+long long it_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct upload {
+    char *data;
+    size_t len;
+};
+
+static void copy_header(struct MHD_Connection *c, const char *name, char *dst, size_t cap)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+    snprintf(dst, cap, "%s", v ? v : "");
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned int status, const char *body,
+                              const char *retry_after)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (retry_after)
+        MHD_add_response_header(resp, "Retry-After", retry_after);
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *size, void **con_cls)
+{
+    (void)url;
+    (void)version;
+    struct it_receiver *r = cls;
+    struct upload *u = *con_cls;
+    if (u == NULL) {
+        u = calloc(1, sizeof(*u));
+        *con_cls = u;
+        return MHD_YES;
+    }
+    if (*size > 0) {
+        u->data = realloc(u->data, u->len + *size + 1);
+        memcpy(u->data + u->len, data, *size);
+        u->len += *size;
+        u->data[u->len] = '\0';
+        *size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") == 0) {
+        const char *ch = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "hub.challenge");
+        pthread_mutex_lock(&r->lock);
+        r->gets++;
+        int bad = r->bad_challenge;
+        pthread_mutex_unlock(&r->lock);
+        return answer(c, 200, bad ? "wrong" : (ch ? ch : ""), NULL);
+    }
+    pthread_mutex_lock(&r->lock);
+    int k = r->posts++;
+    enum it_mode mode = r->mode;
+    int n = r->n;
+    pthread_mutex_unlock(&r->lock);
+    unsigned int status = 200;
+    const char *ra = NULL;
+    if (mode == IT_FAIL || (mode == IT_FAIL_FIRST && k < n))
+        status = 500;
+    else if (mode == IT_GONE)
+        status = 410;
+    else if (mode == IT_BUSY_FIRST && k < n) {
+        status = 503;
+        ra = "1";
+    } else if (mode == IT_HANG) {
+        for (int waited = 0; waited < n; waited += 10) {
+            usleep(10000);
+            pthread_mutex_lock(&r->lock);
+            int stop = r->stopping;
+            pthread_mutex_unlock(&r->lock);
+            if (stop)
+                break;
+        }
+    }
+    if (status == 200) {
+        pthread_mutex_lock(&r->lock);
+        if (r->ngot < MAX_DELIVERIES) {
+            struct it_delivery *d = &r->got[r->ngot++];
+            d->body = strdup(u->data ? u->data : "");
+            d->json = json_loads(d->body, 0, NULL);
+            copy_header(c, "webhook-id", d->id, sizeof(d->id));
+            copy_header(c, "webhook-timestamp", d->ts, sizeof(d->ts));
+            copy_header(c, "webhook-signature", d->sig, sizeof(d->sig));
+            copy_header(c, "Content-Type", d->ctype, sizeof(d->ctype));
+            d->at_ms = it_now_ms();
+        }
+        pthread_mutex_unlock(&r->lock);
+    }
+    return answer(c, status, status == 200 ? "ok" : "no", ra);
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                    enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct upload *u = *con_cls;
+    if (u) {
+        free(u->data);
+        free(u);
+    }
+    *con_cls = NULL;
+}
+
+struct it_receiver *it_receiver_start(enum it_mode mode, int n)
+{
+    struct it_receiver *r = calloc(1, sizeof(*r));
+    r->got = calloc(MAX_DELIVERIES, sizeof(*r->got));
+    pthread_mutex_init(&r->lock, NULL);
+    r->mode = mode;
+    r->n = n;
+    int port = 0;
+    for (int tries = 0; tries < 20 && r->d == NULL; tries++) {
+        port = it_free_port();
+        r->d =
+            MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+                             (uint16_t)port, NULL, NULL, on_request, r, MHD_OPTION_NOTIFY_COMPLETED,
+                             on_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
+    }
+    if (r->d == NULL) {
+        fprintf(stderr, "cannot start the test receiver\n");
+        exit(1);
+    }
+    snprintf(r->url, sizeof(r->url), "http://127.0.0.1:%d/hook", port);
+    return r;
+}
+
+void it_receiver_stop(struct it_receiver *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stopping = 1;
+    pthread_mutex_unlock(&r->lock);
+    MHD_stop_daemon(r->d);
+    for (int i = 0; i < r->ngot; i++) {
+        free(r->got[i].body);
+        json_decref(r->got[i].json);
+    }
+    free(r->got);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+const char *it_receiver_url(struct it_receiver *r)
+{
+    return r->url;
+}
+
+void it_receiver_set_mode(struct it_receiver *r, enum it_mode mode, int n)
+{
+    pthread_mutex_lock(&r->lock);
+    r->mode = mode;
+    r->n = n;
+    r->posts = 0;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void it_receiver_bad_challenge(struct it_receiver *r, int bad)
+{
+    pthread_mutex_lock(&r->lock);
+    r->bad_challenge = bad;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static int read_int(struct it_receiver *r, int *field)
+{
+    pthread_mutex_lock(&r->lock);
+    int v = *field;
+    pthread_mutex_unlock(&r->lock);
+    return v;
+}
+
+int it_receiver_count(struct it_receiver *r)
+{
+    return read_int(r, &r->ngot);
+}
+
+int it_receiver_posts(struct it_receiver *r)
+{
+    return read_int(r, &r->posts);
+}
+
+int it_receiver_gets(struct it_receiver *r)
+{
+    return read_int(r, &r->gets);
+}
+
+int it_receiver_wait(struct it_receiver *r, int count, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms;
+    int n;
+    while ((n = it_receiver_count(r)) < count && it_now_ms() < end)
+        usleep(10000);
+    return n;
+}
+
+const struct it_delivery *it_receiver_get(struct it_receiver *r, int i)
+{
+    pthread_mutex_lock(&r->lock);
+    const struct it_delivery *d = i < r->ngot ? &r->got[i] : NULL;
+    pthread_mutex_unlock(&r->lock);
+    return d;
+}
+
+int it_verify_signature(const char *secret, const struct it_delivery *d)
+{
+    if (strncmp(secret, "whsec_", 6) != 0 || strncmp(d->sig, "v1,", 3) != 0)
+        return 0;
+    unsigned char key[128];
+    int klen = EVP_DecodeBlock(key, (const unsigned char *)secret + 6, (int)strlen(secret + 6));
+    if (klen < 0)
+        return 0;
+    size_t slen = strlen(secret);
+    klen -= (secret[slen - 1] == '=') + (secret[slen - 2] == '=');
+    char *msg = NULL;
+    if (asprintf(&msg, "%s.%s.%s", d->id, d->ts, d->body) < 0)
+        return 0;
+    unsigned char mac[64];
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), key, klen, (unsigned char *)msg, strlen(msg), mac, &maclen);
+    free(msg);
+    char b64[128];
+    EVP_EncodeBlock((unsigned char *)b64, mac, (int)maclen);
+    return strcmp(b64, d->sig + 3) == 0;
+}
