@@ -45,7 +45,7 @@ static void make_node(const char *node)
 /* Creates a subscription; returns its id (static buffer rotation) or NULL. */
 static const char *subscribe(const char *node, struct it_receiver *rc, const char *more)
 {
-    static char ids[8][64];
+    static char ids[32][64];
     static int k;
     struct it_resp r;
     char body[600];
@@ -59,7 +59,7 @@ static const char *subscribe(const char *node, struct it_receiver *rc, const cha
         return NULL;
     }
     CHECK(json_object_get(r.json, "secret") == NULL); /* given, so never echoed */
-    char *id = ids[k++ % 8];
+    char *id = ids[k++ % 32];
     snprintf(id, 64, "%s", json_string_value(json_object_get(r.json, "id")));
     it_resp_free(&r);
     return id;
@@ -259,6 +259,35 @@ int main(void)
     CHECK(it_now_ms() - t0 >= 900);
     it_receiver_stop(rb);
 
+    /* 3xx is a failure: the redirect is never followed. */
+    const char *n2c = it_unique("redirect");
+    make_node(n2c);
+    struct it_receiver *target = it_receiver_start(IT_OK, 0);
+    struct it_receiver *redir = it_receiver_start(IT_REDIRECT, 0);
+    it_receiver_redirect(redir, it_receiver_url(target));
+    const char *s_redir = subscribe(n2c, redir, NULL);
+    publish(n2c, "r1", "1");
+    for (int i = 0; i < 100 && it_receiver_posts(redir) < 2; i++)
+        usleep(50000);
+    CHECK(it_receiver_posts(redir) >= 2);
+    CHECK_INT(it_receiver_posts(target), 0);
+    snprintf(body, sizeof(body), "/v1/subscriptions/%s", s_redir);
+    CHECK_INT(req("DELETE", body, NULL, &r), 204);
+    it_resp_free(&r);
+
+    /* The event filter: only retractions. */
+    struct it_receiver *filt = it_receiver_start(IT_OK, 0);
+    subscribe(n2c, filt, ",\"events\":[\"retract\"]");
+    publish(n2c, "f1", "1");
+    snprintf(url, sizeof(url), "%s/v1/nodes/%s/items/f1", gw.base, n2c);
+    it_http("DELETE", url, NULL, NULL, 0, &r);
+    it_resp_free(&r);
+    CHECK_INT(it_receiver_wait(filt, 1, 5000), 1);
+    usleep(200000);
+    CHECK_INT(it_receiver_count(filt), 1);
+    if ((d = it_receiver_get(filt, 0)) != NULL)
+        CHECK_STR(jstr(d->json, "type"), "item.retracted");
+
     /* A hanging callback delays no other subscription. */
     const char *n3 = it_unique("hang");
     make_node(n3);
@@ -402,5 +431,8 @@ int main(void)
     it_receiver_stop(gone);
     it_receiver_stop(bad);
     it_receiver_stop(r5);
+    it_receiver_stop(target);
+    it_receiver_stop(redir);
+    it_receiver_stop(filt);
     CHECK_DONE();
 }

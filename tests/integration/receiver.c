@@ -19,6 +19,7 @@ struct it_receiver {
     pthread_mutex_t lock;
     enum it_mode mode;
     int n, posts, gets, bad_challenge, stopping;
+    char location[128];
     struct it_delivery *got;
     int ngot;
 };
@@ -42,12 +43,14 @@ static void copy_header(struct MHD_Connection *c, const char *name, char *dst, s
 }
 
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned int status, const char *body,
-                              const char *retry_after)
+                              const char *retry_after, const char *location)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (retry_after)
         MHD_add_response_header(resp, "Retry-After", retry_after);
+    if (location)
+        MHD_add_response_header(resp, "Location", location);
     enum MHD_Result rc = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -80,7 +83,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->gets++;
         int bad = r->bad_challenge;
         pthread_mutex_unlock(&r->lock);
-        return answer(c, 200, bad ? "wrong" : (ch ? ch : ""), NULL);
+        return answer(c, 200, bad ? "wrong" : (ch ? ch : ""), NULL, NULL);
     }
     pthread_mutex_lock(&r->lock);
     int k = r->posts++;
@@ -93,6 +96,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         status = 500;
     else if (mode == IT_GONE)
         status = 410;
+    else if (mode == IT_REDIRECT)
+        status = 302;
     else if (mode == IT_BUSY_FIRST && k < n) {
         status = 503;
         ra = "1";
@@ -120,7 +125,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         pthread_mutex_unlock(&r->lock);
     }
-    return answer(c, status, status == 200 ? "ok" : "no", ra);
+    return answer(c, status, status == 200 ? "ok" : "no", ra, status == 302 ? r->location : NULL);
 }
 
 static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -188,6 +193,13 @@ void it_receiver_set_mode(struct it_receiver *r, enum it_mode mode, int n)
     r->mode = mode;
     r->n = n;
     r->posts = 0;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void it_receiver_redirect(struct it_receiver *r, const char *location)
+{
+    pthread_mutex_lock(&r->lock);
+    snprintf(r->location, sizeof(r->location), "%s", location);
     pthread_mutex_unlock(&r->lock);
 }
 

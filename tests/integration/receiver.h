@@ -12,6 +12,7 @@ enum it_mode {
     IT_HANG,       /* waits n ms, then 200 */
     IT_GONE,       /* 410 */
     IT_BUSY_FIRST, /* 503 with Retry-After: 1 for the first n POSTs, then 200 */
+    IT_REDIRECT,   /* 302 to the location set with it_receiver_redirect */
 };
 
 struct it_delivery {
@@ -28,6 +29,7 @@ void it_receiver_stop(struct it_receiver *r);
 /* "http://127.0.0.1:PORT/hook" */
 const char *it_receiver_url(struct it_receiver *r);
 void it_receiver_set_mode(struct it_receiver *r, enum it_mode mode, int n);
+void it_receiver_redirect(struct it_receiver *r, const char *location);
 /* Answer verification GETs with a wrong body. */
 void it_receiver_bad_challenge(struct it_receiver *r, int bad);
 /* Deliveries answered 2xx so far, and all POSTs received. */

@@ -1,0 +1,40 @@
+/* Standard Webhooks signing: the secret form, a known signature, constant-time comparison. */
+#include "../check.h"
+#include "gateway/sign.h"
+
+int main(void)
+{
+    unsigned char key[GW_KEY_MAX];
+    /* The example secret of the Standard Webhooks specification: 24 bytes. */
+    CHECK_INT(gw_secret_decode("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", key), 24);
+    CHECK_INT(gw_secret_decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", key), -1);
+    CHECK_INT(gw_secret_decode("whsec_c2hvcnQ=", key), -1); /* 5 bytes */
+    CHECK_INT(gw_secret_decode("whsec_not*base64!", key), -1);
+    CHECK_INT(gw_secret_decode("whsec_", key), -1);
+    /* Its published test vector. */
+    char sig[128];
+    int klen = gw_secret_decode("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", key);
+    const char *body = "{\"test\": 2432232314}";
+    CHECK_INT(gw_sign(key, (size_t)klen, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body,
+                      strlen(body), sig, sizeof(sig)),
+              0);
+    CHECK_STR(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+
+    char gen[128];
+    CHECK_INT(gw_secret_generate(gen, sizeof(gen)), 0);
+    CHECK_INT(gw_secret_decode(gen, key), 32);
+    char gen2[128];
+    gw_secret_generate(gen2, sizeof(gen2));
+    CHECK(strcmp(gen, gen2) != 0);
+
+    char hex[65];
+    CHECK_INT(gw_hmac_hex((const unsigned char *)"key", 3,
+                          "The quick brown fox jumps over the lazy dog", 43, hex),
+              0);
+    CHECK_STR(hex, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    CHECK(gw_const_eq("abc", "abc"));
+    CHECK(!gw_const_eq("abc", "abd"));
+    CHECK(!gw_const_eq("abc", "ab"));
+    CHECK(!gw_const_eq("", "a"));
+    CHECK_DONE();
+}
