@@ -2,6 +2,7 @@
 #include "cmd.h"
 
 #include "loop.h"
+#include "stream.h"
 
 #include <stdlib.h>
 
@@ -25,6 +26,7 @@ void gw_cmd_free(struct gw_cmd *cmd)
     free(cmd->sub_id);
     free(cmd->letter);
     json_decref(cmd->args);
+    gw_stream_unref(cmd->stream);
     json_decref(cmd->result);
     free(cmd);
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct gw_loop;
+struct gw_stream;
 
 enum gw_op {
     GW_OP_NODES_LIST = 0,
@@ -19,6 +20,13 @@ enum gw_op {
     GW_OP_ITEMS_GET,
     GW_OP_ITEM_GET,
     GW_OP_ITEM_RETRACT,
+    GW_OP_CONFIG_GET,
+    GW_OP_CONFIG_SET,
+    GW_OP_PURGE,
+    GW_OP_OWNER_SUBS_GET,
+    GW_OP_OWNER_SUBS_SET,
+    GW_OP_AFFILIATIONS_GET,
+    GW_OP_AFFILIATIONS_SET,
     /* XMPP requests the gateway makes for itself (webhook subscriptions) */
     GW_OP_SUBSCRIBE,
     GW_OP_UNSUBSCRIBE,
@@ -30,12 +38,14 @@ enum gw_op {
     GW_OP_SUB_DELETE,
     GW_OP_DEAD_LIST,
     GW_OP_DEAD_RETRY,
+    GW_OP_STREAM_OPEN,
 };
 
 /* 1 for the operations gateway/webhooks.c executes, 0 for XMPP requests. */
 #define GW_OP_IS_REGISTRY(op) ((op) >= GW_OP_SUB_CREATE)
 /* 1 when the operation cannot be done without the XMPP session. */
-#define GW_OP_NEEDS_XMPP(op) (!GW_OP_IS_REGISTRY(op) || (op) == GW_OP_SUB_CREATE)
+#define GW_OP_NEEDS_XMPP(op)                                                                       \
+    (!GW_OP_IS_REGISTRY(op) || (op) == GW_OP_SUB_CREATE || (op) == GW_OP_STREAM_OPEN)
 
 enum gw_payload_kind { GW_PAYLOAD_JSON = 0, GW_PAYLOAD_XML };
 
@@ -45,12 +55,15 @@ struct gw_cmd {
     char *node;    /* NULL only for an instant node */
     char *item_id; /* publish, item get, retract */
     enum gw_payload_kind payload_kind;
-    char *payload;  /* publish: compact JSON text or one XML element, NUL-terminated */
-    json_t *config; /* node create: form fields, may be NULL */
-    int max_items;  /* items get: 0 = all */
-    char *sub_id;   /* webhook subscription id */
-    char *letter;   /* dead letter id */
-    json_t *args;   /* validated request object (subscription create) */
+    char *payload;            /* publish: compact JSON text or one XML element, NUL-terminated */
+    json_t *config;           /* node create: form fields, may be NULL */
+    int max_items;            /* items get: 0 = all */
+    char *sub_id;             /* webhook subscription id */
+    char *letter;             /* dead letter id */
+    struct gw_stream *stream; /* stream open: the client's stream (one reference) */
+    json_t *args;             /* validated request object: subscription create; owner lists
+                               * ("subscriptions"/"affiliations"); items ("ids", "max", "after",
+                               * "before"); node delete ("redirect") */
 
     int status;      /* HTTP status of the result */
     json_t *result;  /* success body or problem object, or NULL for no body */

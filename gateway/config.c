@@ -43,6 +43,11 @@ static const char usage_text[] =
     "  --catchup-max N        items fetched per node to catch up after downtime (default 1000)\n"
     "  --max-host-connections N  connections to one callback host (default 8)\n"
     "  --max-delivery-connections N  callback connections in total (default 256)\n"
+    "Inbound webhooks and event streams:\n"
+    "  --hook-secret NODE=SECRET  secret for POST /v1/hooks/NODE (X-Hub-Signature-256);\n"
+    "                         NODE '*' for every node; repeatable\n"
+    "  --sse-heartbeat SECONDS  comment line sent to idle event streams (default 15)\n"
+    "  --sse-history N        events kept per node for Last-Event-ID resume (default 256)\n"
     "  --help                 show this text and exit\n"
     "  --version              show the version and exit\n";
 
@@ -227,6 +232,22 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         cfg->http_timeout_s = (int)v;
         return 0;
     }
+    if (strcmp(name, "hook-secret") == 0) {
+        const char *eq = strchr(value, '=');
+        if (eq == NULL || eq == value || eq[1] == '\0') {
+            snprintf(err, errlen, "invalid value for --hook-secret: expected NODE=SECRET");
+            return -1;
+        }
+        struct gw_hook_secret *hs =
+            realloc(cfg->hook_secrets, (size_t)(cfg->nhook_secrets + 1) * sizeof(*hs));
+        if (hs == NULL)
+            return -1;
+        cfg->hook_secrets = hs;
+        hs[cfg->nhook_secrets].node = strndup(value, (size_t)(eq - value));
+        hs[cfg->nhook_secrets].secret = strdup(eq + 1);
+        cfg->nhook_secrets++;
+        return 0;
+    }
     static const struct {
         const char *name;
         long min, max, scale;
@@ -243,6 +264,8 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         {"max-host-connections", 1, 1000, 1, offsetof(struct gw_config, max_host_connections), 1},
         {"max-delivery-connections", 1, 800, 1,
          offsetof(struct gw_config, max_delivery_connections), 1},
+        {"sse-heartbeat", 1, 3600, 1000, offsetof(struct gw_config, sse_heartbeat_ms), 0},
+        {"sse-history", 0, 100000, 1, offsetof(struct gw_config, sse_history), 0},
     };
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
         if (strcmp(name, numbers[i].name) != 0)
@@ -343,6 +366,9 @@ static const struct option long_options[] = {
     {"catchup-max", required_argument, NULL, 0},
     {"max-host-connections", required_argument, NULL, 0},
     {"max-delivery-connections", required_argument, NULL, 0},
+    {"hook-secret", required_argument, NULL, 0},
+    {"sse-heartbeat", required_argument, NULL, 0},
+    {"sse-history", required_argument, NULL, 0},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -368,6 +394,20 @@ static void set_defaults(struct gw_config *cfg)
     cfg->catchup_max = 1000;
     cfg->max_host_connections = 8;
     cfg->max_delivery_connections = 256;
+    cfg->sse_heartbeat_ms = 15000;
+    cfg->sse_history = 256;
+}
+
+const char *gw_config_hook_secret(const struct gw_config *cfg, const char *node)
+{
+    const char *wildcard = NULL;
+    for (int i = 0; cfg && i < cfg->nhook_secrets; i++) {
+        if (strcmp(cfg->hook_secrets[i].node, node) == 0)
+            return cfg->hook_secrets[i].secret;
+        if (strcmp(cfg->hook_secrets[i].node, "*") == 0)
+            wildcard = cfg->hook_secrets[i].secret;
+    }
+    return wildcard;
 }
 
 enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err,
@@ -457,5 +497,12 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->service);
     free(cfg->data_dir);
     free(cfg->resource);
+    for (int i = 0; i < cfg->nhook_secrets; i++) {
+        free(cfg->hook_secrets[i].node);
+        if (cfg->hook_secrets[i].secret)
+            memset(cfg->hook_secrets[i].secret, 0, strlen(cfg->hook_secrets[i].secret));
+        free(cfg->hook_secrets[i].secret);
+    }
+    free(cfg->hook_secrets);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -8,6 +8,12 @@
 
 enum gw_tls_mode { GW_TLS_REQUIRED = 0, GW_TLS_OPTIONAL, GW_TLS_OFF };
 
+/* A secret for inbound webhooks to a node ("*" for every node without one of its own). */
+struct gw_hook_secret {
+    char *node;
+    char *secret;
+};
+
 struct gw_config {
     char *listen_host; /* numeric address, e.g. "127.0.0.1" or "::1" */
     int listen_port;
@@ -35,7 +41,15 @@ struct gw_config {
     int catchup_max;
     long max_host_connections;
     long max_delivery_connections;
+    /* inbound webhooks and streams */
+    struct gw_hook_secret *hook_secrets;
+    int nhook_secrets;
+    int sse_heartbeat_ms;
+    int sse_history;
 };
+
+/* The hook secret that applies to node (its own, else "*"), or NULL when none is configured. */
+const char *gw_config_hook_secret(const struct gw_config *cfg, const char *node);
 
 enum gw_config_result { GW_CONFIG_OK = 0, GW_CONFIG_HELP, GW_CONFIG_VERSION, GW_CONFIG_ERROR };
 

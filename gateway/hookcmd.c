@@ -56,6 +56,7 @@ static void finish_create(struct creating *c, json_t *replay_items)
         goto fail;
     }
     c->s = NULL; /* the registry owns it now */
+    s->hn->subscribed = 1;
     if (replay_items != NULL && json_array_size(replay_items) > 0) {
         json_t *events = json_array();
         size_t i;
@@ -66,7 +67,7 @@ static void finish_create(struct creating *c, json_t *replay_items)
                                   json_pack("{s:s, s:s, s:s, s:O}", "type", "item.published",
                                             "service", s->service, "node", s->node, "item", item));
         }
-        int rc = gw_hooks_intake(h, events, "replay", s, 0, 1);
+        int rc = gw_hooks_intake(h, events, NULL, "replay", s, 0, 1);
         json_decref(events);
         if (rc != 0) {
             gw_store_rollback(h->store);
@@ -291,6 +292,9 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
             gw_delivery_kick(h, s);
             gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
         }
+        return;
+    case GW_OP_STREAM_OPEN:
+        gw_streams_open(h, cmd);
         return;
     default:
         gw_cmd_fail(cmd, 500, "Internal error", "not a registry operation", NULL);

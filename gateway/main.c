@@ -55,6 +55,8 @@ static void on_xmpp_state(int up, void *arg)
     struct app *app = arg;
     if (up)
         gw_hooks_on_xmpp_up(app->hooks);
+    else
+        gw_hooks_on_xmpp_down(app->hooks);
 }
 
 static void drain_mailbox(struct gw_loop *loop, void *arg)
@@ -178,6 +180,7 @@ int main(int argc, char **argv)
         left = next;
     }
     gw_xmpp_shutdown(app.xmpp);
+    gw_hooks_close_streams(app.hooks);
     gw_http_stop(http);
     http = NULL;
     gw_info("stopped");

@@ -2,6 +2,7 @@
  * the re-check of XMPP subscriptions with catch-up whenever the session comes up. */
 #include "itemid.h"
 #include "log.h"
+#include "loop.h"
 #include "status.h"
 #include "webhooks_int.h"
 
@@ -74,23 +75,56 @@ json_t *gw_hsub_json(const struct hsub *s)
 }
 
 /* Registers s in memory (it is already stored). Returns 0 or -1. */
+/* Fire-and-forget XMPP command whose answer is only logged. */
+static void on_background_done(struct gw_cmd *cmd)
+{
+    if (cmd->status >= 400)
+        gw_warn("XMPP %s of node %s failed with %d",
+                cmd->op == GW_OP_UNSUBSCRIBE ? "unsubscribe" : "request",
+                cmd->node ? cmd->node : "?", cmd->status);
+    gw_cmd_free(cmd); /* our own command: nothing reads it after its done callback */
+}
+
+struct hnode *gw_hooks_node(struct gw_hooks *h, const char *service, const char *node)
+{
+    struct hnode *hn = gw_hooks_find_node(h, service, node);
+    if (hn != NULL)
+        return hn;
+    char key[4200];
+    size_t k = node_key(service, node, key, sizeof(key));
+    hn = calloc(1, sizeof(*hn));
+    if (hn == NULL || k == 0 || (hn->service = strdup(service)) == NULL ||
+        (hn->node = strdup(node)) == NULL || gw_hmap_put(h->nodes, key, k, hn) != 0) {
+        if (hn) {
+            free(hn->service);
+            free(hn->node);
+        }
+        free(hn);
+        return NULL;
+    }
+    return hn;
+}
+
+void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn)
+{
+    if (hn->nsubs > 0 || hn->nstreams > 0)
+        return;
+    /* Nothing needs the node any more: neither does the gateway need the XMPP subscription. */
+    struct gw_cmd *c =
+        gw_hooks_xmpp_cmd(GW_OP_UNSUBSCRIBE, hn->service, hn->node, on_background_done, NULL);
+    if (c)
+        h->exec(h->exec_arg, c);
+    char key[4200];
+    size_t k = node_key(hn->service, hn->node, key, sizeof(key));
+    gw_hmap_del(h->nodes, key, k);
+    gw_streams_node_free(hn);
+}
+
 int gw_hooks_attach(struct gw_hooks *h, struct hsub *s)
 {
-    struct hnode *hn = gw_hooks_find_node(h, s->service, s->node);
-    if (hn == NULL) {
-        char key[4200];
-        size_t k = node_key(s->service, s->node, key, sizeof(key));
-        hn = calloc(1, sizeof(*hn));
-        if (hn == NULL || k == 0 || (hn->service = strdup(s->service)) == NULL ||
-            (hn->node = strdup(s->node)) == NULL || gw_hmap_put(h->nodes, key, k, hn) != 0) {
-            if (hn) {
-                free(hn->service);
-                free(hn->node);
-            }
-            free(hn);
-            return -1;
-        }
-    }
+    struct hnode *hn = gw_hooks_node(h, s->service, s->node);
+    if (hn == NULL)
+        return -1;
     if (gw_hmap_put(h->subs, s->id, strlen(s->id), s) != 0)
         return -1;
     s->hn = hn;
@@ -105,16 +139,6 @@ int gw_hooks_attach(struct gw_hooks *h, struct hsub *s)
         h->first = s;
     h->last = s;
     return 0;
-}
-
-/* Fire-and-forget XMPP command whose answer is only logged. */
-static void on_background_done(struct gw_cmd *cmd)
-{
-    if (cmd->status >= 400)
-        gw_warn("XMPP %s of node %s failed with %d",
-                cmd->op == GW_OP_UNSUBSCRIBE ? "unsubscribe" : "request",
-                cmd->node ? cmd->node : "?", cmd->status);
-    gw_cmd_free(cmd); /* our own command: nothing reads it after its done callback */
 }
 
 struct gw_cmd *gw_hooks_xmpp_cmd(enum gw_op op, const char *service, const char *node,
@@ -171,8 +195,8 @@ void gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
         gw_hsub_free(s);
 }
 
-int gw_hooks_intake(struct gw_hooks *h, json_t *events, const char *extra, struct hsub *only_sub,
-                    int mark_seen, int in_tx)
+int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *extra,
+                    struct hsub *only_sub, int mark_seen, int in_tx)
 {
     struct hsub *touched[64];
     int ntouched = 0, overflow = 0;
@@ -200,9 +224,13 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, const char *extra, struc
             if (!(s->events & bit) || (only_sub && s != only_sub))
                 continue;
             if (row == 0) {
-                char id[GW_ITEMID_LEN + 5] = "msg_";
-                gw_itemid_new(id + 4);
-                json_object_set_new(ev, "timestamp", json_string(stamp));
+                char id[40] = "msg_";
+                if (ids != NULL)
+                    memcpy(id, ids[i], sizeof(id));
+                else
+                    gw_itemid_new(id + 4);
+                if (json_object_get(ev, "timestamp") == NULL)
+                    json_object_set_new(ev, "timestamp", json_string(stamp));
                 if (extra)
                     json_object_set_new(ev, extra, json_true());
                 char *body = json_dumps(ev, JSON_COMPACT);
@@ -245,7 +273,21 @@ fail:
 
 void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
 {
-    gw_hooks_intake(h, events, NULL, NULL, 1, 0);
+    /* One id and one timestamp per event, shared by webhooks and streams. */
+    size_t n = json_array_size(events);
+    char(*ids)[40] = calloc(n ? n : 1, sizeof(*ids));
+    if (ids == NULL)
+        return;
+    char stamp[40];
+    gw_iso_time(gw_wall_ms(), stamp, sizeof(stamp));
+    for (size_t i = 0; i < n; i++) {
+        memcpy(ids[i], "msg_", 4);
+        gw_itemid_new(ids[i] + 4);
+        json_object_set_new(json_array_get(events, i), "timestamp", json_string(stamp));
+    }
+    gw_hooks_intake(h, events, ids, NULL, NULL, 1, 0);
+    gw_streams_publish(h, events, ids);
+    free(ids);
 }
 
 /* Catch-up: items the node holds that were never turned into events (published while the
@@ -274,7 +316,7 @@ static void on_catchup_items(struct gw_cmd *cmd)
     if (json_array_size(events) > 0) {
         gw_info("catch-up of %s/%s: %zu missed items", cmd->service, cmd->node,
                 json_array_size(events));
-        gw_hooks_intake(h, events, "catchup", NULL, 1, 0);
+        gw_hooks_intake(h, events, NULL, "catchup", NULL, 1, 0);
     }
     gw_store_seen_prune(h->store, cmd->service, cmd->node, 2 * h->cfg->catchup_max);
     json_decref(events);
@@ -293,6 +335,9 @@ static void catch_up(struct gw_hooks *h, const char *service, const char *node)
 static void on_resubscribed(struct gw_cmd *cmd)
 {
     struct gw_hooks *h = cmd->done_arg;
+    struct hnode *hn = gw_hooks_find_node(h, cmd->service, cmd->node);
+    if (cmd->status == 200 && hn != NULL)
+        hn->subscribed = 1;
     if (cmd->status == 200)
         catch_up(h, cmd->service, cmd->node);
     else
@@ -315,6 +360,7 @@ static void resync_node(void *value, void *arg)
         return;
     if (json_object_get(r->listed, hn->node)) {
         json_object_set_new(r->listed, hn->node, json_false()); /* needed: keep it */
+        hn->subscribed = 1;
         catch_up(r->h, hn->service, hn->node);
         return;
     }
@@ -359,6 +405,17 @@ static void on_subscriptions(struct gw_cmd *cmd)
     }
     json_decref(r.listed);
     gw_cmd_free(cmd);
+}
+
+static void mark_unsubscribed(void *value, void *arg)
+{
+    (void)arg;
+    ((struct hnode *)value)->subscribed = 0;
+}
+
+void gw_hooks_on_xmpp_down(struct gw_hooks *h)
+{
+    gw_hmap_each(h->nodes, mark_unsubscribed, NULL);
 }
 
 static void collect_service(void *value, void *arg)
@@ -439,6 +496,7 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
     gw_info("%zu webhook subscriptions on %zu nodes, %lld deliveries pending",
             gw_hmap_size(h->subs), gw_hmap_size(h->nodes),
             (long long)gw_store_pending_count(store));
+    gw_streams_heartbeat_start(h);
     /* Deliveries left in the outbox by the previous run start right away. */
     for (struct hsub *s = h->first; s; s = s->next)
         gw_delivery_kick(h, s);
@@ -448,16 +506,15 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
 static void free_node(void *value, void *arg)
 {
     (void)arg;
-    struct hnode *hn = value;
-    free(hn->service);
-    free(hn->node);
-    free(hn);
+    gw_streams_node_free(value);
 }
 
 void gw_hooks_free(struct gw_hooks *h)
 {
     if (h == NULL)
         return;
+    if (h->heartbeat_timer)
+        gw_loop_timer_cancel(h->loop, h->heartbeat_timer);
     struct hsub *s = h->first;
     while (s) {
         struct hsub *next = s->next;

@@ -45,7 +45,12 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd);
  * subscription, then starts their delivery. */
 void gw_hooks_on_events(struct gw_hooks *h, json_t *events);
 
+/* Ends every event stream (their responses finish once drained); for shutdown. */
+void gw_hooks_close_streams(struct gw_hooks *h);
+
 /* The XMPP session came up: re-check the XMPP subscriptions and catch up on missed items. */
 void gw_hooks_on_xmpp_up(struct gw_hooks *h);
+/* The XMPP session went down: every node must be confirmed again. */
+void gw_hooks_on_xmpp_down(struct gw_hooks *h);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "hmap.h"
 #include "sign.h"
+#include "stream.h"
 #include "webhooks.h"
 
 #include <stdint.h>
@@ -26,11 +27,22 @@ struct hsub {
     uint64_t timer;
 };
 
-/* A (service, node) with at least one callback. */
+struct history_entry {
+    char id[40];
+    char *text; /* the SSE frame */
+    size_t len;
+};
+
+/* A (service, node) the gateway is subscribed to: it has callbacks or event streams. */
 struct hnode {
     char *service, *node;
     struct hsub *subs;
     int nsubs;
+    struct gw_stream *streams;
+    int nstreams;
+    struct history_entry *history; /* ring of the last cfg->sse_history frames */
+    int hhead, hcount, hcap;
+    int subscribed; /* the service confirmed the XMPP subscription in this session */
 };
 
 struct gw_hooks {
@@ -43,6 +55,7 @@ struct gw_hooks {
     struct gw_hmap *subs;  /* id -> hsub */
     struct gw_hmap *nodes; /* service NUL node -> hnode */
     struct hsub *first, *last;
+    uint64_t heartbeat_timer;
 };
 
 /* delivery.c */
@@ -71,8 +84,19 @@ struct gw_cmd *gw_hooks_xmpp_cmd(enum gw_op op, const char *service, const char 
 /* Stores events for the matching subscriptions (only_sub: just that one) and starts their
  * delivery; flag, when set, is added to each event as true ("replay", "catchup"). Inside the
  * caller's transaction when in_tx, else in one of its own. Returns 0 or -1. */
-int gw_hooks_intake(struct gw_hooks *h, json_t *events, const char *flag, struct hsub *only_sub,
-                    int mark_seen, int in_tx);
+int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *flag,
+                    struct hsub *only_sub, int mark_seen, int in_tx);
+/* The node's entry, created (without callbacks) when absent; NULL when out of memory. */
+struct hnode *gw_hooks_node(struct gw_hooks *h, const char *service, const char *node);
+/* Frees the node's entry (and ends the XMPP subscription) once nothing uses it. */
+void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn);
+
+/* streams.c */
+void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40]);
+void gw_streams_attach(struct gw_hooks *h, struct hnode *hn, struct gw_stream *st);
+void gw_streams_open(struct gw_hooks *h, struct gw_cmd *cmd);
+void gw_streams_heartbeat_start(struct gw_hooks *h);
+void gw_streams_node_free(struct hnode *hn);
 /* "2026-01-01T00:00:00.000Z" */
 void gw_iso_time(int64_t ms, char *buf, size_t len);
 

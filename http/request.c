@@ -203,7 +203,10 @@ static int prepare_publish(const struct gw_http_request *req, struct gw_cmd *cmd
     if (qid != NULL && !gw_valid_id(qid, strlen(qid)))
         return fail(reply, 400, "Invalid parameter",
                     "id: 1 to 1024 bytes of UTF-8 without control characters");
-    cmd->item_id = dup_or_null(qid);
+    if (qid != NULL) {
+        free(cmd->item_id);
+        cmd->item_id = strdup(qid);
+    }
     cmd->config = query_publish_options(req);
     if (strcmp(mt, "application/vnd.pubsubgw.publish+json") == 0) {
         json_t *env;
@@ -499,6 +502,141 @@ out:
     return rc;
 }
 
+/* {"config": {...}} for PUT /v1/nodes/{node}/config */
+static int prepare_config_set(const struct gw_http_request *req, struct gw_cmd *cmd,
+                              struct gw_http_reply *reply)
+{
+    char mt[128], err[400];
+    if (media_type(req->content_type, mt, sizeof(mt)) != 0 || !is_json_type(mt))
+        return fail(reply, 415, "Unsupported media type",
+                    "Content-Type: application/json expected");
+    json_t *obj;
+    if (parse_json(req, 0, &obj, reply) != 0)
+        return -1;
+    int rc = 0;
+    json_t *config = json_object_get(obj, "config");
+    if (!json_is_object(obj) || json_object_size(obj) != 1 || config == NULL)
+        rc = fail(reply, 400, "Invalid request body", "config: required, and the only field");
+    else if (form_check(config, "config", err, sizeof(err)) != 0)
+        rc = fail(reply, 400, "Invalid request body", "%s", err);
+    else
+        cmd->config = json_incref(config);
+    json_decref(obj);
+    return rc;
+}
+
+/* {"subscriptions":[{"jid","subscription","subid"?}]} or {"affiliations":[{"jid","affiliation"}]}
+ */
+static int prepare_owner_set(const struct gw_http_request *req, struct gw_cmd *cmd,
+                             struct gw_http_reply *reply, const char *what)
+{
+    static const char *const sub_states[] = {"none", "pending", "subscribed", "unconfigured", NULL};
+    static const char *const affiliations[] = {
+        "owner", "publisher", "publish-only", "member", "none", "outcast", NULL};
+    int subs = strcmp(what, "subscriptions") == 0;
+    const char *field = subs ? "subscription" : "affiliation";
+    const char *const *allowed = subs ? sub_states : affiliations;
+    char mt[128];
+    if (media_type(req->content_type, mt, sizeof(mt)) != 0 || !is_json_type(mt))
+        return fail(reply, 415, "Unsupported media type",
+                    "Content-Type: application/json expected");
+    json_t *obj;
+    if (parse_json(req, 0, &obj, reply) != 0)
+        return -1;
+    int rc = 0;
+    json_t *list = json_object_get(obj, what);
+    if (!json_is_object(obj) || !json_is_array(list) || json_array_size(list) == 0 ||
+        json_array_size(list) > 1000) {
+        rc = fail(reply, 400, "Invalid request body", "%s: a non-empty array (at most 1000)", what);
+        goto out;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        const char *jid = json_string_value(json_object_get(e, "jid"));
+        const char *value = json_string_value(json_object_get(e, field));
+        json_t *subid = json_object_get(e, "subid");
+        if (!json_is_object(e) || jid == NULL || !gw_valid_jid(jid)) {
+            rc = fail(reply, 400, "Invalid request body", "%s[%zu].jid: a valid JID is required",
+                      what, i);
+            goto out;
+        }
+        size_t k = 0;
+        while (value && allowed[k] && strcmp(allowed[k], value) != 0)
+            k++;
+        if (value == NULL || allowed[k] == NULL) {
+            rc = fail(reply, 400, "Invalid request body", "%s[%zu].%s: not a valid value", what, i,
+                      field);
+            goto out;
+        }
+        if (subid != NULL && (!subs || !json_is_string(subid) ||
+                              !gw_valid_id(json_string_value(subid), json_string_length(subid)))) {
+            rc = fail(reply, 400, "Invalid request body", "%s[%zu].subid: not valid here", what, i);
+            goto out;
+        }
+    }
+    cmd->args = json_pack("{s:O}", what, list);
+out:
+    json_decref(obj);
+    return rc;
+}
+
+/* ?id=A&id=B (items by id), ?max=N&after=X&before=Y (XEP-0059 paging) */
+static int prepare_items(const struct gw_http_request *req, struct gw_cmd *cmd,
+                         struct gw_http_reply *reply)
+{
+    json_t *args = json_object(), *ids = json_array();
+    json_object_set_new(args, "ids", ids);
+    cmd->args = args;
+    for (size_t i = 0; i < req->nquery; i++) {
+        const char *k = req->query[i].key, *v = req->query[i].value;
+        if (strcmp(k, "id") == 0) {
+            if (!gw_valid_id(v, strlen(v)) || json_array_size(ids) >= 1000)
+                return fail(reply, 400, "Invalid parameter", "id: not a valid item id");
+            json_array_append_new(ids, json_string(v));
+        } else if (strcmp(k, "max") == 0) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || n < 1 || n > 10000)
+                return fail(reply, 400, "Invalid parameter", "max: an integer from 1 to 10000");
+            json_object_set_new(args, "max", json_integer(n));
+        } else if (strcmp(k, "after") == 0 || strcmp(k, "before") == 0) {
+            if (strlen(v) > GW_PARAM_MAX || !gw_valid_utf8(v, strlen(v)))
+                return fail(reply, 400, "Invalid parameter", "%s: not a valid paging key", k);
+            json_object_set_new(args, k, json_string(v));
+        }
+    }
+    if ((json_object_get(args, "after") || json_object_get(args, "before")) &&
+        !json_object_get(args, "max"))
+        json_object_set_new(args, "max", json_integer(100));
+    return 0;
+}
+
+/* POST /v1/hooks/{node}: the raw body is published; a configured secret must sign it. */
+static int prepare_hook(const struct gw_http_request *req, struct gw_cmd *cmd,
+                        struct gw_http_reply *reply)
+{
+    const char *secret = gw_config_hook_secret(req->cfg, req->match->node);
+    if (secret != NULL) {
+        char hex[65], want[80];
+        const char *sig = req->hub_signature;
+        if (gw_hmac_hex((const unsigned char *)secret, strlen(secret), req->body ? req->body : "",
+                        req->body_len, hex) != 0)
+            return fail(reply, 500, "Internal error", "cannot compute the signature");
+        snprintf(want, sizeof(want), "sha256=%s", hex);
+        if (sig == NULL || !gw_const_eq(sig, want))
+            return fail(reply, 403, "Invalid signature",
+                        "X-Hub-Signature-256: missing or does not match the body");
+    }
+    if (req->delivery_id != NULL && gw_valid_id(req->delivery_id, strlen(req->delivery_id))) {
+        /* The sender's delivery id: a redelivered hook overwrites instead of duplicating. */
+        free(cmd->item_id);
+        cmd->item_id = strdup(req->delivery_id);
+    }
+    return prepare_publish(req, cmd, reply);
+}
+
 /* The command of a route that goes to the loop thread; -1 for routes answered in place. */
 static int route_op(enum gw_route route)
 {
@@ -519,6 +657,24 @@ static int route_op(enum gw_route route)
         return GW_OP_ITEM_GET;
     case GW_ROUTE_ITEM_DELETE:
         return GW_OP_ITEM_RETRACT;
+    case GW_ROUTE_NODE_CONFIG_GET:
+        return GW_OP_CONFIG_GET;
+    case GW_ROUTE_NODE_CONFIG_SET:
+        return GW_OP_CONFIG_SET;
+    case GW_ROUTE_NODE_PURGE:
+        return GW_OP_PURGE;
+    case GW_ROUTE_NODE_SUBS_GET:
+        return GW_OP_OWNER_SUBS_GET;
+    case GW_ROUTE_NODE_SUBS_SET:
+        return GW_OP_OWNER_SUBS_SET;
+    case GW_ROUTE_NODE_AFFS_GET:
+        return GW_OP_AFFILIATIONS_GET;
+    case GW_ROUTE_NODE_AFFS_SET:
+        return GW_OP_AFFILIATIONS_SET;
+    case GW_ROUTE_NODE_EVENTS:
+        return GW_OP_STREAM_OPEN;
+    case GW_ROUTE_HOOK:
+        return GW_OP_PUBLISH;
     case GW_ROUTE_SUBS_LIST:
         return GW_OP_SUB_LIST;
     case GW_ROUTE_SUB_CREATE:
@@ -546,6 +702,8 @@ int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
     if (cmd == NULL)
         return fail(reply, 500, "Internal error", "out of memory");
     int rc = common(req, cmd, reply);
+    if (rc == 0 && route == GW_ROUTE_ITEMS_LIST)
+        rc = prepare_items(req, cmd, reply);
     if (rc == 0 && route == GW_ROUTE_ITEMS_LIST) {
         const char *mi = query_get(req, "max_items");
         if (mi != NULL) {
@@ -561,6 +719,28 @@ int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
         rc = prepare_publish(req, cmd, reply);
     } else if (rc == 0 && route == GW_ROUTE_NODE_CREATE) {
         rc = prepare_create(req, cmd, reply);
+    } else if (rc == 0 && route == GW_ROUTE_NODE_CONFIG_SET) {
+        rc = prepare_config_set(req, cmd, reply);
+    } else if (rc == 0 && route == GW_ROUTE_NODE_SUBS_SET) {
+        rc = prepare_owner_set(req, cmd, reply, "subscriptions");
+    } else if (rc == 0 && route == GW_ROUTE_NODE_AFFS_SET) {
+        rc = prepare_owner_set(req, cmd, reply, "affiliations");
+    } else if (rc == 0 && route == GW_ROUTE_HOOK) {
+        rc = prepare_hook(req, cmd, reply);
+    } else if (rc == 0 && route == GW_ROUTE_NODE_DELETE) {
+        const char *redirect = query_get(req, "redirect");
+        if (redirect != NULL && (redirect[0] == '\0' || strlen(redirect) > 2048 ||
+                                 !gw_valid_id(redirect, strlen(redirect))))
+            rc =
+                fail(reply, 400, "Invalid parameter", "redirect: a URI of at most 2048 characters");
+        else if (redirect != NULL)
+            cmd->args = json_pack("{s:s}", "redirect", redirect);
+    } else if (rc == 0 && route == GW_ROUTE_NODES_LIST) {
+        const char *parent = query_get(req, "node");
+        if (parent != NULL && !gw_valid_id(parent, strlen(parent)))
+            rc = fail(reply, 400, "Invalid parameter", "node: not a valid node id");
+        else if (parent != NULL)
+            cmd->node = strdup(parent);
     } else if (rc == 0 && route == GW_ROUTE_SUB_CREATE) {
         rc = prepare_sub_create(req, cmd, reply);
     } else if (rc == 0 && route == GW_ROUTE_SUBS_LIST) {

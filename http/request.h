@@ -5,6 +5,7 @@
 #define GW_HTTP_REQUEST_H
 
 #include "../gateway/cmd.h"
+#include "../gateway/config.h"
 #include "router.h"
 
 #include <jansson.h>
@@ -17,8 +18,11 @@ struct gw_query_param {
 
 struct gw_http_request {
     const struct gw_route_match *match;
-    const char *content_type; /* NULL when absent */
-    const char *body;         /* NULL when empty */
+    const struct gw_config *cfg; /* hook secrets; may be NULL (no secrets) */
+    const char *hub_signature;   /* X-Hub-Signature-256, or NULL */
+    const char *delivery_id;     /* X-GitHub-Delivery / Idempotency-Key, or NULL */
+    const char *content_type;    /* NULL when absent */
+    const char *body;            /* NULL when empty */
     size_t body_len;
     const struct gw_query_param *query;
     size_t nquery;

@@ -7,6 +7,7 @@
 #include "../gateway/log.h"
 #include "../gateway/loop.h"
 #include "../gateway/status.h"
+#include "../gateway/stream.h"
 #include "openapi.h"
 #include "request.h"
 #include "router.h"
@@ -127,11 +128,66 @@ static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
     return rc;
 }
 
+static void resume_conn(void *conn)
+{
+    MHD_resume_connection(conn);
+}
+
+static void suspend_conn(void *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    long n = gw_stream_read(cls, buf, max, suspend_conn);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void sse_free(void *cls)
+{
+    gw_stream_end(cls);
+    gw_stream_unref(cls);
+}
+
+/* The answer to an event stream request: text/event-stream fed by the loop thread. */
+static enum MHD_Result send_stream(struct MHD_Connection *conn, struct gw_stream *st)
+{
+    gw_stream_ref(st);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_reader, st, sse_free);
+    if (resp == NULL) {
+        gw_stream_end(st);
+        gw_stream_unref(st);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
 static void on_cmd_done(struct gw_cmd *cmd)
 {
     struct req *r = cmd->done_arg;
     /* After this call the HTTP thread owns r and cmd again: touch neither here. */
     MHD_resume_connection(r->conn);
+}
+
+/* The sender's id for this delivery, used as item id by inbound hooks. */
+static const char *delivery_id(struct MHD_Connection *conn)
+{
+    const char *names[] = {"X-GitHub-Delivery", "X-Gitlab-Event-UUID", "Idempotency-Key",
+                           "X-Request-Id"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, names[i]);
+        if (v != NULL && v[0] != '\0')
+            return v;
+    }
+    return NULL;
 }
 
 struct query_collect {
@@ -200,6 +256,9 @@ static enum MHD_Result dispatch(struct req *r)
     }
     struct gw_http_request hreq = {
         .match = &r->match,
+        .cfg = r->h->cfg,
+        .hub_signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Hub-Signature-256"),
+        .delivery_id = delivery_id(conn),
         .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
         .body = r->body,
         .body_len = r->len,
@@ -220,6 +279,16 @@ static enum MHD_Result dispatch(struct req *r)
         rc = send_reply(conn, 503, p, 5, NULL);
         json_decref(p);
         goto out;
+    }
+    if (cmd->op == GW_OP_STREAM_OPEN) {
+        cmd->stream =
+            gw_stream_new(1024 * 1024, resume_conn, conn,
+                          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID"));
+        if (cmd->stream == NULL) {
+            gw_cmd_free(cmd);
+            rc = send_problem(conn, 500, "Internal error", "out of memory", NULL);
+            goto out;
+        }
     }
     cmd->done = on_cmd_done;
     cmd->done_arg = r;
@@ -265,6 +334,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->state == REQ_WAITING) {
         /* Resumed: the loop thread has set the result. */
         r->state = REQ_ANSWERED;
+        if (r->cmd->op == GW_OP_STREAM_OPEN && r->cmd->status == 200)
+            return send_stream(conn, r->cmd->stream);
         return send_reply(conn, r->cmd->status, r->cmd->result, r->cmd->retry_after, NULL);
     }
     if (*upload_data_size > 0) {

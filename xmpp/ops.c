@@ -169,6 +169,33 @@ static void on_subscribe(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *a
     finish_json(cmd, 200, json_pack("{s:s}", "subscription", state ? state : "subscribed"));
 }
 
+static void on_config(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *answer, int step)
+{
+    (void)x;
+    (void)step;
+    if (is_error(answer)) {
+        gw_xmpp_fail_from_error(cmd, answer);
+        return;
+    }
+    xmpp_stanza_t *form = gw_stanza_child(
+        gw_stanza_child(gw_stanza_child(answer, "pubsub", GW_NS_PUBSUB_OWNER), "configure", NULL),
+        "x", GW_NS_DATA);
+    finish_json(cmd, 200,
+                json_pack("{s:o}", "config", form ? gw_data_form_json(form) : json_object()));
+}
+
+static void on_owner_list(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *answer, int step)
+{
+    (void)x;
+    (void)step;
+    if (is_error(answer))
+        gw_xmpp_fail_from_error(cmd, answer);
+    else if (cmd->op == GW_OP_AFFILIATIONS_GET)
+        finish_json(cmd, 200, gw_pubsub_affiliations_json(answer));
+    else
+        finish_json(cmd, 200, gw_pubsub_subscriptions_json(answer, GW_NS_PUBSUB_OWNER));
+}
+
 void gw_xmpp_execute(struct gw_xmpp *x, struct gw_cmd *cmd)
 {
     if (!gw_xmpp_is_up(x)) {
@@ -201,10 +228,17 @@ void gw_xmpp_execute(struct gw_xmpp *x, struct gw_cmd *cmd)
         gw_xmpp_send_iq(x, iq, cmd, on_publish, 0);
         return;
     }
-    case GW_OP_ITEMS_GET:
-        gw_xmpp_send_iq(x, gw_pubsub_items(ctx, id, service, cmd->node, cmd->max_items, NULL), cmd,
-                        on_items, 0);
+    case GW_OP_ITEMS_GET: {
+        json_t *a = cmd->args;
+        gw_xmpp_send_iq(x,
+                        gw_pubsub_items_ex(ctx, id, service, cmd->node, cmd->max_items,
+                                           json_object_get(a, "ids"),
+                                           (int)json_integer_value(json_object_get(a, "max")),
+                                           json_string_value(json_object_get(a, "after")),
+                                           json_string_value(json_object_get(a, "before"))),
+                        cmd, on_items, 0);
         return;
+    }
     case GW_OP_ITEM_GET:
         gw_xmpp_send_iq(x, gw_pubsub_items(ctx, id, service, cmd->node, 0, cmd->item_id), cmd,
                         on_items, 0);
@@ -214,7 +248,7 @@ void gw_xmpp_execute(struct gw_xmpp *x, struct gw_cmd *cmd)
                         on_no_content, 0);
         return;
     case GW_OP_NODES_LIST:
-        gw_xmpp_send_iq(x, gw_disco_items(ctx, id, service, NULL), cmd, on_nodes, 0);
+        gw_xmpp_send_iq(x, gw_disco_items(ctx, id, service, cmd->node), cmd, on_nodes, 0);
         return;
     case GW_OP_NODE_CREATE:
         gw_xmpp_send_iq(x, gw_pubsub_create(ctx, id, service, cmd->node, cmd->config), cmd,
@@ -224,8 +258,39 @@ void gw_xmpp_execute(struct gw_xmpp *x, struct gw_cmd *cmd)
         gw_xmpp_send_iq(x, gw_disco_info(ctx, id, service, cmd->node), cmd, on_node_get, 0);
         return;
     case GW_OP_NODE_DELETE:
-        gw_xmpp_send_iq(x, gw_pubsub_delete(ctx, id, service, cmd->node), cmd, on_no_content, 0);
+        gw_xmpp_send_iq(x,
+                        gw_pubsub_delete(ctx, id, service, cmd->node,
+                                         json_string_value(json_object_get(cmd->args, "redirect"))),
+                        cmd, on_no_content, 0);
         return;
+    case GW_OP_CONFIG_GET:
+        gw_xmpp_send_iq(x, gw_pubsub_config_get(ctx, id, service, cmd->node), cmd, on_config, 0);
+        return;
+    case GW_OP_CONFIG_SET:
+        gw_xmpp_send_iq(x, gw_pubsub_config_set(ctx, id, service, cmd->node, cmd->config), cmd,
+                        on_no_content, 0);
+        return;
+    case GW_OP_PURGE:
+        gw_xmpp_send_iq(x, gw_pubsub_purge(ctx, id, service, cmd->node), cmd, on_no_content, 0);
+        return;
+    case GW_OP_OWNER_SUBS_GET:
+    case GW_OP_AFFILIATIONS_GET:
+        gw_xmpp_send_iq(x,
+                        gw_pubsub_owner_list(ctx, id, service, cmd->node,
+                                             cmd->op == GW_OP_AFFILIATIONS_GET ? "affiliations"
+                                                                               : "subscriptions",
+                                             NULL),
+                        cmd, on_owner_list, 0);
+        return;
+    case GW_OP_OWNER_SUBS_SET:
+    case GW_OP_AFFILIATIONS_SET: {
+        const char *what = cmd->op == GW_OP_AFFILIATIONS_SET ? "affiliations" : "subscriptions";
+        gw_xmpp_send_iq(x,
+                        gw_pubsub_owner_list(ctx, id, service, cmd->node, what,
+                                             json_object_get(cmd->args, what)),
+                        cmd, on_no_content, 0);
+        return;
+    }
     case GW_OP_SUBSCRIBE:
     case GW_OP_UNSUBSCRIBE:
         gw_xmpp_send_iq(x,

@@ -230,10 +230,129 @@ static xmpp_stanza_t *owner_node_op(xmpp_ctx_t *ctx, const char *type, const cha
     return iq;
 }
 
-xmpp_stanza_t *gw_pubsub_delete(xmpp_ctx_t *ctx, const char *id, const char *service,
-                                const char *node)
+/* The owner element of an owner request built by owner_node_op. */
+static xmpp_stanza_t *owner_el(xmpp_stanza_t *iq, const char *name)
 {
-    return owner_node_op(ctx, "set", id, service, "delete", node);
+    return gw_stanza_child(gw_stanza_child(iq, "pubsub", GW_NS_PUBSUB_OWNER), name, NULL);
+}
+
+xmpp_stanza_t *gw_pubsub_delete(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                const char *node, const char *redirect)
+{
+    xmpp_stanza_t *iq = owner_node_op(ctx, "set", id, service, "delete", node);
+    if (iq != NULL && redirect != NULL) {
+        xmpp_stanza_t *r = add(owner_el(iq, "delete"), "redirect", NULL);
+        if (r == NULL) {
+            xmpp_stanza_release(iq);
+            return NULL;
+        }
+        xmpp_stanza_set_attribute(r, "uri", redirect);
+    }
+    return iq;
+}
+
+xmpp_stanza_t *gw_pubsub_purge(xmpp_ctx_t *ctx, const char *id, const char *service,
+                               const char *node)
+{
+    return owner_node_op(ctx, "set", id, service, "purge", node);
+}
+
+xmpp_stanza_t *gw_pubsub_config_set(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                    const char *node, json_t *config)
+{
+    xmpp_stanza_t *iq = owner_node_op(ctx, "set", id, service, "configure", node);
+    if (iq != NULL && add_form(owner_el(iq, "configure"),
+                               "http://jabber.org/protocol/pubsub#node_config", config) != 0) {
+        xmpp_stanza_release(iq);
+        return NULL;
+    }
+    return iq;
+}
+
+xmpp_stanza_t *gw_pubsub_owner_list(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                    const char *node, const char *what, json_t *entries)
+{
+    xmpp_stanza_t *iq = owner_node_op(ctx, entries ? "set" : "get", id, service, what, node);
+    if (iq == NULL || entries == NULL)
+        return iq;
+    int subs = strcmp(what, "subscriptions") == 0;
+    xmpp_stanza_t *list = owner_el(iq, what);
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e)
+    {
+        xmpp_stanza_t *el = add(list, subs ? "subscription" : "affiliation", NULL);
+        if (el == NULL) {
+            xmpp_stanza_release(iq);
+            return NULL;
+        }
+        const char *attrs[] = {"jid", subs ? "subscription" : "affiliation", "subid"};
+        for (size_t k = 0; k < 3; k++) {
+            const char *v = json_string_value(json_object_get(e, attrs[k]));
+            if (v != NULL)
+                xmpp_stanza_set_attribute(el, attrs[k], v);
+        }
+    }
+    return iq;
+}
+
+json_t *gw_pubsub_affiliations_json(xmpp_stanza_t *iq)
+{
+    json_t *list = json_array();
+    json_t *out = json_pack("{s:o}", "affiliations", list);
+    if (out == NULL)
+        return NULL;
+    xmpp_stanza_t *affs = owner_el(iq, "affiliations");
+    for (xmpp_stanza_t *c = affs ? xmpp_stanza_get_children(affs) : NULL; c;
+         c = xmpp_stanza_get_next(c)) {
+        const char *name = xmpp_stanza_get_name(c);
+        const char *jid = xmpp_stanza_get_attribute(c, "jid");
+        const char *aff = xmpp_stanza_get_attribute(c, "affiliation");
+        if (!xmpp_stanza_is_tag(c) || name == NULL || strcmp(name, "affiliation") != 0 || !jid ||
+            !aff)
+            continue;
+        json_array_append_new(list, json_pack("{s:s, s:s}", "jid", jid, "affiliation", aff));
+    }
+    return out;
+}
+
+static int add_text_child(xmpp_stanza_t *parent, const char *name, const char *text)
+{
+    xmpp_stanza_t *el = add(parent, name, NULL);
+    return el ? add_text(el, text) : -1;
+}
+
+xmpp_stanza_t *gw_pubsub_items_ex(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                  const char *node, int max_items, json_t *ids, int rsm_max,
+                                  const char *after, const char *before)
+{
+    xmpp_stanza_t *iq = gw_pubsub_items(ctx, id, service, node, max_items, NULL);
+    if (iq == NULL)
+        return NULL;
+    xmpp_stanza_t *ps = gw_stanza_child(iq, "pubsub", GW_NS_PUBSUB);
+    xmpp_stanza_t *items = gw_stanza_child(ps, "items", NULL);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        xmpp_stanza_t *item = add(items, "item", NULL);
+        if (item == NULL)
+            goto fail;
+        xmpp_stanza_set_id(item, json_string_value(v));
+    }
+    if (rsm_max > 0) {
+        xmpp_stanza_t *set = add(ps, "set", GW_NS_RSM);
+        char buf[16];
+        snprintf(buf, sizeof(buf), "%d", rsm_max);
+        if (set == NULL || add_text_child(set, "max", buf) != 0 ||
+            (after && add_text_child(set, "after", after) != 0) ||
+            (before && add_text_child(set, "before", before) != 0))
+            goto fail;
+    }
+    return iq;
+fail:
+    xmpp_stanza_release(iq);
+    return NULL;
 }
 
 xmpp_stanza_t *gw_pubsub_config_get(xmpp_ctx_t *ctx, const char *id, const char *service,

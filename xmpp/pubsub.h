@@ -15,6 +15,7 @@
 #define GW_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define GW_NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define GW_NS_DATA "jabber:x:data"
+#define GW_NS_RSM "http://jabber.org/protocol/rsm"
 
 /* <publish node><item id>payload</item></publish> and <publish-options> when options is a
  * non-empty object (values as for gw_pubsub_create); payload is added (not taken). */
@@ -31,9 +32,26 @@ xmpp_stanza_t *gw_pubsub_retract(xmpp_ctx_t *ctx, const char *id, const char *se
  * boolean or array of strings (multi-valued fields). */
 xmpp_stanza_t *gw_pubsub_create(xmpp_ctx_t *ctx, const char *id, const char *service,
                                 const char *node, json_t *config);
-/* Owner <delete node/> */
+/* Owner <delete node><redirect uri/>?</delete>; redirect may be NULL */
 xmpp_stanza_t *gw_pubsub_delete(xmpp_ctx_t *ctx, const char *id, const char *service,
-                                const char *node);
+                                const char *node, const char *redirect);
+/* Owner <purge node/> */
+xmpp_stanza_t *gw_pubsub_purge(xmpp_ctx_t *ctx, const char *id, const char *service,
+                               const char *node);
+/* Owner <configure node> with a submitted node_config form (values as for gw_pubsub_create) */
+xmpp_stanza_t *gw_pubsub_config_set(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                    const char *node, json_t *config);
+/* Owner <subscriptions node/> or <affiliations node/> (get) when entries is NULL; with entries
+ * (an array of {"jid","subscription","subid"?} or {"jid","affiliation"}) the set. */
+xmpp_stanza_t *gw_pubsub_owner_list(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                    const char *node, const char *what, json_t *entries);
+/* {"affiliations":[{"jid","affiliation"}]} from an owner affiliations result */
+json_t *gw_pubsub_affiliations_json(xmpp_stanza_t *iq);
+/* Items by id list (ids: array of strings, may be NULL) and XEP-0059 paging (max > 0 adds a
+ * <set/> with after/before when given). */
+xmpp_stanza_t *gw_pubsub_items_ex(xmpp_ctx_t *ctx, const char *id, const char *service,
+                                  const char *node, int max_items, json_t *ids, int rsm_max,
+                                  const char *after, const char *before);
 /* Owner <configure node/> (get) */
 xmpp_stanza_t *gw_pubsub_config_get(xmpp_ctx_t *ctx, const char *id, const char *service,
                                     const char *node);

@@ -62,7 +62,7 @@ int main(void)
     CHECK(strstr(s, "notify=\"true\"") != NULL);
     CHECK(strstr(s, "<item id=\"i\"/>") != NULL);
     free(s);
-    s = text_of(ctx, gw_pubsub_delete(ctx, "q6", "ps", "n"));
+    s = text_of(ctx, gw_pubsub_delete(ctx, "q6", "ps", "n", NULL));
     CHECK(strstr(s, "http://jabber.org/protocol/pubsub#owner") != NULL);
     CHECK(strstr(s, "<delete node=\"n\"/>") != NULL);
     free(s);

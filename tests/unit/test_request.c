@@ -15,7 +15,12 @@ static int prep(enum gw_route route, const char *node, const char *ctype, const 
     match.route = route;
     snprintf(match.node, sizeof(match.node), "%s", node ? node : "");
     match.id[0] = '\0';
-    struct gw_http_request req = {&match, ctype, body, body ? strlen(body) : 0, q, nq};
+    struct gw_http_request req = {.match = &match,
+                                  .content_type = ctype,
+                                  .body = body,
+                                  .body_len = body ? strlen(body) : 0,
+                                  .query = q,
+                                  .nquery = nq};
     memset(reply, 0, sizeof(*reply));
     *cmd = NULL;
     return gw_http_prepare(&req, cmd, reply);

@@ -1,0 +1,233 @@
+/* Server-Sent Event streams of a node: frames built from the same event objects as webhook
+ * deliveries, a per-node history for Last-Event-ID resume, heartbeats that keep idle streams
+ * alive and reveal clients that went away. Loop thread only. */
+#include "log.h"
+#include "loop.h"
+#include "webhooks_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* "id: …\nevent: TYPE\ndata: JSON\n\n"; JSON is compact, so it holds no newline. */
+static char *frame(const char *id, json_t *ev, size_t *len)
+{
+    char *data = json_dumps(ev, JSON_COMPACT);
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    char *out = NULL;
+    int n = data
+                ? asprintf(&out, "id: %s\nevent: %s\ndata: %s\n\n", id, type ? type : "event", data)
+                : -1;
+    free(data);
+    if (n < 0)
+        return NULL;
+    *len = (size_t)n;
+    return out;
+}
+
+static void remember(struct gw_hooks *h, struct hnode *hn, const char *id, char *text, size_t len)
+{
+    int cap = h->cfg->sse_history;
+    if (cap <= 0) {
+        free(text);
+        return;
+    }
+    if (hn->history == NULL) {
+        if ((hn->history = calloc((size_t)cap, sizeof(*hn->history))) == NULL) {
+            free(text);
+            return;
+        }
+        hn->hcap = cap;
+    }
+    int slot = (hn->hhead + hn->hcount) % cap;
+    if (hn->hcount == cap) {
+        free(hn->history[hn->hhead].text);
+        hn->hhead = (hn->hhead + 1) % cap;
+        hn->hcount--;
+    }
+    struct history_entry *e = &hn->history[slot];
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    e->text = text;
+    e->len = len;
+    hn->hcount++;
+}
+
+/* Drops streams whose client went away; releases the node when nothing uses it then. */
+static void sweep(struct gw_hooks *h, struct hnode *hn)
+{
+    for (struct gw_stream **pp = &hn->streams; *pp;) {
+        struct gw_stream *st = *pp;
+        if (gw_stream_ended(st)) {
+            *pp = st->next;
+            hn->nstreams--;
+            gw_stream_close(st);
+            gw_stream_unref(st);
+        } else {
+            pp = &st->next;
+        }
+    }
+    gw_hooks_node_release(h, hn);
+}
+
+void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40])
+{
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        const char *service = json_string_value(json_object_get(ev, "service"));
+        const char *node = json_string_value(json_object_get(ev, "node"));
+        struct hnode *hn = service && node ? gw_hooks_find_node(h, service, node) : NULL;
+        if (hn == NULL)
+            continue;
+        size_t len;
+        char *text = frame(ids[i], ev, &len);
+        if (text == NULL)
+            continue;
+        int dead = 0;
+        for (struct gw_stream *st = hn->streams; st; st = st->next)
+            dead |= gw_stream_push(st, text, len) != 0;
+        remember(h, hn, ids[i], text, len);
+        if (dead)
+            sweep(h, hn);
+    }
+}
+
+void gw_streams_attach(struct gw_hooks *h, struct hnode *hn, struct gw_stream *st)
+{
+    gw_stream_ref(st);
+    st->next = hn->streams;
+    hn->streams = st;
+    hn->nstreams++;
+    char hello[64];
+    int n = snprintf(hello, sizeof(hello), "retry: 3000\n\n");
+    gw_stream_push(st, hello, (size_t)n);
+    if (st->last_event_id == NULL || hn->hcount == 0)
+        return;
+    /* Resume: everything after the client's last id, if the history still holds it. */
+    int cap = h->cfg->sse_history, found = -1;
+    for (int k = 0; k < hn->hcount; k++)
+        if (strcmp(hn->history[(hn->hhead + k) % cap].id, st->last_event_id) == 0)
+            found = k;
+    if (found < 0) {
+        static const char miss[] = ": the last event id is no longer held; resuming live\n\n";
+        gw_stream_push(st, miss, sizeof(miss) - 1);
+        return;
+    }
+    for (int k = found + 1; k < hn->hcount; k++) {
+        struct history_entry *e = &hn->history[(hn->hhead + k) % cap];
+        gw_stream_push(st, e->text, e->len);
+    }
+}
+
+struct opening {
+    struct gw_hooks *h;
+    struct gw_cmd *cmd;
+};
+
+static void on_stream_subscribed(struct gw_cmd *xc)
+{
+    struct opening *o = xc->done_arg;
+    struct gw_cmd *cmd = o->cmd;
+    if (xc->status != 200) {
+        cmd->retry_after = xc->retry_after;
+        gw_cmd_finish(cmd, xc->status, json_incref(xc->result));
+    } else {
+        struct hnode *hn = gw_hooks_node(o->h, xc->service, xc->node);
+        if (hn == NULL) {
+            gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        } else {
+            hn->subscribed = 1;
+            gw_streams_attach(o->h, hn, cmd->stream);
+            gw_cmd_finish(cmd, 200, NULL);
+        }
+    }
+    free(o);
+    gw_cmd_free(xc);
+}
+
+void gw_streams_open(struct gw_hooks *h, struct gw_cmd *cmd)
+{
+    const char *service = cmd->service ? cmd->service : h->cfg->service;
+    struct hnode *hn = gw_hooks_find_node(h, service, cmd->node);
+    if (hn != NULL && hn->subscribed) {
+        gw_streams_attach(h, hn, cmd->stream);
+        gw_cmd_finish(cmd, 200, NULL);
+        return;
+    }
+    /* First reader of this node, or a node whose subscription is not confirmed (yet): the
+     * gateway subscribes first (404 when there is no such node). */
+    struct opening *o = calloc(1, sizeof(*o));
+    struct gw_cmd *xc =
+        o ? gw_hooks_xmpp_cmd(GW_OP_SUBSCRIBE, service, cmd->node, on_stream_subscribed, o) : NULL;
+    if (xc == NULL) {
+        free(o);
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    o->h = h;
+    o->cmd = cmd;
+    h->exec(h->exec_arg, xc);
+}
+
+static void beat_node(void *value, void *arg)
+{
+    struct hnode *hn = value;
+    struct hnode **dirty = arg;
+    static const char beat[] = ": keep-alive\n\n";
+    int dead = 0;
+    for (struct gw_stream *st = hn->streams; st; st = st->next)
+        dead |= gw_stream_push(st, beat, sizeof(beat) - 1) != 0;
+    if (dead && *dirty == NULL)
+        *dirty = hn; /* swept after the walk: the map must not change during it */
+}
+
+static void on_heartbeat(struct gw_loop *loop, void *arg)
+{
+    struct gw_hooks *h = arg;
+    for (;;) {
+        struct hnode *dirty = NULL;
+        gw_hmap_each(h->nodes, beat_node, &dirty);
+        if (dirty == NULL)
+            break;
+        sweep(h, dirty);
+    }
+    h->heartbeat_timer = gw_loop_timer_add(loop, h->cfg->sse_heartbeat_ms, on_heartbeat, h);
+}
+
+void gw_streams_heartbeat_start(struct gw_hooks *h)
+{
+    if (h->cfg->sse_heartbeat_ms > 0)
+        h->heartbeat_timer = gw_loop_timer_add(h->loop, h->cfg->sse_heartbeat_ms, on_heartbeat, h);
+}
+
+static void close_node_streams(void *value, void *arg)
+{
+    (void)arg;
+    struct hnode *hn = value;
+    for (struct gw_stream *st = hn->streams; st; st = st->next)
+        gw_stream_close(st);
+}
+
+void gw_hooks_close_streams(struct gw_hooks *h)
+{
+    gw_hmap_each(h->nodes, close_node_streams, NULL);
+}
+
+void gw_streams_node_free(struct hnode *hn)
+{
+    while (hn->streams) {
+        struct gw_stream *st = hn->streams;
+        hn->streams = st->next;
+        gw_stream_close(st);
+        gw_stream_unref(st);
+    }
+    if (hn->history != NULL) {
+        for (int k = 0; k < hn->hcap; k++)
+            free(hn->history[k].text);
+        free(hn->history);
+    }
+    free(hn->service);
+    free(hn->node);
+    free(hn);
+}
