@@ -51,6 +51,10 @@ char *gw_status_metrics_text(void)
     COUNTER("dead_letters_total", "Events moved to dead letters.", dead_letters);
 #undef COUNTER
     fprintf(f,
+            "# HELP pubsubgw_streams_open Event stream clients connected.\n"
+            "# TYPE pubsubgw_streams_open gauge\npubsubgw_streams_open %ld\n",
+            atomic_load(&gw_status.streams_open));
+    fprintf(f,
             "# HELP pubsubgw_xmpp_up Whether the XMPP session is established.\n"
             "# TYPE pubsubgw_xmpp_up gauge\npubsubgw_xmpp_up %d\n",
             atomic_load(&gw_status.xmpp_up));

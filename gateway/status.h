@@ -20,6 +20,7 @@ struct gw_status {
     atomic_ulong deliveries_ok;
     atomic_ulong deliveries_failed;
     atomic_ulong dead_letters;
+    atomic_long streams_open;
 };
 
 extern struct gw_status gw_status;

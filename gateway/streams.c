@@ -3,6 +3,7 @@
  * alive and reveal clients that went away. Loop thread only. */
 #include "log.h"
 #include "loop.h"
+#include "status.h"
 #include "webhooks_int.h"
 
 #include <stdio.h>
@@ -60,6 +61,7 @@ static void sweep(struct gw_hooks *h, struct hnode *hn)
         if (gw_stream_ended(st)) {
             *pp = st->next;
             hn->nstreams--;
+            atomic_fetch_sub(&gw_status.streams_open, 1);
             gw_stream_close(st);
             gw_stream_unref(st);
         } else {
@@ -99,6 +101,7 @@ void gw_streams_attach(struct gw_hooks *h, struct hnode *hn, struct gw_stream *s
     st->next = hn->streams;
     hn->streams = st;
     hn->nstreams++;
+    atomic_fetch_add(&gw_status.streams_open, 1);
     char hello[64];
     int n = snprintf(hello, sizeof(hello), "retry: 3000\n\n");
     gw_stream_push(st, hello, (size_t)n);
@@ -219,6 +222,7 @@ void gw_streams_node_free(struct hnode *hn)
     while (hn->streams) {
         struct gw_stream *st = hn->streams;
         hn->streams = st->next;
+        atomic_fetch_sub(&gw_status.streams_open, 1);
         gw_stream_close(st);
         gw_stream_unref(st);
     }

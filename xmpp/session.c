@@ -208,6 +208,19 @@ void gw_xmpp_fail_from_error(struct gw_cmd *cmd, xmpp_stanza_t *answer)
     gw_cmd_finish(cmd, status, problem);
 }
 
+/* Whether an answer from `from` can be the answer to a request sent to `to`. A stanza without
+ * from comes from our own account (RFC 6120 8.1.2.1): valid for requests to our bare JID or
+ * our server, as with PEP. */
+static int answered_by(struct gw_xmpp *x, const char *to, const char *from)
+{
+    if (to == NULL)
+        return from == NULL;
+    if (from != NULL)
+        return strcasecmp(to, from) == 0;
+    const char *domain = strchr(x->bare, '@');
+    return strcasecmp(to, x->bare) == 0 || (domain && strcasecmp(to, domain + 1) == 0);
+}
+
 static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
 {
     struct gw_xmpp *x = userdata;
@@ -239,8 +252,7 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
      * ignored, as is a late answer to a request that already timed out. */
     const char *from = xmpp_stanza_get_from(stanza);
     struct gw_iq *iq = x->head;
-    while (iq && (strcmp(iq->id, id) != 0 || from == NULL || iq->to == NULL ||
-                  strcasecmp(iq->to, from) != 0))
+    while (iq && (strcmp(iq->id, id) != 0 || !answered_by(x, iq->to, from)))
         iq = iq->next;
     if (iq == NULL)
         return 1;

@@ -212,6 +212,12 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
 int it_http(const char *method, const char *url, const char *content_type, const char *body,
             size_t len, struct it_resp *r)
 {
+    return it_http_ex(method, url, content_type, body, len, NULL, 0, r);
+}
+
+int it_http_ex(const char *method, const char *url, const char *content_type, const char *body,
+               size_t len, const char *const *headers, int nheaders, struct it_resp *r)
+{
     memset(r, 0, sizeof(*r));
     CURL *c = curl_easy_init();
     if (c == NULL)
@@ -224,6 +230,9 @@ int it_http(const char *method, const char *url, const char *content_type, const
         hdr = curl_slist_append(hdr, ct);
     }
     hdr = curl_slist_append(hdr, "Expect:");
+    for (int i = 0; i < nheaders; i++)
+        if (headers[i] != NULL)
+            hdr = curl_slist_append(hdr, headers[i]);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);

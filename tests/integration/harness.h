@@ -51,6 +51,9 @@ struct it_resp {
 /* Performs one request (body may be NULL). Returns 0 when an HTTP answer came. */
 int it_http(const char *method, const char *url, const char *content_type, const char *body,
             size_t len, struct it_resp *r);
+/* it_http with extra "Name: value" headers (NULL entries are skipped). */
+int it_http_ex(const char *method, const char *url, const char *content_type, const char *body,
+               size_t len, const char *const *headers, int nheaders, struct it_resp *r);
 void it_resp_free(struct it_resp *r);
 /* Short forms on the gateway's base URL. */
 int it_get(struct it_gw *gw, const char *path, struct it_resp *r);
