@@ -178,19 +178,8 @@ void gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
             break;
         }
     }
-    if (--hn->nsubs == 0) {
-        /* The node's last callback: the gateway no longer needs the XMPP subscription. */
-        struct gw_cmd *c =
-            gw_hooks_xmpp_cmd(GW_OP_UNSUBSCRIBE, hn->service, hn->node, on_background_done, NULL);
-        if (c)
-            h->exec(h->exec_arg, c);
-        char key[4200];
-        size_t k = node_key(hn->service, hn->node, key, sizeof(key));
-        gw_hmap_del(h->nodes, key, k);
-        free(hn->service);
-        free(hn->node);
-        free(hn);
-    }
+    hn->nsubs--;
+    gw_hooks_node_release(h, hn);
     if (gw_delivery_detach(h, s))
         gw_hsub_free(s);
 }

@@ -36,7 +36,7 @@ static int has(json_t *list, const char *key, const char *value)
 int main(void)
 {
     int xport = it_prosody_port();
-    if (it_gw_start(&gw, "gw@localhost", "gw", xport, NULL, 1) != 0)
+    if (it_gw_start(&gw, "gw6@localhost", "gw6", xport, NULL, 1) != 0)
         return 1;
     struct it_xmpp *alice = it_xmpp_connect("alice@localhost/admin", "alice", xport);
     CHECK(alice != NULL);
@@ -140,7 +140,7 @@ int main(void)
     /* Affiliations: add a publisher, see it, remove it with "none". */
     snprintf(path, sizeof(path), "/v1/nodes/%s/affiliations", node);
     CHECK_INT(req(&gw, "GET", path, NULL, &r), 200);
-    CHECK(has(json_object_get(r.json, "affiliations"), "jid", "gw@localhost"));
+    CHECK(has(json_object_get(r.json, "affiliations"), "jid", "gw6@localhost"));
     it_resp_free(&r);
     CHECK_INT(req(&gw, "PUT", path,
                   "{\"affiliations\":[{\"jid\":\"bob@localhost\",\"affiliation\":\"publisher\"}]}",
@@ -235,15 +235,15 @@ int main(void)
     it_resp_free(&r);
 
     /* PEP: the gateway's own account as the service. */
-    CHECK_INT(req(&gw, "POST", "/v1/nodes/urn:example:pep/items?service=gw@localhost&id=p1",
+    CHECK_INT(req(&gw, "POST", "/v1/nodes/urn:example:pep/items?service=gw6@localhost&id=p1",
                   "{\"pep\":1}", &r),
               201);
     it_resp_free(&r);
-    CHECK_INT(req(&gw, "GET", "/v1/nodes/urn:example:pep/items?service=gw@localhost", NULL, &r),
+    CHECK_INT(req(&gw, "GET", "/v1/nodes/urn:example:pep/items?service=gw6@localhost", NULL, &r),
               200);
     CHECK(has(json_object_get(r.json, "items"), "id", "p1"));
     it_resp_free(&r);
-    CHECK_INT(req(&gw, "GET", "/v1/nodes?service=gw@localhost", NULL, &r), 200);
+    CHECK_INT(req(&gw, "GET", "/v1/nodes?service=gw6@localhost", NULL, &r), 200);
     CHECK(has(json_object_get(r.json, "nodes"), "node", "urn:example:pep"));
     it_resp_free(&r);
     snprintf(path, sizeof(path), "/v1/nodes?node=%s", closed);

@@ -16,7 +16,7 @@ int main(void)
     const char *extra[] = {
         "--retry-initial", "100", "--retry-max-interval", "1", "--log-level", "info", NULL};
     struct it_gw gw;
-    if (it_gw_start(&gw, "gw@localhost", "gw", xport, extra, 1) != 0)
+    if (it_gw_start(&gw, "gw5@localhost", "gw5", xport, extra, 1) != 0)
         return 1;
     struct it_xmpp *alice = it_xmpp_connect("alice@localhost/crash", "alice", xport);
     CHECK(alice != NULL);
@@ -64,7 +64,7 @@ int main(void)
     it_gw_stop(&gw, SIGKILL);
     int before = it_receiver_count(rc);
     CHECK(before < EVENTS); /* the kill did interrupt the stream */
-    CHECK_INT(it_gw_restart(&gw, "gw@localhost", "gw", xport, extra, 1), 0);
+    CHECK_INT(it_gw_restart(&gw, "gw5@localhost", "gw5", xport, extra, 1), 0);
 
     /* Every event arrives: wait until all 1,000 distinct ids were seen. */
     static char seen[EVENTS];

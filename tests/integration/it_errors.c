@@ -27,7 +27,7 @@ int main(void)
 {
     int xport = it_prosody_port();
     const char *extra[] = {"--max-body", "4096", NULL};
-    if (it_gw_start(&gw, "gw@localhost", "gw", xport, extra, 1) != 0)
+    if (it_gw_start(&gw, "gw3@localhost", "gw3", xport, extra, 1) != 0)
         return 1;
     struct it_resp r;
     const char *node = it_unique("err");
@@ -175,7 +175,7 @@ int main(void)
 
     /* XMPP unreachable: 503 with Retry-After at once, for health and for XMPP routes. */
     struct it_gw down;
-    if (it_gw_start(&down, "gw@localhost", "gw", it_free_port(), NULL, 0) == 0) {
+    if (it_gw_start(&down, "gw3@localhost", "gw3", it_free_port(), NULL, 0) == 0) {
         char url[512];
         snprintf(url, sizeof(url), "%s/v1/health", down.base);
         it_http("GET", url, NULL, NULL, 0, &r);

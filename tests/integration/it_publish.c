@@ -29,7 +29,7 @@ int main(void)
 {
     int xport = it_prosody_port();
     struct it_gw gw;
-    if (it_gw_start(&gw, "gw@localhost", "gw", xport, NULL, 1) != 0)
+    if (it_gw_start(&gw, "gw2@localhost", "gw2", xport, NULL, 1) != 0)
         return 1;
     struct it_resp r;
     const char *node = it_unique("news");
@@ -246,7 +246,7 @@ int main(void)
     it_get(&gw, "/v1/health", &r);
     CHECK_INT(r.status, 200);
     CHECK_STR(json_string_value(json_object_get(r.json, "xmpp")), "connected");
-    CHECK(strncmp(json_string_value(json_object_get(r.json, "jid")), "gw@localhost/", 13) == 0);
+    CHECK(strncmp(json_string_value(json_object_get(r.json, "jid")), "gw2@localhost/", 14) == 0);
     it_resp_free(&r);
 
     /* Delete the node: the subscriber is told, and the node is gone. */

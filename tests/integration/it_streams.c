@@ -179,9 +179,9 @@ int main(void)
     int xport = it_prosody_port();
     const char *extra[] = {
         "--sse-heartbeat", "1", "--hook-secret", "hooked=s3cret", "--hook-secret", "*=wild", NULL};
-    if (it_gw_start(&gw, "gw@localhost", "gw", xport, extra, 1) != 0)
+    if (it_gw_start(&gw, "gw7@localhost", "gw7", xport, extra, 1) != 0)
         return 1;
-    struct it_xmpp *gwcheck = it_xmpp_connect("gw@localhost/streamcheck", "gw", xport);
+    struct it_xmpp *gwcheck = it_xmpp_connect("gw7@localhost/streamcheck", "gw7", xport);
     CHECK(gwcheck != NULL);
     struct it_resp r;
     char path[600], body[400];

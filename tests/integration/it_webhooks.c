@@ -127,10 +127,10 @@ static void validation(struct it_receiver *ok)
 int main(void)
 {
     int xport = it_prosody_port();
-    if (it_gw_start(&gw, "gw@localhost", "gw", xport, extra, 1) != 0)
+    if (it_gw_start(&gw, "gw4@localhost", "gw4", xport, extra, 1) != 0)
         return 1;
     struct it_xmpp *alice = it_xmpp_connect("alice@localhost/hooks", "alice", xport);
-    struct it_xmpp *gwcheck = it_xmpp_connect("gw@localhost/check", "gw", xport);
+    struct it_xmpp *gwcheck = it_xmpp_connect("gw4@localhost/check", "gw4", xport);
     CHECK(alice != NULL && gwcheck != NULL);
     if (alice == NULL || gwcheck == NULL)
         CHECK_DONE();
@@ -401,7 +401,7 @@ int main(void)
         it_xmpp_publish(alice, "pubsub.localhost", n5, id, "{\"away\":true}");
     }
     CHECK_INT(it_xmpp_wait_published(alice, 4, 5000), 4);
-    CHECK_INT(it_gw_restart(&gw, "gw@localhost", "gw", xport, extra, 1), 0);
+    CHECK_INT(it_gw_restart(&gw, "gw4@localhost", "gw4", xport, extra, 1), 0);
     CHECK_INT(it_receiver_wait(r5, 4, 10000), 4);
     for (int k = 1; k <= 3 && (d = it_receiver_get(r5, k)) != NULL; k++) {
         char id[16];
@@ -417,7 +417,7 @@ int main(void)
     CHECK_INT(it_receiver_wait(r5, 5, 5000), 5);
     /* Once more: nothing is delivered twice. */
     CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
-    CHECK_INT(it_gw_restart(&gw, "gw@localhost", "gw", xport, extra, 1), 0);
+    CHECK_INT(it_gw_restart(&gw, "gw4@localhost", "gw4", xport, extra, 1), 0);
     usleep(1500000);
     CHECK_INT(it_receiver_count(r5), 5);
 
