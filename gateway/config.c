@@ -43,6 +43,14 @@ static const char usage_text[] =
     "  --catchup-max N        items fetched per node to catch up after downtime (default 1000)\n"
     "  --max-host-connections N  connections to one callback host (default 8)\n"
     "  --max-delivery-connections N  callback connections in total (default 256)\n"
+    "Security and limits:\n"
+    "  --api-token TOKEN      bearer token required on every route but /v1/health; repeatable.\n"
+    "                         'TOKEN scopes=read,publish,subscribe,admin nodes=news,team/*'\n"
+    "                         limits a token (default: every scope, every node)\n"
+    "  --callback-allow CIDR  let callbacks reach this otherwise refused range (loopback,\n"
+    "                         private, link-local...), e.g. 127.0.0.0/8; repeatable\n"
+    "  --max-json-depth N     deepest nesting accepted in JSON bodies (default 64)\n"
+    "  --max-inflight N       XMPP requests waiting for an answer before 503 (default 1000)\n"
     "Inbound webhooks and event streams:\n"
     "  --hook-secret NODE=SECRET  secret for POST /v1/hooks/NODE (X-Hub-Signature-256);\n"
     "                         NODE '*' for every node; repeatable\n"
@@ -126,6 +134,78 @@ static int read_first_line(const char *path, char **out, char *err, size_t errle
         return -1;
     }
     return set_str(out, buf);
+}
+
+/* "TOKEN [scopes=a,b] [nodes=x,y*]" */
+static int add_token(struct gw_config *cfg, const char *value, char *err, size_t errlen)
+{
+    char *copy = strdup(value), *save = NULL;
+    if (copy == NULL)
+        return -1;
+    struct gw_token t = {0};
+    t.scopes = GW_SCOPE_ALL;
+    int rc = 0;
+    for (char *word = strtok_r(copy, " \t", &save); word; word = strtok_r(NULL, " \t", &save)) {
+        if (t.token == NULL) {
+            if (strlen(word) < 16) {
+                snprintf(err, errlen, "--api-token: a token must be at least 16 characters");
+                rc = -1;
+                break;
+            }
+            t.token = strdup(word);
+        } else if (strncmp(word, "scopes=", 7) == 0) {
+            t.scopes = 0;
+            char *s2 = NULL;
+            for (char *sc = strtok_r(word + 7, ",", &s2); sc; sc = strtok_r(NULL, ",", &s2)) {
+                unsigned bit = strcmp(sc, "read") == 0        ? GW_SCOPE_READ
+                               : strcmp(sc, "publish") == 0   ? GW_SCOPE_PUBLISH
+                               : strcmp(sc, "subscribe") == 0 ? GW_SCOPE_SUBSCRIBE
+                               : strcmp(sc, "admin") == 0     ? GW_SCOPE_ADMIN
+                                                              : 0;
+                if (bit == 0) {
+                    snprintf(err, errlen, "--api-token: unknown scope '%.40s'", sc);
+                    rc = -1;
+                    break;
+                }
+                t.scopes |= bit;
+            }
+        } else if (strncmp(word, "nodes=", 6) == 0) {
+            char *s2 = NULL;
+            for (char *n = strtok_r(word + 6, ",", &s2); n; n = strtok_r(NULL, ",", &s2)) {
+                char **nodes = realloc(t.nodes, (size_t)(t.nnodes + 1) * sizeof(*nodes));
+                if (nodes == NULL) {
+                    rc = -1;
+                    break;
+                }
+                t.nodes = nodes;
+                t.nodes[t.nnodes++] = strdup(n);
+            }
+        } else {
+            snprintf(err, errlen, "--api-token: expected 'TOKEN [scopes=…] [nodes=…]'");
+            rc = -1;
+        }
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0 && t.token == NULL) {
+        snprintf(err, errlen, "--api-token: empty");
+        rc = -1;
+    }
+    struct gw_token *list =
+        rc == 0 ? realloc(cfg->tokens, (size_t)(cfg->ntokens + 1) * sizeof(*list)) : NULL;
+    if (list == NULL) {
+        free(t.token);
+        for (int i = 0; i < t.nnodes; i++)
+            free(t.nodes[i]);
+        free(t.nodes);
+        rc = -1;
+    } else {
+        cfg->tokens = list;
+        list[cfg->ntokens++] = t;
+    }
+    memset(copy, 0, strlen(value));
+    free(copy);
+    return rc;
 }
 
 /* Applies one option; name is the long option name without dashes. */
@@ -232,6 +312,20 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         cfg->http_timeout_s = (int)v;
         return 0;
     }
+    if (strcmp(name, "api-token") == 0)
+        return add_token(cfg, value, err, errlen);
+    if (strcmp(name, "callback-allow") == 0) {
+        struct gw_cidr c;
+        if (gw_cidr_parse(value, &c) != 0)
+            goto bad;
+        struct gw_cidr *list =
+            realloc(cfg->callback_allow, (size_t)(cfg->ncallback_allow + 1) * sizeof(*list));
+        if (list == NULL)
+            return -1;
+        cfg->callback_allow = list;
+        list[cfg->ncallback_allow++] = c;
+        return 0;
+    }
     if (strcmp(name, "hook-secret") == 0) {
         const char *eq = strchr(value, '=');
         if (eq == NULL || eq == value || eq[1] == '\0') {
@@ -266,6 +360,8 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
          offsetof(struct gw_config, max_delivery_connections), 1},
         {"sse-heartbeat", 1, 3600, 1000, offsetof(struct gw_config, sse_heartbeat_ms), 0},
         {"sse-history", 0, 100000, 1, offsetof(struct gw_config, sse_history), 0},
+        {"max-json-depth", 1, 1000, 1, offsetof(struct gw_config, max_json_depth), 0},
+        {"max-inflight", 1, 1000000, 1, offsetof(struct gw_config, max_inflight), 0},
     };
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
         if (strcmp(name, numbers[i].name) != 0)
@@ -367,6 +463,10 @@ static const struct option long_options[] = {
     {"max-host-connections", required_argument, NULL, 0},
     {"max-delivery-connections", required_argument, NULL, 0},
     {"hook-secret", required_argument, NULL, 0},
+    {"api-token", required_argument, NULL, 0},
+    {"callback-allow", required_argument, NULL, 0},
+    {"max-json-depth", required_argument, NULL, 0},
+    {"max-inflight", required_argument, NULL, 0},
     {"sse-heartbeat", required_argument, NULL, 0},
     {"sse-history", required_argument, NULL, 0},
     {"help", no_argument, NULL, 'h'},
@@ -396,6 +496,8 @@ static void set_defaults(struct gw_config *cfg)
     cfg->max_delivery_connections = 256;
     cfg->sse_heartbeat_ms = 15000;
     cfg->sse_history = 256;
+    cfg->max_json_depth = 64;
+    cfg->max_inflight = 1000;
 }
 
 const char *gw_config_hook_secret(const struct gw_config *cfg, const char *node)
@@ -478,6 +580,13 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
         goto nomem;
     if (cfg->data_dir == NULL && set_str(&cfg->data_dir, "pubsubgw-data") != 0)
         goto nomem;
+    if (cfg->ntokens == 0 && !gw_addr_is_loopback_text(cfg->listen_host)) {
+        snprintf(err, errlen,
+                 "refusing to listen on %s without --api-token: anyone who can reach "
+                 "it could publish and subscribe",
+                 cfg->listen_host);
+        return GW_CONFIG_ERROR;
+    }
     return GW_CONFIG_OK;
 nomem:
     snprintf(err, errlen, "out of memory");
@@ -504,5 +613,14 @@ void gw_config_free(struct gw_config *cfg)
         free(cfg->hook_secrets[i].secret);
     }
     free(cfg->hook_secrets);
+    for (int i = 0; i < cfg->ntokens; i++) {
+        memset(cfg->tokens[i].token, 0, strlen(cfg->tokens[i].token));
+        free(cfg->tokens[i].token);
+        for (int k = 0; k < cfg->tokens[i].nnodes; k++)
+            free(cfg->tokens[i].nodes[k]);
+        free(cfg->tokens[i].nodes);
+    }
+    free(cfg->tokens);
+    free(cfg->callback_allow);
     memset(cfg, 0, sizeof(*cfg));
 }

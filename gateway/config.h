@@ -6,7 +6,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netpolicy.h"
+
 enum gw_tls_mode { GW_TLS_REQUIRED = 0, GW_TLS_OPTIONAL, GW_TLS_OFF };
+
+enum {
+    GW_SCOPE_READ = 1 << 0,
+    GW_SCOPE_PUBLISH = 1 << 1,
+    GW_SCOPE_SUBSCRIBE = 1 << 2,
+    GW_SCOPE_ADMIN = 1 << 3,
+    GW_SCOPE_ALL = (1 << 4) - 1,
+};
+
+/* An API bearer token with what it may do and, optionally, on which nodes (glob patterns). */
+struct gw_token {
+    char *token;
+    unsigned scopes;
+    char **nodes; /* NULL: every node */
+    int nnodes;
+};
 
 /* A secret for inbound webhooks to a node ("*" for every node without one of its own). */
 struct gw_hook_secret {
@@ -46,6 +64,13 @@ struct gw_config {
     int nhook_secrets;
     int sse_heartbeat_ms;
     int sse_history;
+    /* security and limits */
+    struct gw_token *tokens;
+    int ntokens;
+    struct gw_cidr *callback_allow;
+    int ncallback_allow;
+    int max_json_depth;
+    int max_inflight;
 };
 
 /* The hook secret that applies to node (its own, else "*"), or NULL when none is configured. */

@@ -150,6 +150,8 @@ int main(int argc, char **argv)
         goto out;
     }
     app.httpc = gw_httpc_new(app.loop, cfg.max_host_connections, cfg.max_delivery_connections);
+    if (app.httpc != NULL)
+        gw_httpc_set_policy(app.httpc, cfg.callback_allow, (size_t)cfg.ncallback_allow);
     app.hooks = app.httpc ? gw_hooks_new(&cfg, app.loop, app.store, gw_httpc_sender(app.httpc),
                                          exec_xmpp, &app)
                           : NULL;

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define BODY_KEEP 4096
 
@@ -19,6 +20,9 @@ struct gw_httpc {
     CURLM *multi;
     uint64_t timer;
     struct xfer *xfers; /* in flight, for gw_httpc_free */
+    int policy;         /* check addresses */
+    const struct gw_cidr *allow;
+    size_t nallow;
 };
 
 struct xfer {
@@ -125,6 +129,19 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+/* The last word on where a callback may connect: curl hands over the resolved address it is
+ * about to use. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    struct gw_httpc *c = clientp;
+    (void)purpose;
+    if (c->policy && !gw_addr_allowed(&address->addr, c->allow, c->nallow)) {
+        gw_warn("refused to connect a callback to a reserved address (see --callback-allow)");
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
+}
+
 static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
 {
     struct xfer *x = arg;
@@ -166,6 +183,8 @@ static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "pubsubgw/" PUBSUBGW_VERSION);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
     if (strcmp(req->method, "POST") == 0) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
@@ -205,6 +224,13 @@ struct gw_httpc *gw_httpc_new(struct gw_loop *loop, long max_host, long max_tota
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host);
     curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_total);
     return c;
+}
+
+void gw_httpc_set_policy(struct gw_httpc *c, const struct gw_cidr *allow, size_t nallow)
+{
+    c->policy = 1;
+    c->allow = allow;
+    c->nallow = nallow;
 }
 
 struct gw_sender *gw_httpc_sender(struct gw_httpc *c)

@@ -136,12 +136,40 @@ static int is_xml_type(const char *mt)
            (n > 4 && strcmp(mt + n - 4, "+xml") == 0);
 }
 
+/* The deepest nesting of arrays and objects in a JSON text, counted before parsing so that a
+ * hostile document cannot make the parser recurse (strings are skipped, escapes honoured). */
+static int json_depth(const char *s, size_t len)
+{
+    int depth = 0, max = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
 /* Parses the body as JSON into *out. flags: JSON_DECODE_ANY for any value. */
 static int parse_json(const struct gw_http_request *req, size_t flags, json_t **out,
                       struct gw_http_reply *reply)
 {
     if (req->body == NULL || req->body_len == 0)
         return fail(reply, 400, "Invalid request body", "body: a JSON document is required");
+    int max_depth = req->cfg ? req->cfg->max_json_depth : 64;
+    if (json_depth(req->body, req->body_len) > max_depth)
+        return fail(reply, 400, "Invalid request body", "body: JSON nested deeper than %d levels",
+                    max_depth);
     json_error_t e;
     *out = json_loadb(req->body, req->body_len, flags | JSON_REJECT_DUPLICATES, &e);
     if (*out == NULL)

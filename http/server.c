@@ -8,6 +8,7 @@
 #include "../gateway/loop.h"
 #include "../gateway/status.h"
 #include "../gateway/stream.h"
+#include "auth.h"
 #include "openapi.h"
 #include "request.h"
 #include "router.h"
@@ -40,6 +41,7 @@ struct req {
     size_t len, cap;
     int too_large;
     struct gw_cmd *cmd;
+    const struct gw_token *token; /* the caller's API token, NULL when none are configured */
 };
 
 static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
@@ -49,8 +51,9 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/* Sends body (JSON or problem) with status; hname/hvalue add one header (may be NULL). */
 static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, json_t *body,
-                                  int retry_after, const char *allow)
+                                  int retry_after, const char *hname, const char *hvalue)
 {
     char *text = NULL;
     size_t len = 0;
@@ -75,8 +78,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, json_
         snprintf(ra, sizeof(ra), "%d", retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
-    if (allow != NULL)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (hname != NULL && hvalue != NULL)
+        MHD_add_response_header(resp, hname, hvalue);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (status >= 400)
         atomic_fetch_add(&gw_status.http_errors, 1);
@@ -89,7 +92,8 @@ static enum MHD_Result send_problem(struct MHD_Connection *conn, int status, con
                                     const char *detail, const char *allow)
 {
     json_t *p = gw_problem_new(status, title, detail, NULL);
-    enum MHD_Result rc = send_reply(conn, status, p, 0, allow);
+    enum MHD_Result rc =
+        send_reply(conn, status, p, 0, allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
     json_decref(p);
     return rc;
 }
@@ -123,7 +127,7 @@ static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
         json_object_set_new(body, "xmpp", json_string("disconnected"));
         json_object_set_new(body, "service", json_string(h->cfg->service));
     }
-    enum MHD_Result rc = send_reply(conn, up ? 200 : 503, body, up ? 0 : 5, NULL);
+    enum MHD_Result rc = send_reply(conn, up ? 200 : 503, body, up ? 0 : 5, NULL, NULL);
     json_decref(body);
     return rc;
 }
@@ -268,15 +272,32 @@ static enum MHD_Result dispatch(struct req *r)
     struct gw_http_reply reply = {0};
     struct gw_cmd *cmd = NULL;
     if (gw_http_prepare(&hreq, &cmd, &reply) != 0) {
-        rc = send_reply(conn, reply.status, reply.body, reply.retry_after, NULL);
+        rc = send_reply(conn, reply.status, reply.body, reply.retry_after, NULL, NULL);
         json_decref(reply.body);
         goto out;
+    }
+    if (cmd->op == GW_OP_SUB_CREATE) {
+        char err[512];
+        const char *node = json_string_value(json_object_get(cmd->args, "node"));
+        const char *callback = json_string_value(json_object_get(cmd->args, "callback"));
+        if (!gw_auth_node_allowed(r->token, node)) {
+            gw_cmd_free(cmd);
+            rc = send_problem(conn, 403, "Forbidden", "node: the token may not act on this node",
+                              NULL);
+            goto out;
+        }
+        if (!gw_url_allowed(callback, r->h->cfg->callback_allow, (size_t)r->h->cfg->ncallback_allow,
+                            err, sizeof(err))) {
+            gw_cmd_free(cmd);
+            rc = send_problem(conn, 400, "Invalid request body", err, NULL);
+            goto out;
+        }
     }
     if (GW_OP_NEEDS_XMPP(cmd->op) && !atomic_load(&gw_status.xmpp_up)) {
         gw_cmd_free(cmd);
         json_t *p = gw_problem_new(503, "XMPP session unavailable",
                                    "the gateway is not connected to its XMPP server", NULL);
-        rc = send_reply(conn, 503, p, 5, NULL);
+        rc = send_reply(conn, 503, p, 5, NULL, NULL);
         json_decref(p);
         goto out;
     }
@@ -336,7 +357,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->state = REQ_ANSWERED;
         if (r->cmd->op == GW_OP_STREAM_OPEN && r->cmd->status == 200)
             return send_stream(conn, r->cmd->stream);
-        return send_reply(conn, r->cmd->status, r->cmd->result, r->cmd->retry_after, NULL);
+        return send_reply(conn, r->cmd->status, r->cmd->result, r->cmd->retry_after, NULL, NULL);
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
@@ -378,6 +399,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_problem(conn, 400, "Invalid path", r->match.error, NULL);
     case GW_MATCH_OK:
         break;
+    }
+    /* A signed inbound hook authenticates by its signature: the senders (GitHub, GitLab...)
+     * cannot send bearer tokens. */
+    if (r->match.route != GW_ROUTE_HOOK || gw_config_hook_secret(h->cfg, r->match.node) == NULL) {
+        const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        int a = gw_auth_check(h->cfg, authz, r->match.route, &r->token);
+        if (a == 401) {
+            json_t *p = gw_problem_new(401, "Unauthorized",
+                                       "Authorization: a valid bearer token is required", NULL);
+            enum MHD_Result rc = send_reply(conn, 401, p, 0, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                            "Bearer realm=\"pubsubgw\"");
+            json_decref(p);
+            return rc;
+        }
+        if (a == 403)
+            return send_problem(conn, 403, "Forbidden",
+                                "Authorization: the token lacks the scope this route needs", NULL);
+        if (r->match.node[0] != '\0' && !gw_auth_node_allowed(r->token, r->match.node))
+            return send_problem(conn, 403, "Forbidden", "node: the token may not act on this node",
+                                NULL);
     }
     return dispatch(r);
 }

@@ -50,6 +50,7 @@ struct gw_xmpp {
     uint64_t reconnect_timer, expiry_timer, tick_timer;
     unsigned long long next_id;
     struct gw_iq *head, *tail; /* ordered by deadline: every IQ gets the same timeout */
+    int npending;
     char bare[1100];
     gw_xmpp_event_cb event_cb;
     void *event_arg;
@@ -95,6 +96,7 @@ void gw_xmpp_new_id(struct gw_xmpp *x, char *buf)
 
 static void unlink_iq(struct gw_xmpp *x, struct gw_iq *iq)
 {
+    x->npending--;
     if (iq->prev)
         iq->prev->next = iq->next;
     else
@@ -160,6 +162,14 @@ void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *stanza, struct gw_cmd *cm
         gw_cmd_fail_unavailable(cmd, "the gateway is not connected to its XMPP server");
         return;
     }
+    if (x->npending >= x->cfg->max_inflight) {
+        xmpp_stanza_release(stanza);
+        cmd->retry_after = 1;
+        gw_cmd_fail(cmd, 503, "Too many requests in flight",
+                    "the gateway is waiting for as many XMPP answers as it allows (--max-inflight)",
+                    NULL);
+        return;
+    }
     struct gw_iq *iq = calloc(1, sizeof(*iq));
     if (iq == NULL) {
         xmpp_stanza_release(stanza);
@@ -179,6 +189,7 @@ void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *stanza, struct gw_cmd *cm
     else
         x->head = iq;
     x->tail = iq;
+    x->npending++;
     xmpp_send(x->conn, stanza);
     xmpp_stanza_release(stanza);
     atomic_fetch_add(&gw_status.iq_sent, 1);

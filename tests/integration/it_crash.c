@@ -13,8 +13,15 @@
 int main(void)
 {
     int xport = it_prosody_port();
-    const char *extra[] = {
-        "--retry-initial", "100", "--retry-max-interval", "1", "--log-level", "info", NULL};
+    const char *extra[] = {"--callback-allow",
+                           "127.0.0.0/8",
+                           "--retry-initial",
+                           "100",
+                           "--retry-max-interval",
+                           "1",
+                           "--log-level",
+                           "info",
+                           NULL};
     struct it_gw gw;
     if (it_gw_start(&gw, "gw5@localhost", "gw5", xport, extra, 1) != 0)
         return 1;

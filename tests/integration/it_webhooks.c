@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 static struct it_gw gw;
-static const char *extra[] = {"--retry-attempts",
+static const char *extra[] = {"--callback-allow",
+                              "127.0.0.0/8",
+                              "--retry-attempts",
                               "4",
                               "--retry-initial",
                               "100",
