@@ -13,6 +13,9 @@
 #include <strings.h>
 
 static int fail(struct gw_http_reply *reply, int status, const char *title, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct gw_http_reply *reply, int status, const char *title, const char *fmt, ...)
 {
     char detail[512];
     va_list ap;
