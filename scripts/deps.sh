@@ -3,7 +3,8 @@
 # As root it runs apt-get itself; otherwise it uses sudo when available.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libmicrohttpd-dev libstrophe-dev libjansson-dev
-          libcurl4-openssl-dev libsqlite3-dev libexpat1-dev libssl-dev prosody python3 curl)
+          libcurl4-openssl-dev libsqlite3-dev libexpat1-dev libssl-dev prosody python3 curl
+          valgrind)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

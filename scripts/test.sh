@@ -3,6 +3,7 @@
 # tests start themselves) through CTest.
 #   scripts/test.sh              normal build in build/
 #   scripts/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
+#   scripts/test.sh --valgrind   the integration tests with the gateway under valgrind memcheck
 set -euo pipefail
 cd "$(dirname "$0")/.."
 "scripts/deps.sh"
@@ -14,6 +15,12 @@ if [ "${1:-}" = "--sanitize" ]; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
+labels=()
+if [ "${1:-}" = "--valgrind" ]; then
+    command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+    export PUBSUBGW_VALGRIND=1
+    labels=(-L integration)
+fi
 cmake -S . -B "$dir" "${opts[@]}" >/dev/null
 cmake --build "$dir" -j "$(nproc)"
-ctest --test-dir "$dir" --output-on-failure -j 2
+ctest --test-dir "$dir" --output-on-failure -j 2 "${labels[@]}"

@@ -118,11 +118,25 @@ static int launch(struct it_gw *gw, const char *jid, const char *password, int x
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", gw->port);
     snprintf(server, sizeof(server), "127.0.0.1:%d", xmpp_port);
     snprintf(data, sizeof(data), "%s/data", gw->dir);
-    const char *argv[64] = {bin,        "--jid",       jid,     "--xmpp-server", server,
-                            "--listen", listen,        "--tls", "off",           "--data-dir",
-                            data,       "--log-level", "debug"};
-    int argc = 13;
-    for (int i = 0; extra && extra[i] && argc < 62; i++)
+    /* PUBSUBGW_VALGRIND=1 runs the gateway under memcheck: any error or leak makes it exit 99,
+     * which it_gw_stop reports. */
+    const char *argv[80];
+    int argc = 0;
+    const char *vg_env = getenv("PUBSUBGW_VALGRIND");
+    if (vg_env != NULL && strcmp(vg_env, "1") == 0) {
+        const char *vg[] = {"valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                            "--show-leak-kinds=definite,indirect",
+                            "--errors-for-leak-kinds=definite,indirect",
+                            "--suppressions=" PUBSUBGW_TESTS_DIR "/valgrind.supp"};
+        for (size_t i = 0; i < sizeof(vg) / sizeof(vg[0]); i++)
+            argv[argc++] = vg[i];
+    }
+    const char *base_args[] = {bin,   "--jid",      jid,  "--xmpp-server", server,  "--listen",
+                               listen, "--tls",     "off", "--data-dir",   data,    "--log-level",
+                               "debug"};
+    for (size_t i = 0; i < sizeof(base_args) / sizeof(base_args[0]); i++)
+        argv[argc++] = base_args[i];
+    for (int i = 0; extra && extra[i] && argc < 78; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
     gw->pid = fork();
@@ -131,7 +145,7 @@ static int launch(struct it_gw *gw, const char *jid, const char *password, int x
         dup2(fd, 1);
         dup2(fd, 2);
         setenv("PUBSUBGW_XMPP_PASSWORD", password, 1);
-        execv(bin, (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     if (it_gw_wait_health(gw, wait_up ? 1 : -1, 15000) != 0) {
