@@ -124,16 +124,19 @@ static int launch(struct it_gw *gw, const char *jid, const char *password, int x
     int argc = 0;
     const char *vg_env = getenv("PUBSUBGW_VALGRIND");
     if (vg_env != NULL && strcmp(vg_env, "1") == 0) {
-        const char *vg[] = {"valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+        const char *vg[] = {"valgrind",
+                            "--quiet",
+                            "--error-exitcode=99",
+                            "--leak-check=full",
                             "--show-leak-kinds=definite,indirect",
                             "--errors-for-leak-kinds=definite,indirect",
                             "--suppressions=" PUBSUBGW_TESTS_DIR "/valgrind.supp"};
         for (size_t i = 0; i < sizeof(vg) / sizeof(vg[0]); i++)
             argv[argc++] = vg[i];
     }
-    const char *base_args[] = {bin,   "--jid",      jid,  "--xmpp-server", server,  "--listen",
-                               listen, "--tls",     "off", "--data-dir",   data,    "--log-level",
-                               "debug"};
+    const char *base_args[] = {bin,        "--jid",       jid,     "--xmpp-server", server,
+                               "--listen", listen,        "--tls", "off",           "--data-dir",
+                               data,       "--log-level", "debug"};
     for (size_t i = 0; i < sizeof(base_args) / sizeof(base_args[0]); i++)
         argv[argc++] = base_args[i];
     for (int i = 0; extra && extra[i] && argc < 78; i++)
@@ -453,14 +456,31 @@ int it_xmpp_subscribe(struct it_xmpp *c, const char *service, const char *node)
     return ok ? 0 : -1;
 }
 
-xmpp_stanza_t *it_xmpp_next_event(struct it_xmpp *c, int timeout_ms)
+static int about(xmpp_stanza_t *msg, const char *node)
+{
+    xmpp_stanza_t *ev = gw_stanza_child(msg, "event", GW_NS_PUBSUB_EVENT);
+    for (xmpp_stanza_t *c = ev ? xmpp_stanza_get_children(ev) : NULL; c;
+         c = xmpp_stanza_get_next(c)) {
+        const char *n = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_attribute(c, "node") : NULL;
+        if (n && strcmp(n, node) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+xmpp_stanza_t *it_xmpp_next_event(struct it_xmpp *c, const char *node, int timeout_ms)
 {
     long long end = now_ms() + timeout_ms;
-    while (c->head == c->tail && c->state == 1 && now_ms() < end)
-        xmpp_run_once(c->ctx, 10);
-    if (c->head == c->tail)
-        return NULL;
-    return c->events[c->head++ % IT_MAX_EVENTS];
+    for (;;) {
+        while (c->head == c->tail && c->state == 1 && now_ms() < end)
+            xmpp_run_once(c->ctx, 10);
+        if (c->head == c->tail)
+            return NULL;
+        xmpp_stanza_t *m = c->events[c->head++ % IT_MAX_EVENTS];
+        if (node == NULL || about(m, node))
+            return m;
+        xmpp_stanza_release(m);
+    }
 }
 
 int it_xmpp_publish(struct it_xmpp *c, const char *service, const char *node, const char *id,

@@ -80,7 +80,9 @@ int it_xmpp_publish(struct it_xmpp *c, const char *service, const char *node, co
 int it_xmpp_wait_published(struct it_xmpp *c, int n, int timeout_ms);
 /* The node ids the client's bare JID is subscribed to at service, as a JSON array, or NULL. */
 json_t *it_xmpp_subscriptions(struct it_xmpp *c, const char *service);
-/* Next pubsub event message received (caller releases), waiting up to timeout_ms; NULL if none. */
-xmpp_stanza_t *it_xmpp_next_event(struct it_xmpp *c, int timeout_ms);
+/* Next pubsub event message about node (any node when NULL) received (caller releases), waiting
+ * up to timeout_ms; NULL if none. Test accounts are shared by tests running at the same time,
+ * so events of other nodes are skipped. */
+xmpp_stanza_t *it_xmpp_next_event(struct it_xmpp *c, const char *node, int timeout_ms);
 
 #endif

@@ -203,7 +203,7 @@ int main(void)
     CHECK_INT(req(&gw, "POST", path, NULL, &r), 204);
     it_resp_free(&r);
     int purged = 0;
-    for (xmpp_stanza_t *m; !purged && (m = it_xmpp_next_event(alice, 3000)) != NULL;) {
+    for (xmpp_stanza_t *m; !purged && (m = it_xmpp_next_event(alice, node, 3000)) != NULL;) {
         purged =
             gw_stanza_child(gw_stanza_child(m, "event", GW_NS_PUBSUB_EVENT), "purge", NULL) != NULL;
         xmpp_stanza_release(m);
@@ -220,7 +220,7 @@ int main(void)
     CHECK_INT(req(&gw, "DELETE", path, NULL, &r), 204);
     it_resp_free(&r);
     int deleted = 0;
-    for (xmpp_stanza_t *m; !deleted && (m = it_xmpp_next_event(alice, 3000)) != NULL;) {
+    for (xmpp_stanza_t *m; !deleted && (m = it_xmpp_next_event(alice, node, 3000)) != NULL;) {
         deleted = gw_stanza_child(gw_stanza_child(m, "event", GW_NS_PUBSUB_EVENT), "delete",
                                   NULL) != NULL;
         xmpp_stanza_release(m);

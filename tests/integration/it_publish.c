@@ -59,7 +59,7 @@ int main(void)
     snprintf(json_id, sizeof(json_id), "%s", id ? id : "");
     it_resp_free(&r);
 
-    xmpp_stanza_t *msg = it_xmpp_next_event(alice, 5000);
+    xmpp_stanza_t *msg = it_xmpp_next_event(alice, node, 5000);
     CHECK(msg != NULL);
     xmpp_stanza_t *item = msg ? event_child(msg, "item") : NULL;
     CHECK(item != NULL);
@@ -88,7 +88,7 @@ int main(void)
     CHECK_INT(r.status, 201);
     CHECK_STR(json_string_value(json_object_get(r.json, "id")), "atom 1");
     it_resp_free(&r);
-    msg = it_xmpp_next_event(alice, 5000);
+    msg = it_xmpp_next_event(alice, node, 5000);
     item = msg ? event_child(msg, "item") : NULL;
     CHECK(item != NULL);
     if (item != NULL) {
@@ -110,7 +110,7 @@ int main(void)
     CHECK_INT(r.status, 201);
     CHECK_STR(json_string_value(json_object_get(r.json, "id")), "env1");
     it_resp_free(&r);
-    msg = it_xmpp_next_event(alice, 5000);
+    msg = it_xmpp_next_event(alice, node, 5000);
     CHECK(msg != NULL);
     if (msg)
         xmpp_stanza_release(msg);
@@ -155,7 +155,7 @@ int main(void)
     it_http("POST", url, "application/json", "{\"v\":2}", 7, &r);
     CHECK_INT(r.status, 201);
     it_resp_free(&r);
-    msg = it_xmpp_next_event(alice, 5000);
+    msg = it_xmpp_next_event(alice, node, 5000);
     if (msg)
         xmpp_stanza_release(msg);
     it_get(&gw, p(node, "/items"), &r);
@@ -167,10 +167,15 @@ int main(void)
     it_http("DELETE", url, NULL, NULL, 0, &r);
     CHECK_INT(r.status, 204);
     it_resp_free(&r);
-    msg = it_xmpp_next_event(alice, 5000);
+    msg = it_xmpp_next_event(alice, node, 5000);
     xmpp_stanza_t *retract = msg ? event_child(msg, "retract") : NULL;
     CHECK(retract != NULL);
     CHECK_STR(retract ? xmpp_stanza_get_id(retract) : NULL, "env1");
+    if (msg && (retract == NULL || strcmp(xmpp_stanza_get_id(retract), "env1") != 0)) {
+        char *t = gw_stanza_text(it_xmpp_ctx(alice), msg);
+        fprintf(stderr, "  event was: %s\n", t ? t : "?");
+        free(t);
+    }
     if (msg)
         xmpp_stanza_release(msg);
 
