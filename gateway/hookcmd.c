@@ -235,7 +235,7 @@ static struct hsub *lookup(struct gw_hooks *h, struct gw_cmd *cmd)
 
 static void add_letter(const struct gw_store_delivery *d, void *arg)
 {
-    char created[40], id[32];
+    char created[GW_ISO_LEN], id[32];
     gw_iso_time(d->created_ms, created, sizeof(created));
     snprintf(id, sizeof(id), "%lld", (long long)d->seq);
     json_t *event = json_loads(d->body, 0, NULL);

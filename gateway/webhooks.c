@@ -63,7 +63,7 @@ struct hnode *gw_hooks_find_node(struct gw_hooks *h, const char *service, const 
 
 json_t *gw_hsub_json(const struct hsub *s)
 {
-    char created[40];
+    char created[GW_ISO_LEN];
     gw_iso_time(s->created_ms, created, sizeof(created));
     json_t *events = json_array();
     for (size_t i = 0; i < NKINDS; i++)
@@ -194,7 +194,7 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
     size_t i;
     json_t *ev;
     int64_t now = gw_wall_ms();
-    char stamp[40];
+    char stamp[GW_ISO_LEN];
     gw_iso_time(now, stamp, sizeof(stamp));
     json_array_foreach(events, i, ev)
     {
@@ -267,7 +267,7 @@ void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
     char(*ids)[40] = calloc(n ? n : 1, sizeof(*ids));
     if (ids == NULL)
         return;
-    char stamp[40];
+    char stamp[GW_ISO_LEN];
     gw_iso_time(gw_wall_ms(), stamp, sizeof(stamp));
     for (size_t i = 0; i < n; i++) {
         memcpy(ids[i], "msg_", 4);

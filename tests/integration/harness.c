@@ -472,6 +472,8 @@ xmpp_stanza_t *it_xmpp_next_event(struct it_xmpp *c, const char *node, int timeo
 {
     long long end = now_ms() + timeout_ms;
     for (;;) {
+        if (c->head == c->tail && c->state == 1)
+            xmpp_run_once(c->ctx, 0); /* a zero timeout still reads what is there */
         while (c->head == c->tail && c->state == 1 && now_ms() < end)
             xmpp_run_once(c->ctx, 10);
         if (c->head == c->tail)
@@ -502,6 +504,8 @@ int it_xmpp_publish(struct it_xmpp *c, const char *service, const char *node, co
 int it_xmpp_wait_published(struct it_xmpp *c, int n, int timeout_ms)
 {
     long long end = now_ms() + timeout_ms;
+    if (c->published < n && c->state == 1)
+        xmpp_run_once(c->ctx, 0);
     while (c->published < n && c->state == 1 && now_ms() < end)
         xmpp_run_once(c->ctx, 10);
     return c->published;

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_DELIVERIES 20000
+#define MAX_DELIVERIES 100000
 
 struct it_receiver {
     struct MHD_Daemon *d;
@@ -121,7 +121,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             copy_header(c, "webhook-timestamp", d->ts, sizeof(d->ts));
             copy_header(c, "webhook-signature", d->sig, sizeof(d->sig));
             copy_header(c, "Content-Type", d->ctype, sizeof(d->ctype));
-            d->at_ms = it_now_ms();
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            d->at_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+            d->at_ms = (long long)(d->at_s * 1000);
         }
         pthread_mutex_unlock(&r->lock);
     }

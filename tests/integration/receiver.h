@@ -20,6 +20,7 @@ struct it_delivery {
     json_t *json;
     char id[160], ts[40], sig[200], ctype[80];
     long long at_ms; /* CLOCK_MONOTONIC ms when received */
+    double at_s;     /* the same, in seconds with sub-millisecond resolution */
 };
 
 struct it_receiver;

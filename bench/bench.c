@@ -1,0 +1,416 @@
+/* pubsubgw benchmarks, each beside a direct XMPP baseline in the same run against the same
+ * Prosody: publish throughput, end-to-end latency, webhook fan-out, and cost (CPU per item,
+ * memory per subscription, idle CPU). Driven by bench/run.sh, which starts Prosody and the
+ * gateway; prints one Markdown table. */
+#include "../tests/integration/harness.h"
+#include "../tests/integration/receiver.h"
+#include "../xmpp/pubsub.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *gw_url;
+static struct it_gw gw; /* base only */
+static int xport, smoke;
+static pid_t gw_pid, prosody_pid;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* utime + stime of a process, in seconds. */
+static double cpu_of(pid_t pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NAN;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return NAN;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static void make_node(const char *node, int max_items)
+{
+    struct it_resp r;
+    char body[300];
+    snprintf(body, sizeof(body), "{\"node\":\"%s\",\"config\":{\"pubsub#max_items\":\"%d\"}}", node,
+             max_items);
+    it_post_json(&gw, "/v1/nodes", body, &r);
+    if (r.status != 201)
+        fprintf(stderr, "create %s: %ld %s\n", node, r.status, r.body);
+    it_resp_free(&r);
+}
+
+/* ---- publish throughput ---- */
+
+static double direct_publish(struct it_xmpp *c, const char *node, int n, int conc)
+{
+    int base = it_xmpp_wait_published(c, 0, 0);
+    double t0 = now_s();
+    int sent = 0;
+    while (sent < n) {
+        while (sent < n && sent - (it_xmpp_wait_published(c, 0, 0) - base) < conc) {
+            char id[32];
+            snprintf(id, sizeof(id), "d%d", sent);
+            it_xmpp_publish(c, "pubsub.localhost", node, id, "{\"bench\":true}");
+            sent++;
+        }
+        it_xmpp_wait_published(c, base + sent - conc + 1, 1000);
+    }
+    int done = it_xmpp_wait_published(c, base + n, 60000) - base;
+    double dt = now_s() - t0;
+    return done == n ? n / dt : NAN;
+}
+
+struct slot {
+    CURL *e;
+    struct curl_slist *h;
+    char url[300];
+    double started;
+};
+
+static size_t sink(char *p, size_t s, size_t n, void *a)
+{
+    (void)p, (void)a;
+    return s * n;
+}
+
+/* Publishes n items through the gateway with conc requests in flight on keep-alive
+ * connections; start[i] receives each request's start time when not NULL. */
+static double gateway_publish(const char *node, int n, int conc, double rate, double *start)
+{
+    CURLM *m = curl_multi_init();
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)conc);
+    struct slot *slots = calloc((size_t)conc, sizeof(*slots));
+    for (int i = 0; i < conc; i++) {
+        slots[i].e = curl_easy_init();
+        slots[i].h = curl_slist_append(NULL, "Content-Type: application/json");
+        curl_easy_setopt(slots[i].e, CURLOPT_HTTPHEADER, slots[i].h);
+        curl_easy_setopt(slots[i].e, CURLOPT_WRITEFUNCTION, sink);
+        curl_easy_setopt(slots[i].e, CURLOPT_POSTFIELDS, "{\"bench\":true}");
+        curl_easy_setopt(slots[i].e, CURLOPT_PRIVATE, &slots[i]);
+        curl_easy_setopt(slots[i].e, CURLOPT_TCP_NODELAY, 1L);
+    }
+    int sent = 0, done = 0, failed = 0, running = 0, free_slot = conc;
+    struct slot **idle = calloc((size_t)conc, sizeof(*idle));
+    for (int i = 0; i < conc; i++)
+        idle[i] = &slots[i];
+    double t0 = now_s();
+    while (done < n) {
+        double due = rate > 0 ? t0 + sent / rate : 0;
+        while (sent < n && free_slot > 0 && (rate <= 0 || now_s() >= due)) {
+            struct slot *s = idle[--free_slot];
+            snprintf(s->url, sizeof(s->url), "%s/v1/nodes/%s/items?id=g%d", gw_url, node, sent);
+            curl_easy_setopt(s->e, CURLOPT_URL, s->url);
+            if (start)
+                start[sent] = now_s();
+            curl_multi_add_handle(m, s->e);
+            sent++;
+            due = rate > 0 ? t0 + sent / rate : 0;
+        }
+        curl_multi_perform(m, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            struct slot *s;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+            long code = 0;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+            if (msg->data.result != CURLE_OK || code != 201)
+                failed++;
+            curl_multi_remove_handle(m, s->e);
+            idle[free_slot++] = s;
+            done++;
+        }
+        int wait_ms = 10;
+        if (rate > 0 && sent < n) {
+            double d = (t0 + sent / rate - now_s()) * 1000;
+            wait_ms = d < 0 ? 0 : (d > 10 ? 10 : (int)d);
+        }
+        curl_multi_poll(m, NULL, 0, wait_ms, NULL);
+    }
+    double dt = now_s() - t0;
+    for (int i = 0; i < conc; i++) {
+        curl_easy_cleanup(slots[i].e);
+        curl_slist_free_all(slots[i].h);
+    }
+    free(slots);
+    free(idle);
+    curl_multi_cleanup(m);
+    if (failed)
+        fprintf(stderr, "gateway publish: %d of %d failed\n", failed, n);
+    return failed ? NAN : n / dt;
+}
+
+/* ---- latency ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+struct lat {
+    double p50, p99, max;
+};
+
+static struct lat summarize(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    struct lat l = {v[n / 2] * 1000, v[(int)(n * 0.99) < n ? (int)(n * 0.99) : n - 1] * 1000,
+                    v[n - 1] * 1000};
+    return l;
+}
+
+/* Direct: the publisher and a subscriber are XMPP clients; publish -> notification. */
+static struct lat direct_latency(struct it_xmpp *pub, struct it_xmpp *sub, const char *node, int n,
+                                 double rate)
+{
+    double *start = calloc((size_t)n, sizeof(double)), *lat = calloc((size_t)n, sizeof(double));
+    int got = 0;
+    double t0 = now_s();
+    for (int i = 0; i < n || got < n;) {
+        if (i < n && now_s() >= t0 + i / rate) {
+            char id[32];
+            snprintf(id, sizeof(id), "l%d", i);
+            start[i] = now_s();
+            it_xmpp_publish(pub, "pubsub.localhost", node, id, "{\"lat\":1}");
+            i++;
+        }
+        it_xmpp_wait_published(pub, 1 << 30, 0);
+        xmpp_stanza_t *m = it_xmpp_next_event(sub, node, 0);
+        if (m != NULL) {
+            double t = now_s();
+            xmpp_stanza_t *items =
+                gw_stanza_child(gw_stanza_child(m, "event", GW_NS_PUBSUB_EVENT), "items", NULL);
+            xmpp_stanza_t *item = gw_stanza_child(items, "item", NULL);
+            const char *id = item ? xmpp_stanza_get_id(item) : NULL;
+            if (id && id[0] == 'l' && atoi(id + 1) < n && got < n)
+                lat[got++] = t - start[atoi(id + 1)];
+            xmpp_stanza_release(m);
+        }
+        if (now_s() - t0 > n / rate + 30)
+            break;
+    }
+    struct lat l = got > 0 ? summarize(lat, got) : (struct lat){NAN, NAN, NAN};
+    free(start);
+    free(lat);
+    return l;
+}
+
+/* Through the gateway: POST -> webhook arrival at the local receiver. */
+static struct lat gateway_latency(const char *node, struct it_receiver *rc, int n, double rate)
+{
+    double *start = calloc((size_t)n, sizeof(double)), *lat = calloc((size_t)n, sizeof(double));
+    int before = it_receiver_count(rc);
+    gateway_publish(node, n, 32, rate, start);
+    it_receiver_wait(rc, before + n, 30000);
+    int got = 0;
+    for (int i = before; i < it_receiver_count(rc); i++) {
+        const struct it_delivery *d = it_receiver_get(rc, i);
+        const char *id = json_string_value(json_object_get(json_object_get(d->json, "item"), "id"));
+        if (id == NULL || id[0] != 'g')
+            continue;
+        int k = atoi(id + 1);
+        if (k >= 0 && k < n) /* both clocks are CLOCK_MONOTONIC */
+            lat[got++] = d->at_s - start[k];
+    }
+    struct lat l = got > 0 ? summarize(lat, got) : (struct lat){NAN, NAN, NAN};
+    free(start);
+    free(lat);
+    return l;
+}
+
+/* ---- fan-out ---- */
+
+static char *subscribe(const char *node, const char *callback)
+{
+    struct it_resp r;
+    char body[600];
+    snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\"}", node, callback);
+    it_post_json(&gw, "/v1/subscriptions", body, &r);
+    char *id = r.status == 201 ? strdup(json_string_value(json_object_get(r.json, "id"))) : NULL;
+    if (id == NULL)
+        fprintf(stderr, "subscribe: %ld %s\n", r.status, r.body);
+    it_resp_free(&r);
+    return id;
+}
+
+static void unsubscribe(char *id)
+{
+    struct it_resp r;
+    char url[300];
+    snprintf(url, sizeof(url), "%s/v1/subscriptions/%s", gw_url, id);
+    it_http("DELETE", url, NULL, NULL, 0, &r);
+    it_resp_free(&r);
+    free(id);
+}
+
+static double fanout(int k, int items, struct it_receiver *rc)
+{
+    const char *node = it_unique("fan");
+    make_node(node, 10000);
+    char **ids = calloc((size_t)k, sizeof(char *));
+    for (int i = 0; i < k; i++)
+        ids[i] = subscribe(node, it_receiver_url(rc));
+    int before = it_receiver_count(rc);
+    double t0 = now_s();
+    gateway_publish(node, items, 8, 0, NULL);
+    int want = before + k * items;
+    int got = it_receiver_wait(rc, want, 120000);
+    double dt = now_s() - t0;
+    for (int i = 0; i < k; i++)
+        if (ids[i])
+            unsubscribe(ids[i]);
+    free(ids);
+    return got >= want ? (double)(k * items) / dt : NAN;
+}
+
+/* Baseline for fan-out: a direct XMPP client publishes n items (100 in flight) and a direct
+ * subscriber receives their n notifications; notifications per second, end to end. */
+static double direct_notify_rate(struct it_xmpp *pub, struct it_xmpp *sub, const char *node, int n)
+{
+    double t0 = now_s();
+    if (isnan(direct_publish(pub, node, n, 100)))
+        return NAN;
+    int got = 0;
+    xmpp_stanza_t *m;
+    while (got < n && (m = it_xmpp_next_event(sub, node, 5000)) != NULL) {
+        got++;
+        xmpp_stanza_release(m);
+    }
+    if (got != n)
+        fprintf(stderr, "direct notifications: %d of %d\n", got, n);
+    return got == n ? n / (now_s() - t0) : NAN;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr,
+                "usage: pubsubgw_bench GATEWAY_URL XMPP_PORT GATEWAY_PID PROSODY_PID [--smoke]\n");
+        return 2;
+    }
+    gw_url = argv[1];
+    snprintf(gw.base, sizeof(gw.base), "%s", gw_url);
+    xport = atoi(argv[2]);
+    gw_pid = atoi(argv[3]);
+    prosody_pid = atoi(argv[4]);
+    smoke = argc > 5 && strcmp(argv[5], "--smoke") == 0;
+    int n = smoke ? 500 : 20000, conc = 100;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    struct it_xmpp *pub = it_xmpp_connect("gw2@localhost/bench", "gw2", xport);
+    struct it_xmpp *sub = it_xmpp_connect("alice@localhost/bench", "alice", xport);
+    if (pub == NULL || sub == NULL)
+        return 1;
+    printf("| scenario | through the gateway | direct XMPP client | ratio | target |\n");
+    printf("| --- | ---: | ---: | ---: | --- |\n");
+
+    /* 1. publish throughput, same item count and in-flight count both ways */
+    const char *tnode = it_unique("thr");
+    make_node(tnode, 100);
+    double d_thr = direct_publish(pub, tnode, n, conc);
+    double g_cpu0 = cpu_of(gw_pid), p_cpu0 = cpu_of(prosody_pid);
+    double g_thr = gateway_publish(tnode, n, conc, 0, NULL);
+    double g_cpu = cpu_of(gw_pid) - g_cpu0, p_cpu = cpu_of(prosody_pid) - p_cpu0;
+    printf("| publish throughput, %d items, %d in flight (items/s) | %.0f | %.0f | %.2fx | >= 0.9x "
+           "|\n",
+           n, conc, g_thr, d_thr, g_thr / d_thr);
+
+    /* 4a. cost per item, measured over the gateway publish run above */
+    printf("| CPU seconds per 10,000 items published (gateway vs Prosody) | %.3f | %.3f | %.2fx | "
+           "<= 0.25x |\n",
+           g_cpu / n * 10000, p_cpu / n * 10000, g_cpu / p_cpu);
+
+    /* 2. end-to-end latency at half the measured gateway maximum (capped) */
+    double rate = isnan(g_thr) ? 100 : g_thr / 2;
+    if (rate > 2000)
+        rate = 2000;
+    int ln = smoke ? 200 : (int)(rate * 5);
+    const char *lnode = it_unique("lat");
+    make_node(lnode, 100);
+    it_xmpp_subscribe(sub, "pubsub.localhost", lnode);
+    struct lat dl = direct_latency(pub, sub, lnode, ln, rate);
+    struct it_receiver *rc = it_receiver_start(IT_OK, 0);
+    char *lsub = subscribe(lnode, it_receiver_url(rc));
+    struct lat gl = gateway_latency(lnode, rc, ln, rate);
+    printf("| latency p50 at %.0f items/s (ms): publish -> webhook vs -> XMPP notification | %.2f "
+           "| %.2f | +%.2f ms | overhead <= 1 ms |\n",
+           rate, gl.p50, dl.p50, gl.p50 - dl.p50);
+    printf("| latency p99 (ms) | %.2f | %.2f | +%.2f ms | overhead <= 5 ms |\n", gl.p99, dl.p99,
+           gl.p99 - dl.p99);
+    printf("| latency max (ms) | %.2f | %.2f | | |\n", gl.max, dl.max);
+    if (lsub)
+        unsubscribe(lsub);
+
+    /* 3. fan-out to K callbacks; baseline: notifications/s to one direct XMPP subscriber */
+    const char *fnode = it_unique("fanbase");
+    make_node(fnode, 10000);
+    it_xmpp_subscribe(sub, "pubsub.localhost", fnode);
+    double d_notify = direct_notify_rate(pub, sub, fnode, smoke ? 200 : 5000);
+    int ks[3] = {1, 100, 1000};
+    for (int i = 0; i < 3; i++) {
+        int k = smoke ? (ks[i] > 50 ? 20 : ks[i]) : ks[i];
+        int items = smoke ? 10 : (k == 1 ? 5000 : (k == 100 ? 100 : 20));
+        double rate_f = fanout(k, items, rc);
+        printf("| fan-out, %d callback%s, %d items (deliveries/s) | %.0f | %.0f | %.2fx | >= "
+               "10,000/s |\n",
+               k, k > 1 ? "s" : "", items, rate_f, d_notify, rate_f / d_notify);
+    }
+
+    /* 4b. memory per registered subscription, 4c. idle CPU */
+    int subs = smoke ? 200 : 100000;
+    const char *mnode = it_unique("mem");
+    make_node(mnode, 10);
+    long rss0 = rss_kb(gw_pid);
+    double t0 = now_s();
+    for (int i = 0; i < subs; i++) {
+        char *id = subscribe(mnode, it_receiver_url(rc));
+        free(id);
+    }
+    double create_s = now_s() - t0;
+    long rss1 = rss_kb(gw_pid);
+    printf("| memory per registered subscription, %d registered (bytes) | %.0f | | | <= 2048 |\n",
+           subs, (double)(rss1 - rss0) * 1024.0 / subs);
+    printf("| subscription creation (subscriptions/s) | %.0f | | | |\n", subs / create_s);
+    int idle_s = smoke ? 2 : 10;
+    double c0 = cpu_of(gw_pid);
+    sleep((unsigned)idle_s);
+    double idle = (cpu_of(gw_pid) - c0) / idle_s * 100;
+    printf("| gateway CPU while idle for %d s (%% of one core) | %.3f | | | < 0.1%% |\n", idle_s,
+           idle);
+    printf("\nrss %ld kB -> %ld kB\n", rss0, rss1);
+    it_receiver_stop(rc);
+    it_xmpp_close(pub);
+    it_xmpp_close(sub);
+    return 0;
+}
