@@ -144,8 +144,11 @@ static double gateway_publish(const char *node, int n, int conc, double rate, do
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
             long code = 0;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
-            if (msg->data.result != CURLE_OK || code != 201)
-                failed++;
+            if (msg->data.result != CURLE_OK || code != 201) {
+                if (failed++ == 0)
+                    fprintf(stderr, "publish failed: curl %d, HTTP %ld\n", (int)msg->data.result,
+                            code);
+            }
             curl_multi_remove_handle(m, s->e);
             idle[free_slot++] = s;
             done++;
@@ -277,7 +280,7 @@ static void unsubscribe(char *id)
 static double fanout(int k, int items, struct it_receiver *rc)
 {
     const char *node = it_unique("fan");
-    make_node(node, 10000);
+    make_node(node, 100);
     char **ids = calloc((size_t)k, sizeof(char *));
     for (int i = 0; i < k; i++)
         ids[i] = subscribe(node, it_receiver_url(rc));
@@ -332,6 +335,14 @@ int main(int argc, char **argv)
     struct it_xmpp *sub = it_xmpp_connect("alice@localhost/bench", "alice", xport);
     if (pub == NULL || sub == NULL)
         return 1;
+    const char *only = getenv("BENCH_ONLY_FANOUT"); /* profiling aid: one fan-out run */
+    if (only != NULL) {
+        struct it_receiver *rcv = it_receiver_start(IT_OK, 0);
+        printf("fan-out to %d callbacks: %.0f deliveries/s\n", atoi(only),
+               fanout(atoi(only), smoke ? 200 : 20000 / atoi(only), rcv));
+        it_receiver_stop(rcv);
+        return 0;
+    }
     printf("| scenario | through the gateway | direct XMPP client | ratio | target |\n");
     printf("| --- | ---: | ---: | ---: | --- |\n");
 
@@ -374,7 +385,7 @@ int main(int argc, char **argv)
 
     /* 3. fan-out to K callbacks; baseline: notifications/s to one direct XMPP subscriber */
     const char *fnode = it_unique("fanbase");
-    make_node(fnode, 10000);
+    make_node(fnode, 100);
     it_xmpp_subscribe(sub, "pubsub.localhost", fnode);
     double d_notify = direct_notify_rate(pub, sub, fnode, smoke ? 200 : 5000);
     int ks[3] = {1, 100, 1000};

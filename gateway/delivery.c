@@ -90,7 +90,21 @@ static void on_result(void *arg, const struct gw_send_result *res)
         return;
     }
     if (res->status >= 200 && res->status < 300) {
-        gw_store_delivery_done(h->store, a->seq, a->event);
+        /* Committing each removal would cost a transaction per delivery; they are batched per
+         * loop round. A crash before the batch commits re-delivers (at-least-once). */
+        if (h->ndone == h->capdone) {
+            size_t cap = h->capdone ? h->capdone * 2 : 64;
+            struct done_entry *d = realloc(h->done, cap * sizeof(*d));
+            if (d != NULL) {
+                h->done = d;
+                h->capdone = cap;
+            }
+        }
+        if (h->ndone < h->capdone)
+            h->done[h->ndone++] = (struct done_entry){a->seq, a->event};
+        else
+            gw_store_delivery_done(h->store, a->seq, a->event);
+        s->done_seq = a->seq;
         atomic_fetch_add(&gw_status.deliveries_ok, 1);
         free(a);
         gw_delivery_kick(h, s);
@@ -148,7 +162,7 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
     if (s->inflight || s->timer || s->gone)
         return;
     struct gw_store_delivery d;
-    if (gw_store_delivery_head(h->store, s->id, &d) <= 0)
+    if (gw_store_delivery_head(h->store, s->id, s->done_seq, &d) <= 0)
         return;
     int64_t now = gw_wall_ms();
     if (d.next_at > now) {
@@ -193,4 +207,16 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         arm(h, s, backoff_ms(h->cfg, 1));
     }
     free(body);
+}
+
+void gw_delivery_flush(struct gw_hooks *h)
+{
+    if (h->ndone == 0)
+        return;
+    int tx = gw_store_begin(h->store) == 0;
+    for (size_t i = 0; i < h->ndone; i++)
+        gw_store_delivery_done(h->store, h->done[i].seq, h->done[i].event);
+    if (tx && gw_store_commit(h->store) != 0)
+        gw_store_rollback(h->store);
+    h->ndone = 0;
 }

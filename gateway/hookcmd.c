@@ -289,6 +289,10 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                 gw_cmd_fail(cmd, 404, "Dead letter not found", "no dead letter with this id", NULL);
                 return;
             }
+            /* The retried letter is older than what was delivered since: look from the start
+             * again, once the delivered rows are really gone. */
+            gw_delivery_flush(h);
+            s->done_seq = 0;
             gw_delivery_kick(h, s);
             gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
         }

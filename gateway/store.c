@@ -49,9 +49,10 @@ static const char *const sql[S_COUNT] = {
     [S_EVENT_GC] = "DELETE FROM events WHERE id = ?1 AND NOT EXISTS "
                    "(SELECT 1 FROM deliveries WHERE event = ?1)",
     [S_DELIVERY_ADD] = "INSERT INTO deliveries(sub_id, event, next_at) VALUES (?1, ?2, ?3)",
-    [S_DELIVERY_HEAD] = "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
-                        "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = "
-                        "d.event WHERE d.sub_id = ?1 AND d.dead = 0 ORDER BY d.seq LIMIT 1",
+    [S_DELIVERY_HEAD] =
+        "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
+        "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = "
+        "d.event WHERE d.sub_id = ?1 AND d.dead = 0 AND d.seq > ?2 ORDER BY d.seq LIMIT 1",
     [S_DELIVERY_DONE] = "DELETE FROM deliveries WHERE seq = ?1",
     [S_DELIVERY_FAILED] = "UPDATE deliveries SET attempts = ?2, next_at = ?3, last_error = ?4, "
                           "dead = ?5 WHERE seq = ?1",
@@ -282,10 +283,12 @@ static void read_delivery(sqlite3_stmt *q, struct gw_store_delivery *d)
     d->last_error = col_dup(q, 7);
 }
 
-int gw_store_delivery_head(struct gw_store *s, const char *sub_id, struct gw_store_delivery *d)
+int gw_store_delivery_head(struct gw_store *s, const char *sub_id, int64_t after,
+                           struct gw_store_delivery *d)
 {
     sqlite3_stmt *q = stmt(s, S_DELIVERY_HEAD);
     bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 2, after);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_DONE)
         return 0;

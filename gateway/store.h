@@ -49,8 +49,10 @@ int64_t gw_store_event_add(struct gw_store *st, const char *event_id, const char
                            const char *node, const char *body, int64_t created_ms);
 int gw_store_delivery_add(struct gw_store *st, const char *sub_id, int64_t event, int64_t next_at);
 
-/* The oldest live (not dead) delivery of sub_id: returns 1 and fills d, 0 if none, -1 on error. */
-int gw_store_delivery_head(struct gw_store *st, const char *sub_id, struct gw_store_delivery *d);
+/* The oldest live (not dead) delivery of sub_id after seq `after`: returns 1 and fills d, 0 if
+ * none, -1 on error. */
+int gw_store_delivery_head(struct gw_store *st, const char *sub_id, int64_t after,
+                           struct gw_store_delivery *d);
 void gw_store_delivery_clear(struct gw_store_delivery *d);
 /* Delivered: removes the row (and the event once no delivery needs it). */
 int gw_store_delivery_done(struct gw_store *st, int64_t seq, int64_t event);

@@ -463,6 +463,13 @@ static void load_one(const struct gw_store_sub *st, void *arg)
     }
 }
 
+static int flush_round(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    gw_delivery_flush(arg);
+    return 0;
+}
+
 struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
                               struct gw_store *store, struct gw_sender *sender,
                               gw_xmpp_exec_fn exec, void *exec_arg)
@@ -486,6 +493,7 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
             gw_hmap_size(h->subs), gw_hmap_size(h->nodes),
             (long long)gw_store_pending_count(store));
     gw_streams_heartbeat_start(h);
+    gw_loop_on_round(loop, flush_round, h);
     /* Deliveries left in the outbox by the previous run start right away. */
     for (struct hsub *s = h->first; s; s = s->next)
         gw_delivery_kick(h, s);
@@ -504,6 +512,8 @@ void gw_hooks_free(struct gw_hooks *h)
         return;
     if (h->heartbeat_timer)
         gw_loop_timer_cancel(h->loop, h->heartbeat_timer);
+    gw_delivery_flush(h);
+    free(h->done);
     struct hsub *s = h->first;
     while (s) {
         struct hsub *next = s->next;

@@ -23,7 +23,8 @@ struct hsub {
     struct hsub *prev, *next; /* every subscription, oldest first */
     /* delivery state */
     int inflight;
-    int gone; /* removed while a delivery was in flight: freed when it ends */
+    int64_t done_seq; /* delivered up to here; the outbox rows go in the next batch */
+    int gone;         /* removed while a delivery was in flight: freed when it ends */
     uint64_t timer;
 };
 
@@ -56,6 +57,11 @@ struct gw_hooks {
     struct gw_hmap *nodes; /* service NUL node -> hnode */
     struct hsub *first, *last;
     uint64_t heartbeat_timer;
+    /* deliveries answered 2xx whose outbox rows are removed in one transaction per loop round */
+    struct done_entry {
+        int64_t seq, event;
+    } * done;
+    size_t ndone, capdone;
 };
 
 /* delivery.c */
@@ -65,6 +71,9 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s);
  * will free it. */
 int gw_delivery_detach(struct gw_hooks *h, struct hsub *s);
 void gw_hsub_free(struct hsub *s);
+/* Removes the outbox rows of the deliveries answered 2xx since the last call, in one
+ * transaction. Runs once per loop round and at shutdown. */
+void gw_delivery_flush(struct gw_hooks *h);
 
 /* webhooks.c */
 /* Removes a subscription (store, registry, XMPP when it was the node's last). */
