@@ -181,6 +181,24 @@ static int parse_json(const struct gw_http_request *req, size_t flags, json_t **
     return 0;
 }
 
+/* A JSON object body: 415 unless the content type is JSON, 400 unless it parses to an object. */
+static int json_object_body(const struct gw_http_request *req, json_t **out,
+                            struct gw_http_reply *reply)
+{
+    char mt[128];
+    if (media_type(req->content_type, mt, sizeof(mt)) != 0 || !is_json_type(mt))
+        return fail(reply, 415, "Unsupported media type",
+                    "Content-Type: application/json expected");
+    if (parse_json(req, 0, out, reply) != 0)
+        return -1;
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return fail(reply, 400, "Invalid request body", "body: expected a JSON object");
+    }
+    return 0;
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -319,17 +337,9 @@ static int prepare_create(const struct gw_http_request *req, struct gw_cmd *cmd,
 {
     if (req->body == NULL || req->body_len == 0)
         return 0; /* instant node with the default configuration */
-    char mt[128];
-    if (media_type(req->content_type, mt, sizeof(mt)) != 0 || !is_json_type(mt))
-        return fail(reply, 415, "Unsupported media type",
-                    "Content-Type: application/json expected");
     json_t *obj;
-    if (parse_json(req, 0, &obj, reply) != 0)
+    if (json_object_body(req, &obj, reply) != 0)
         return -1;
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        return fail(reply, 400, "Invalid request body", "body: expected a JSON object");
-    }
     int rc = 0;
     const char *key;
     json_t *value;
@@ -422,22 +432,14 @@ int gw_valid_callback(const char *url, char *err, size_t errlen)
 static int prepare_sub_create(const struct gw_http_request *req, struct gw_cmd *cmd,
                               struct gw_http_reply *reply)
 {
-    char mt[128];
-    if (media_type(req->content_type, mt, sizeof(mt)) != 0 || !is_json_type(mt))
-        return fail(reply, 415, "Unsupported media type",
-                    "Content-Type: application/json expected");
     json_t *obj;
-    if (parse_json(req, 0, &obj, reply) != 0)
+    if (json_object_body(req, &obj, reply) != 0)
         return -1;
     int rc = 0;
     char err[300];
     json_t *args = json_object();
     const char *key;
     json_t *v;
-    if (!json_is_object(obj)) {
-        rc = fail(reply, 400, "Invalid request body", "body: expected a JSON object");
-        goto out;
-    }
     json_object_foreach(obj, key, v)
     {
         static const char *const known[] = {"node",   "service", "callback", "secret",
@@ -537,16 +539,13 @@ out:
 static int prepare_config_set(const struct gw_http_request *req, struct gw_cmd *cmd,
                               struct gw_http_reply *reply)
 {
-    char mt[128], err[400];
-    if (media_type(req->content_type, mt, sizeof(mt)) != 0 || !is_json_type(mt))
-        return fail(reply, 415, "Unsupported media type",
-                    "Content-Type: application/json expected");
+    char err[400];
     json_t *obj;
-    if (parse_json(req, 0, &obj, reply) != 0)
+    if (json_object_body(req, &obj, reply) != 0)
         return -1;
     int rc = 0;
     json_t *config = json_object_get(obj, "config");
-    if (!json_is_object(obj) || json_object_size(obj) != 1 || config == NULL)
+    if (json_object_size(obj) != 1 || config == NULL)
         rc = fail(reply, 400, "Invalid request body", "config: required, and the only field");
     else if (form_check(config, "config", err, sizeof(err)) != 0)
         rc = fail(reply, 400, "Invalid request body", "%s", err);
@@ -567,17 +566,12 @@ static int prepare_owner_set(const struct gw_http_request *req, struct gw_cmd *c
     int subs = strcmp(what, "subscriptions") == 0;
     const char *field = subs ? "subscription" : "affiliation";
     const char *const *allowed = subs ? sub_states : affiliations;
-    char mt[128];
-    if (media_type(req->content_type, mt, sizeof(mt)) != 0 || !is_json_type(mt))
-        return fail(reply, 415, "Unsupported media type",
-                    "Content-Type: application/json expected");
     json_t *obj;
-    if (parse_json(req, 0, &obj, reply) != 0)
+    if (json_object_body(req, &obj, reply) != 0)
         return -1;
     int rc = 0;
     json_t *list = json_object_get(obj, what);
-    if (!json_is_object(obj) || !json_is_array(list) || json_array_size(list) == 0 ||
-        json_array_size(list) > 1000) {
+    if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > 1000) {
         rc = fail(reply, 400, "Invalid request body", "%s: a non-empty array (at most 1000)", what);
         goto out;
     }
