@@ -51,6 +51,11 @@ static const char usage_text[] =
     "                         private, link-local...), e.g. 127.0.0.0/8; repeatable\n"
     "  --max-json-depth N     deepest nesting accepted in JSON bodies (default 64)\n"
     "  --max-inflight N       XMPP requests waiting for an answer before 503 (default 1000)\n"
+    "  --max-pending-per-subscription N  undelivered events one subscription may have;\n"
+    "                         further events go to its dead letters (default 100000)\n"
+    "  --max-pending N        undelivered events in all; beyond it publishing and new\n"
+    "                         subscriptions get 503 (default 5000000)\n"
+    "  --max-stanza BYTES     larger notifications from the server are dropped (default 1048576)\n"
     "Inbound webhooks and event streams:\n"
     "  --hook-secret NODE=SECRET  secret for POST /v1/hooks/NODE (X-Hub-Signature-256);\n"
     "                         NODE '*' for every node; repeatable\n"
@@ -362,6 +367,10 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         {"sse-history", 0, 100000, 1, offsetof(struct gw_config, sse_history), 0},
         {"max-json-depth", 1, 1000, 1, offsetof(struct gw_config, max_json_depth), 0},
         {"max-inflight", 1, 1000000, 1, offsetof(struct gw_config, max_inflight), 0},
+        {"max-pending-per-subscription", 1, 100000000, 1,
+         offsetof(struct gw_config, max_pending_sub), 2},
+        {"max-pending", 1, 1000000000, 1, offsetof(struct gw_config, max_pending), 2},
+        {"max-stanza", 1024, 64L * 1024 * 1024, 1, offsetof(struct gw_config, max_stanza), 1},
     };
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
         if (strcmp(name, numbers[i].name) != 0)
@@ -467,6 +476,9 @@ static const struct option long_options[] = {
     {"callback-allow", required_argument, NULL, 0},
     {"max-json-depth", required_argument, NULL, 0},
     {"max-inflight", required_argument, NULL, 0},
+    {"max-pending-per-subscription", required_argument, NULL, 0},
+    {"max-pending", required_argument, NULL, 0},
+    {"max-stanza", required_argument, NULL, 0},
     {"sse-heartbeat", required_argument, NULL, 0},
     {"sse-history", required_argument, NULL, 0},
     {"help", no_argument, NULL, 'h'},
@@ -498,6 +510,9 @@ static void set_defaults(struct gw_config *cfg)
     cfg->sse_history = 256;
     cfg->max_json_depth = 64;
     cfg->max_inflight = 1000;
+    cfg->max_pending_sub = 100000;
+    cfg->max_pending = 5000000;
+    cfg->max_stanza = 1024 * 1024;
 }
 
 const char *gw_config_hook_secret(const struct gw_config *cfg, const char *node)

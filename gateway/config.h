@@ -71,6 +71,9 @@ struct gw_config {
     int ncallback_allow;
     int max_json_depth;
     int max_inflight;
+    int64_t max_pending_sub;
+    int64_t max_pending;
+    long max_stanza;
 };
 
 /* The hook secret that applies to node (its own, else "*"), or NULL when none is configured. */

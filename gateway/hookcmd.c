@@ -293,6 +293,8 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
              * again, once the delivered rows are really gone. */
             gw_delivery_flush(h);
             s->done_seq = 0;
+            s->pending++;
+            h->pending_total++;
             gw_delivery_kick(h, s);
             gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
         }

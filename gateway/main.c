@@ -66,7 +66,13 @@ static void drain_mailbox(struct gw_loop *loop, void *arg)
     struct gw_cmd *cmd = gw_mailbox_take(&app->mb);
     while (cmd != NULL) {
         struct gw_cmd *next = cmd->next;
-        if (GW_OP_IS_REGISTRY(cmd->op))
+        if ((cmd->op == GW_OP_PUBLISH || cmd->op == GW_OP_SUB_CREATE) &&
+            gw_hooks_backlog_full(app->hooks)) {
+            /* Backpressure: the callbacks are this far behind; take no more until they catch up. */
+            cmd->retry_after = 30;
+            gw_cmd_fail(cmd, 503, "Delivery backlog full",
+                        "webhook deliveries are behind by --max-pending events", NULL);
+        } else if (GW_OP_IS_REGISTRY(cmd->op))
             gw_hooks_execute(app->hooks, cmd);
         else
             gw_xmpp_execute(app->xmpp, cmd);
@@ -173,7 +179,9 @@ int main(int argc, char **argv)
     gw_xmpp_start(app.xmpp);
     rc = gw_loop_run(app.loop) == 0 ? 0 : 1;
 
-    /* Shutdown: refuse new commands, answer queued and pending ones, then stop HTTP. */
+    /* Shutdown: new requests get 503 at once, queued and pending commands are answered, then
+     * HTTP stops. */
+    gw_http_drain(http);
     struct gw_cmd *left = gw_mailbox_close(&app.mb);
     while (left != NULL) {
         struct gw_cmd *next = left->next;

@@ -26,11 +26,11 @@ enum {
     S_DELIVERY_FAILED,
     S_DEAD_LIST,
     S_DEAD_RETRY,
-    S_PENDING,
     S_SEEN_ADD,
     S_SEEN_HAS,
     S_SEEN_PRUNE,
     S_EVENTS_ORPHANS,
+    S_PENDING_BY_SUB,
     S_COUNT
 };
 
@@ -48,7 +48,8 @@ static const char *const sql[S_COUNT] = {
                     "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_EVENT_GC] = "DELETE FROM events WHERE id = ?1 AND NOT EXISTS "
                    "(SELECT 1 FROM deliveries WHERE event = ?1)",
-    [S_DELIVERY_ADD] = "INSERT INTO deliveries(sub_id, event, next_at) VALUES (?1, ?2, ?3)",
+    [S_DELIVERY_ADD] = "INSERT INTO deliveries(sub_id, event, next_at, dead, last_error) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_DELIVERY_HEAD] =
         "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
         "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = "
@@ -61,12 +62,12 @@ static const char *const sql[S_COUNT] = {
                     "WHERE d.sub_id = ?1 AND d.dead = 1 ORDER BY d.seq LIMIT 1000",
     [S_DEAD_RETRY] = "UPDATE deliveries SET dead = 0, attempts = 0, next_at = ?3 "
                      "WHERE sub_id = ?1 AND seq = ?2 AND dead = 1",
-    [S_PENDING] = "SELECT count(*) FROM deliveries WHERE dead = 0",
     [S_SEEN_ADD] = "INSERT OR IGNORE INTO seen_items(service, node, item) VALUES (?1, ?2, ?3)",
     [S_SEEN_HAS] = "SELECT 1 FROM seen_items WHERE service = ?1 AND node = ?2 AND item = ?3",
     [S_SEEN_PRUNE] = "DELETE FROM seen_items WHERE service = ?1 AND node = ?2 AND rowid <= "
                      "(SELECT rowid FROM seen_items WHERE service = ?1 AND node = ?2 "
                      "ORDER BY rowid DESC LIMIT 1 OFFSET ?3)",
+    [S_PENDING_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 0 GROUP BY sub_id",
     [S_EVENTS_ORPHANS] = "DELETE FROM events WHERE NOT EXISTS "
                          "(SELECT 1 FROM deliveries WHERE event = events.id)",
 };
@@ -262,13 +263,26 @@ int64_t gw_store_event_add(struct gw_store *s, const char *event_id, const char 
     return sqlite3_last_insert_rowid(s->db);
 }
 
-int gw_store_delivery_add(struct gw_store *s, const char *sub_id, int64_t event, int64_t next_at)
+int gw_store_delivery_add(struct gw_store *s, const char *sub_id, int64_t event, int64_t next_at,
+                          const char *dead_reason)
 {
     sqlite3_stmt *q = stmt(s, S_DELIVERY_ADD);
     bind_text(q, 1, sub_id);
     sqlite3_bind_int64(q, 2, event);
     sqlite3_bind_int64(q, 3, next_at);
+    sqlite3_bind_int(q, 4, dead_reason != NULL);
+    bind_text(q, 5, dead_reason);
     return step_done(s, q);
+}
+
+int gw_store_pending_each(struct gw_store *s, void (*cb)(const char *sub_id, int64_t n, void *arg),
+                          void *arg)
+{
+    sqlite3_stmt *q = stmt(s, S_PENDING_BY_SUB);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        cb((const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1), arg);
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static void read_delivery(sqlite3_stmt *q, struct gw_store_delivery *d)
@@ -356,14 +370,6 @@ int gw_store_dead_retry(struct gw_store *s, const char *sub_id, int64_t seq, int
     if (step_done(s, q) != 0)
         return -1;
     return sqlite3_changes(s->db) > 0 ? 1 : 0;
-}
-
-int64_t gw_store_pending_count(struct gw_store *s)
-{
-    sqlite3_stmt *q = stmt(s, S_PENDING);
-    int64_t n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
-    sqlite3_reset(q);
-    return n;
 }
 
 int gw_store_seen_add(struct gw_store *s, const char *service, const char *node, const char *item)

@@ -47,7 +47,12 @@ void gw_store_sub_clear(struct gw_store_sub *s);
 /* Appends an event; returns its row (> 0) or -1. */
 int64_t gw_store_event_add(struct gw_store *st, const char *event_id, const char *service,
                            const char *node, const char *body, int64_t created_ms);
-int gw_store_delivery_add(struct gw_store *st, const char *sub_id, int64_t event, int64_t next_at);
+/* Adds a delivery; with dead_reason it goes straight to the dead letters (outbox full). */
+int gw_store_delivery_add(struct gw_store *st, const char *sub_id, int64_t event, int64_t next_at,
+                          const char *dead_reason);
+/* Calls cb with the number of live deliveries of every subscription that has some. */
+int gw_store_pending_each(struct gw_store *st, void (*cb)(const char *sub_id, int64_t n, void *arg),
+                          void *arg);
 
 /* The oldest live (not dead) delivery of sub_id after seq `after`: returns 1 and fills d, 0 if
  * none, -1 on error. */
@@ -64,8 +69,6 @@ int gw_store_dead_each(struct gw_store *st, const char *sub_id,
                        void (*cb)(const struct gw_store_delivery *d, void *arg), void *arg);
 /* Makes dead letter seq of sub_id live again with a fresh attempt count; 1 if found, 0 if not. */
 int gw_store_dead_retry(struct gw_store *st, const char *sub_id, int64_t seq, int64_t now_ms);
-/* Counts live deliveries (all subscriptions). */
-int64_t gw_store_pending_count(struct gw_store *st);
 
 /* Item ids seen per node, so catch-up delivers an item once. */
 int gw_store_seen_add(struct gw_store *st, const char *service, const char *node, const char *item);

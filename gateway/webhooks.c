@@ -162,6 +162,7 @@ void gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
 {
     gw_info("subscription %s to %s/%s removed: %s", s->id, s->service, s->node, why);
     gw_store_sub_delete(h->store, s->id);
+    h->pending_total -= s->pending;
     gw_hmap_del(h->subs, s->id, strlen(s->id));
     if (s->prev)
         s->prev->next = s->next;
@@ -228,8 +229,17 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
                 if (row < 0)
                     goto fail;
             }
-            if (gw_store_delivery_add(h->store, s->id, row, now) != 0)
+            /* A subscription whose callback cannot keep up does not grow the outbox without
+             * bound: past its cap, events go straight to its dead letters. */
+            int full = s->pending >= h->cfg->max_pending_sub;
+            if (gw_store_delivery_add(h->store, s->id, row, now, full ? "outbox full" : NULL) != 0)
                 goto fail;
+            if (full) {
+                atomic_fetch_add(&gw_status.dead_letters, 1);
+                continue;
+            }
+            s->pending++;
+            h->pending_total++;
             int known = 0;
             for (int k = 0; k < ntouched; k++)
                 known |= touched[k] == s;
@@ -452,6 +462,21 @@ struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service
     return s;
 }
 
+int gw_hooks_backlog_full(const struct gw_hooks *h)
+{
+    return h->pending_total >= h->cfg->max_pending;
+}
+
+static void count_pending(const char *sub_id, int64_t n, void *arg)
+{
+    struct gw_hooks *h = arg;
+    struct hsub *s = sub_id ? gw_hmap_get(h->subs, sub_id, strlen(sub_id)) : NULL;
+    if (s != NULL) {
+        s->pending = n;
+        h->pending_total += n;
+    }
+}
+
 static void load_one(const struct gw_store_sub *st, void *arg)
 {
     struct gw_hooks *h = arg;
@@ -489,9 +514,9 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
         gw_hooks_free(h);
         return NULL;
     }
+    gw_store_pending_each(store, count_pending, h);
     gw_info("%zu webhook subscriptions on %zu nodes, %lld deliveries pending",
-            gw_hmap_size(h->subs), gw_hmap_size(h->nodes),
-            (long long)gw_store_pending_count(store));
+            gw_hmap_size(h->subs), gw_hmap_size(h->nodes), (long long)h->pending_total);
     gw_streams_heartbeat_start(h);
     gw_loop_on_round(loop, flush_round, h);
     /* Deliveries left in the outbox by the previous run start right away. */

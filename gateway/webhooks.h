@@ -48,6 +48,10 @@ void gw_hooks_on_events(struct gw_hooks *h, json_t *events);
 /* Ends every event stream (their responses finish once drained); for shutdown. */
 void gw_hooks_close_streams(struct gw_hooks *h);
 
+/* 1 when the outbox holds --max-pending undelivered events: publishing and new subscriptions
+ * are refused (503) until deliveries catch up. */
+int gw_hooks_backlog_full(const struct gw_hooks *h);
+
 /* The XMPP session came up: re-check the XMPP subscriptions and catch up on missed items. */
 void gw_hooks_on_xmpp_up(struct gw_hooks *h);
 /* The XMPP session went down: every node must be confirmed again. */

@@ -24,6 +24,7 @@ struct hsub {
     /* delivery state */
     int inflight;
     int64_t done_seq; /* delivered up to here; the outbox rows go in the next batch */
+    int64_t pending;  /* live deliveries in the outbox */
     int gone;         /* removed while a delivery was in flight: freed when it ends */
     uint64_t timer;
 };
@@ -57,6 +58,7 @@ struct gw_hooks {
     struct gw_hmap *nodes; /* service NUL node -> hnode */
     struct hsub *first, *last;
     uint64_t heartbeat_timer;
+    int64_t pending_total;
     /* deliveries answered 2xx whose outbox rows are removed in one transaction per loop round */
     struct done_entry {
         int64_t seq, event;

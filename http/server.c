@@ -27,6 +27,7 @@ struct gw_http {
     struct gw_mailbox *mb;
     struct MHD_Daemon *daemon;
     int port;
+    atomic_int draining;
 };
 
 enum req_state { REQ_READING = 0, REQ_WAITING, REQ_ANSWERED };
@@ -400,6 +401,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case GW_MATCH_OK:
         break;
     }
+    if (atomic_load(&h->draining)) {
+        json_t *p = gw_problem_new(503, "Shutting down", "the gateway is stopping", NULL);
+        enum MHD_Result rc = send_reply(conn, 503, p, 5, MHD_HTTP_HEADER_CONNECTION, "close");
+        json_decref(p);
+        return rc;
+    }
     /* A signed inbound hook authenticates by its signature: the senders (GitHub, GitLab...)
      * cannot send bearer tokens. */
     if (r->match.route != GW_ROUTE_HOOK || gw_config_hook_secret(h->cfg, r->match.node) == NULL) {
@@ -494,6 +501,12 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : cfg->listen_port;
     return h;
+}
+
+void gw_http_drain(struct gw_http *h)
+{
+    if (h != NULL)
+        atomic_store(&h->draining, 1);
 }
 
 int gw_http_port(const struct gw_http *h)

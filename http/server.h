@@ -18,6 +18,10 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
 /* The port actually bound (useful with --listen 127.0.0.1:0). */
 int gw_http_port(const struct gw_http *h);
 
+/* Starts the drain of a shutdown: from now on new requests are answered 503 (with
+ * Connection: close) while those already accepted finish. Thread-safe. */
+void gw_http_drain(struct gw_http *h);
+
 /* Stops accepting, waits (bounded) for requests in progress to be answered, then stops the
  * threads and frees h. Every suspended request must already have been completed. */
 void gw_http_stop(struct gw_http *h);

@@ -569,6 +569,32 @@ void gw_xmpp_free(struct gw_xmpp *x)
     free(x);
 }
 
+/* Approximate serialized size of a stanza (names, attributes, text), stopping past limit. */
+static size_t stanza_size(xmpp_stanza_t *st, size_t limit)
+{
+    size_t n = 0;
+    if (xmpp_stanza_is_text(st)) {
+        const char *t = xmpp_stanza_get_text_ptr(st);
+        return t ? strlen(t) : 0;
+    }
+    const char *name = xmpp_stanza_get_name(st);
+    n += name ? 2 * strlen(name) + 5 : 0;
+    int count = xmpp_stanza_get_attribute_count(st);
+    if (count > 0) {
+        const char **attrs = calloc((size_t)count * 2, sizeof(*attrs));
+        if (attrs != NULL) {
+            int got = xmpp_stanza_get_attributes(st, attrs, count * 2);
+            for (int i = 0; i < got; i++)
+                n += strlen(attrs[i]) + 2;
+            free(attrs);
+        }
+    }
+    for (xmpp_stanza_t *c = xmpp_stanza_get_children(st); c && n <= limit;
+         c = xmpp_stanza_get_next(c))
+        n += stanza_size(c, limit - n);
+    return n;
+}
+
 static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
 {
     (void)conn;
@@ -578,6 +604,15 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userd
     if (event == NULL)
         return 1;
     atomic_fetch_add(&gw_status.events_received, 1);
+    /* libstrophe has no limit of its own; an oversized notification is not turned into events
+     * (nor stored, nor delivered). */
+    size_t size = stanza_size(stanza, (size_t)x->cfg->max_stanza + 1);
+    if (size > (size_t)x->cfg->max_stanza) {
+        gw_warn("dropped a notification from %s larger than --max-stanza (%ld bytes)",
+                xmpp_stanza_get_from(stanza) ? xmpp_stanza_get_from(stanza) : "?",
+                x->cfg->max_stanza);
+        return 1;
+    }
     json_t *events = gw_event_parse(x->ctx, stanza);
     if (events != NULL && x->event_cb != NULL)
         x->event_cb(events, x->event_arg);

@@ -266,6 +266,7 @@ int it_http_ex(const char *method, const char *url, const char *content_type, co
     long long t0 = now_ms();
     CURLcode rc = curl_easy_perform(c);
     r->seconds = (double)(now_ms() - t0) / 1000.0;
+    r->curl_code = (int)rc;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(hdr);
     curl_easy_cleanup(c);

@@ -46,6 +46,7 @@ struct it_resp {
     char retry_after[32];
     char allow[64];
     double seconds;
+    int curl_code; /* CURLE_* of the transfer: 0 when an answer came */
 };
 
 /* Performs one request (body may be NULL). Returns 0 when an HTTP answer came. */

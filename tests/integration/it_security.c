@@ -271,5 +271,111 @@ int main(void)
         snprintf(cmd, sizeof(cmd), "grep -qF '%s' %s", secrets[i], gw.log);
         CHECK(system(cmd) != 0);
     }
+
+    /* Bounded outbox: a subscription past its cap dead-letters new events; past the total cap
+     * publishing is refused with 503 until deliveries catch up. Oversized notifications are
+     * dropped. */
+    const char *bounded[] = {"--max-pending-per-subscription",
+                             "2",
+                             "--max-pending",
+                             "3",
+                             "--max-stanza",
+                             "20000",
+                             "--callback-allow",
+                             "127.0.0.1/32",
+                             "--retry-initial",
+                             "60000",
+                             NULL};
+    if (it_gw_start(&gw, "gw8@localhost", "gw8", xport, bounded, 1) != 0)
+        CHECK_DONE();
+    const char *bnode = it_unique("sec-bounded");
+    snprintf(body, sizeof(body), "{\"node\":\"%s\"}", bnode);
+    CHECK_INT(call("POST", "/v1/nodes", NULL, body, &r), 201);
+    it_resp_free(&r);
+    struct it_receiver *down = it_receiver_start(IT_FAIL, 0);
+    snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\"}", bnode,
+             it_receiver_url(down));
+    CHECK_INT(call("POST", "/v1/subscriptions", NULL, body, &r), 201);
+    char sub_a[80];
+    snprintf(sub_a, sizeof(sub_a), "%s", json_string_value(json_object_get(r.json, "id")));
+    it_resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/nodes/%s/items", bnode);
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(call("POST", path, NULL, "{\"n\":1}", &r), 201);
+        it_resp_free(&r);
+    }
+    snprintf(path, sizeof(path), "/v1/subscriptions/%s/dead-letters", sub_a);
+    size_t nfull = 0;
+    for (int k = 0; k < 100 && nfull < 2; k++) {
+        call("GET", path, NULL, NULL, &r);
+        nfull = 0;
+        size_t i;
+        json_t *l;
+        json_array_foreach(json_object_get(r.json, "dead_letters"), i, l)
+        {
+            const char *e = json_string_value(json_object_get(l, "last_error"));
+            nfull += e && strcmp(e, "outbox full") == 0;
+        }
+        it_resp_free(&r);
+        if (nfull < 2)
+            usleep(50000);
+    }
+    CHECK_INT(nfull, 2);
+    snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\"}", bnode,
+             it_receiver_url(down));
+    CHECK_INT(call("POST", "/v1/subscriptions", NULL, body, &r), 201); /* 2 pending of 3 */
+    it_resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/nodes/%s/items", bnode);
+    CHECK_INT(call("POST", path, NULL, "{\"n\":2}", &r), 201); /* the new one: 3 of 3 */
+    it_resp_free(&r);
+    for (int k = 0; k < 50; k++) { /* until the event has been taken in */
+        call("POST", path, NULL, "{\"n\":3}", &r);
+        long st = r.status;
+        if (st == 503)
+            CHECK(atoi(r.retry_after) > 0);
+        it_resp_free(&r);
+        if (st == 503)
+            break;
+        CHECK(k < 49);
+        usleep(50000);
+    }
+    CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
+    it_receiver_stop(down);
+
+    /* A notification over --max-stanza is dropped with a log line, never delivered. */
+    const char *small[] = {"--max-stanza", "20000", "--callback-allow", "127.0.0.1/32", NULL};
+    if (it_gw_start(&gw, "gw8@localhost", "gw8", xport, small, 1) != 0)
+        CHECK_DONE();
+    struct it_receiver *ok = it_receiver_start(IT_OK, 0);
+    const char *bignode = it_unique("sec-big");
+    snprintf(body, sizeof(body), "{\"node\":\"%s\"}", bignode);
+    CHECK_INT(call("POST", "/v1/nodes", NULL, body, &r), 201);
+    it_resp_free(&r);
+    snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\"}", bignode,
+             it_receiver_url(ok));
+    CHECK_INT(call("POST", "/v1/subscriptions", NULL, body, &r), 201);
+    it_resp_free(&r);
+    char *huge = malloc(40000);
+    memset(huge, 'x', 39990);
+    memcpy(huge, "{\"big\":\"", 8);
+    memcpy(huge + 39990 - 2, "\"}", 3);
+    snprintf(path, sizeof(path), "/v1/nodes/%s/items?id=huge", bignode);
+    CHECK_INT(call("POST", path, NULL, huge, &r), 201); /* the service takes it */
+    it_resp_free(&r);
+    free(huge);
+    snprintf(path, sizeof(path), "/v1/nodes/%s/items?id=small", bignode);
+    CHECK_INT(call("POST", path, NULL, "{\"small\":1}", &r), 201);
+    it_resp_free(&r);
+    CHECK_INT(it_receiver_wait(ok, 1, 5000), 1);
+    usleep(300000);
+    CHECK_INT(it_receiver_count(ok), 1);
+    const struct it_delivery *d = it_receiver_get(ok, 0);
+    CHECK_STR(d ? json_string_value(json_object_get(json_object_get(d->json, "item"), "id")) : NULL,
+              "small");
+    CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "grep -q 'larger than --max-stanza' %s", gw.log);
+    CHECK_INT(system(cmd), 0);
+    it_receiver_stop(ok);
     CHECK_DONE();
 }
