@@ -338,6 +338,22 @@ int main(int argc, char **argv)
     struct it_xmpp *sub = it_xmpp_connect("alice@localhost/bench", "alice", xport);
     if (pub == NULL || sub == NULL)
         return 1;
+    const char *only_lat = getenv("BENCH_ONLY_LATENCY"); /* profiling aid: latency at a rate */
+    if (only_lat != NULL) {
+        struct it_receiver *rcv = it_receiver_start(IT_OK, 0);
+        const char *ln = it_unique("lat");
+        make_node(ln, 100);
+        it_xmpp_subscribe(sub, "pubsub.localhost", ln);
+        double r = atof(only_lat);
+        struct lat d = direct_latency(pub, sub, ln, (int)(r * 5), r);
+        char *sid = subscribe(ln, it_receiver_url(rcv));
+        struct lat g = gateway_latency(ln, rcv, (int)(r * 5), r);
+        printf("latency at %.0f/s: gateway p50 %.2f p99 %.2f max %.2f; direct p50 %.2f p99 %.2f\n",
+               r, g.p50, g.p99, g.max, d.p50, d.p99);
+        free(sid);
+        it_receiver_stop(rcv);
+        return 0;
+    }
     const char *only = getenv("BENCH_ONLY_FANOUT"); /* profiling aid: one fan-out run */
     if (only != NULL) {
         struct it_receiver *rcv = it_receiver_start(IT_OK, 0);
