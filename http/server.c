@@ -28,6 +28,7 @@ struct gw_http {
     struct MHD_Daemon *daemon;
     int port;
     atomic_int draining;
+    atomic_llong last_request_ms; /* CLOCK_MONOTONIC ms of the latest request */
 };
 
 enum req_state { REQ_READING = 0, REQ_WAITING, REQ_ANSWERED };
@@ -347,6 +348,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         *con_cls = r;
         atomic_fetch_add(&gw_status.http_requests, 1);
+        atomic_store(&h->last_request_ms, (long long)gw_now_ms());
         r->mres = gw_route_match(method, url, &r->match);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg->max_body)
@@ -518,6 +520,13 @@ void gw_http_stop(struct gw_http *h)
 {
     if (h == NULL)
         return;
+    /* While requests still arrive (each is answered 503 while draining), keep listening: closing
+     * the socket now would reset connections waiting in the accept queue. Up to two seconds. */
+    for (int i = 0; i < 200 && atomic_load(&h->draining); i++) {
+        if (gw_now_ms() - atomic_load(&h->last_request_ms) >= 200)
+            break;
+        usleep(10000);
+    }
     MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);

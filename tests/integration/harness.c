@@ -69,6 +69,50 @@ const char *it_unique(const char *prefix)
     return b;
 }
 
+int it_prosody_start(struct it_prosody *p)
+{
+    if (p->dir[0] == '\0') {
+        snprintf(p->dir, sizeof(p->dir), "/tmp/pubsubgw-it-prosody-XXXXXX");
+        if (mkdtemp(p->dir) == NULL)
+            return -1;
+        p->port = it_free_port();
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "%s/prosody.sh start %s %d >/dev/null", PUBSUBGW_SCRIPTS, p->dir,
+             p->port);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int it_prosody_stop(struct it_prosody *p)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "%s/prosody.sh stop %s", PUBSUBGW_SCRIPTS, p->dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+pid_t it_prosody_pid(const struct it_prosody *p)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/prosody.pid", p->dir);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+void it_prosody_remove(struct it_prosody *p)
+{
+    it_prosody_stop(p);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", p->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", p->dir);
+}
+
 int it_gw_wait_health(struct it_gw *gw, int up, int timeout_ms)
 {
     long long end = now_ms() + timeout_ms;

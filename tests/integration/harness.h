@@ -16,6 +16,20 @@ int it_free_port(void);
 /* A name unique to this run, e.g. "publish-1234-1", for nodes that must not collide. */
 const char *it_unique(const char *prefix);
 
+/* A Prosody of the test's own (scripts/prosody.sh) in a temporary directory on a fixed port, for
+ * tests that stop, freeze or kill the server. */
+struct it_prosody {
+    char dir[256];
+    int port;
+};
+/* Creates the directory and picks a port on the first start; starts the server. 0 or -1. */
+int it_prosody_start(struct it_prosody *p);
+int it_prosody_stop(struct it_prosody *p);
+/* The server's process id (for SIGSTOP, SIGKILL), or 0. */
+pid_t it_prosody_pid(const struct it_prosody *p);
+/* Stops the server and removes its directory. */
+void it_prosody_remove(struct it_prosody *p);
+
 struct it_gw {
     pid_t pid;
     int port;

@@ -13,36 +13,10 @@
 
 #define ITEMS 300
 
-static char pdir[256];
-static int pport;
+static struct it_prosody px;
 static struct it_gw gw;
 static const char *node;
 static int accepted[ITEMS * 8];
-
-static int prosody(const char *what)
-{
-    char cmd[600];
-    if (strcmp(what, "start") == 0)
-        snprintf(cmd, sizeof(cmd), "%s/prosody.sh start %s %d >/dev/null", PUBSUBGW_SCRIPTS, pdir,
-                 pport);
-    else
-        snprintf(cmd, sizeof(cmd), "%s/prosody.sh stop %s", PUBSUBGW_SCRIPTS, pdir);
-    return system(cmd);
-}
-
-static pid_t prosody_pid(void)
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/prosody.pid", pdir);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
-}
 
 static long publish(int i, double *seconds, int *curl_code)
 {
@@ -143,11 +117,7 @@ static void *publisher(void *arg)
 
 int main(void)
 {
-    snprintf(pdir, sizeof(pdir), "/tmp/pubsubgw-it-faults-XXXXXX");
-    if (mkdtemp(pdir) == NULL)
-        return 1;
-    pport = it_free_port();
-    if (prosody("start") != 0)
+    if (it_prosody_start(&px) != 0)
         return 1;
     const char *extra[] = {"--callback-allow",
                            "127.0.0.0/8",
@@ -158,7 +128,7 @@ int main(void)
                            "--reconnect-max",
                            "1",
                            NULL};
-    CHECK_INT(it_gw_start(&gw, "gw@localhost", "gw", pport, extra, 1), 0);
+    CHECK_INT(it_gw_start(&gw, "gw@localhost", "gw", px.port, extra, 1), 0);
     node = it_unique("faults");
     make_node();
     struct it_receiver *rc = it_receiver_start(IT_HANG, 15); /* 15 ms per delivery: a backlog */
@@ -172,7 +142,7 @@ int main(void)
         accepted[i] = publish(i, NULL, &code) == 201;
         CHECK(accepted[i]);
     }
-    kill(prosody_pid(), SIGKILL);
+    kill(it_prosody_pid(&px), SIGKILL);
     CHECK_INT(it_gw_wait_health(&gw, 0, 3000), 0);
     for (; i < ITEMS / 2 + 20; i++) {
         int code;
@@ -183,7 +153,7 @@ int main(void)
     CHECK_INT(during_outage, 20);
     CHECK(it_receiver_count(rc) < ITEMS / 2);      /* deliveries were still under way */
     CHECK(all_delivered(rc, 0, ITEMS / 2, 30000)); /* ... and finish with XMPP down */
-    CHECK_INT(prosody("start"), 0);
+    CHECK_INT(it_prosody_start(&px), 0);
     CHECK_INT(it_gw_wait_health(&gw, 1, 15000), 0);
     make_node();   /* memory storage: the node went with the old Prosody */
     subscribe(rc); /* the new node needs the gateway's subscription again */
@@ -256,14 +226,11 @@ int main(void)
     CHECK_INT(broken, 0);
     CHECK(slowest < 5.0);
     it_receiver_set_mode(rc, IT_OK, 0);
-    CHECK_INT(it_gw_restart(&gw, "gw@localhost", "gw", pport, extra, 1), 0);
+    CHECK_INT(it_gw_restart(&gw, "gw@localhost", "gw", px.port, extra, 1), 0);
     CHECK(all_delivered(rc, 3 * ITEMS, 7 * ITEMS, 30000));
     CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
 
     it_receiver_stop(rc);
-    prosody("stop");
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", pdir);
-    CHECK_INT(system(cmd), 0);
+    it_prosody_remove(&px);
     CHECK_DONE();
 }

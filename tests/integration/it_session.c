@@ -9,33 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char pdir[256];
-static int pport;
-
-static int prosody(const char *what)
-{
-    char cmd[600];
-    if (strcmp(what, "start") == 0)
-        snprintf(cmd, sizeof(cmd), "%s/prosody.sh start %s %d >/dev/null", PUBSUBGW_SCRIPTS, pdir,
-                 pport);
-    else
-        snprintf(cmd, sizeof(cmd), "%s/prosody.sh stop %s", PUBSUBGW_SCRIPTS, pdir);
-    return system(cmd);
-}
-
-static pid_t prosody_pid(void)
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/prosody.pid", pdir);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
-}
+static struct it_prosody px;
 
 struct bg {
     struct it_gw *gw;
@@ -65,11 +39,7 @@ static void create_node(struct it_gw *gw, const char *node)
 
 int main(void)
 {
-    snprintf(pdir, sizeof(pdir), "/tmp/pubsubgw-it-prosody-XXXXXX");
-    if (mkdtemp(pdir) == NULL)
-        return 1;
-    pport = it_free_port();
-    if (prosody("start") != 0) {
+    if (it_prosody_start(&px) != 0) {
         fprintf(stderr, "could not start a private Prosody\n");
         return 1;
     }
@@ -79,9 +49,9 @@ int main(void)
     /* IQ timeout: a frozen server answers nothing; the request gets 504 after --iq-timeout. */
     struct it_gw gw1;
     const char *fast[] = {"--iq-timeout", "1", NULL};
-    CHECK_INT(it_gw_start(&gw1, "gw@localhost", "gw", pport, fast, 1), 0);
+    CHECK_INT(it_gw_start(&gw1, "gw@localhost", "gw", px.port, fast, 1), 0);
     create_node(&gw1, node);
-    kill(prosody_pid(), SIGSTOP);
+    kill(it_prosody_pid(&px), SIGSTOP);
     char url[600];
     snprintf(url, sizeof(url), "%s/v1/nodes/%s/items", gw1.base, node);
     it_http("POST", url, "application/json", "{}", 2, &r);
@@ -90,17 +60,17 @@ int main(void)
               "remote-server-timeout");
     CHECK(r.seconds >= 0.9 && r.seconds < 3.0);
     it_resp_free(&r);
-    kill(prosody_pid(), SIGCONT);
+    kill(it_prosody_pid(&px), SIGCONT);
     CHECK_INT(it_gw_stop(&gw1, SIGTERM), 0);
 
     /* Server killed while a request waits: the request fails at once with 503. */
     struct it_gw gw;
-    CHECK_INT(it_gw_start(&gw, "gw@localhost", "gw", pport, NULL, 1), 0);
-    kill(prosody_pid(), SIGSTOP);
+    CHECK_INT(it_gw_start(&gw, "gw@localhost", "gw", px.port, NULL, 1), 0);
+    kill(it_prosody_pid(&px), SIGSTOP);
     struct bg b = {.gw = &gw, .node = node};
     pthread_create(&b.t, NULL, bg_publish, &b);
     usleep(300000);
-    kill(prosody_pid(), SIGKILL);
+    kill(it_prosody_pid(&px), SIGKILL);
     pthread_join(b.t, NULL);
     it_check_problem(&b.r, 503, NULL);
     CHECK(b.r.seconds < 2.0); /* not the 10 s IQ timeout */
@@ -112,7 +82,7 @@ int main(void)
     it_resp_free(&r);
 
     /* The server comes back on the same port: the gateway reconnects by itself. */
-    CHECK_INT(prosody("start"), 0);
+    CHECK_INT(it_prosody_start(&px), 0);
     CHECK_INT(it_gw_wait_health(&gw, 1, 15000), 0);
     create_node(&gw, node); /* memory storage: the node went with the old process */
     snprintf(url, sizeof(url), "%s/v1/nodes/%s/items", gw.base, node);
@@ -125,7 +95,7 @@ int main(void)
     it_resp_free(&r);
 
     /* SIGTERM with a request pending: it is answered, and the gateway exits cleanly. */
-    kill(prosody_pid(), SIGSTOP);
+    kill(it_prosody_pid(&px), SIGSTOP);
     struct bg b2 = {.gw = &gw, .node = node};
     pthread_create(&b2.t, NULL, bg_publish, &b2);
     usleep(300000);
@@ -134,11 +104,8 @@ int main(void)
     it_check_problem(&b2.r, 503, NULL);
     CHECK(b2.r.seconds < 5.0);
     it_resp_free(&b2.r);
-    kill(prosody_pid(), SIGCONT);
+    kill(it_prosody_pid(&px), SIGCONT);
 
-    prosody("stop");
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", pdir);
-    CHECK_INT(system(cmd), 0);
+    it_prosody_remove(&px);
     CHECK_DONE();
 }
