@@ -105,8 +105,7 @@ static void on_result(void *arg, const struct gw_send_result *res)
         else
             gw_store_delivery_done(h->store, a->seq, a->event);
         s->done_seq = a->seq;
-        s->pending--;
-        h->pending_total--;
+        gw_pending_add(h, s, -1);
         atomic_fetch_add(&gw_status.deliveries_ok, 1);
         free(a);
         gw_delivery_kick(h, s);
@@ -134,8 +133,7 @@ static void on_result(void *arg, const struct gw_send_result *res)
         delay = res->retry_after_s * 1000 > 3600000 ? 3600000 : res->retry_after_s * 1000;
     gw_store_delivery_failed(h->store, a->seq, attempts, now + delay, error, dead);
     if (dead) {
-        s->pending--;
-        h->pending_total--;
+        gw_pending_add(h, s, -1);
         atomic_fetch_add(&gw_status.dead_letters, 1);
         gw_warn("subscription %s: event moved to dead letters after %d attempts (%s)", s->id,
                 attempts, error);
@@ -197,8 +195,7 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         gw_error("subscription %s: cannot compose event %s; moved to dead letters", s->id,
                  d.event_id);
         gw_store_delivery_failed(h->store, d.seq, d.attempts, now, "cannot compose", 1);
-        s->pending--;
-        h->pending_total--;
+        gw_pending_add(h, s, -1);
         free(body);
         free(a);
         gw_store_delivery_clear(&d);
@@ -225,6 +222,12 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         arm(h, s, backoff_ms(h->cfg, 1));
     }
     free(body);
+}
+
+void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n)
+{
+    s->pending += n;
+    h->pending_total += n;
 }
 
 void gw_delivery_flush(struct gw_hooks *h)

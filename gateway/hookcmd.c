@@ -293,8 +293,7 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
              * again, once the delivered rows are really gone. */
             gw_delivery_flush(h);
             s->done_seq = 0;
-            s->pending++;
-            h->pending_total++;
+            gw_pending_add(h, s, 1);
             gw_delivery_kick(h, s);
             gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
         }

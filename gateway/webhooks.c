@@ -95,11 +95,8 @@ struct hnode *gw_hooks_node(struct gw_hooks *h, const char *service, const char 
     hn = calloc(1, sizeof(*hn));
     if (hn == NULL || k == 0 || (hn->service = strdup(service)) == NULL ||
         (hn->node = strdup(node)) == NULL || gw_hmap_put(h->nodes, key, k, hn) != 0) {
-        if (hn) {
-            free(hn->service);
-            free(hn->node);
-        }
-        free(hn);
+        if (hn)
+            gw_streams_node_free(hn);
         return NULL;
     }
     return hn;
@@ -162,7 +159,7 @@ void gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
 {
     gw_info("subscription %s to %s/%s removed: %s", s->id, s->service, s->node, why);
     gw_store_sub_delete(h->store, s->id);
-    h->pending_total -= s->pending;
+    gw_pending_add(h, s, -s->pending);
     gw_hmap_del(h->subs, s->id, strlen(s->id));
     if (s->prev)
         s->prev->next = s->next;
@@ -238,8 +235,7 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
                 atomic_fetch_add(&gw_status.dead_letters, 1);
                 continue;
             }
-            s->pending++;
-            h->pending_total++;
+            gw_pending_add(h, s, 1);
             int known = 0;
             for (int k = 0; k < ntouched; k++)
                 known |= touched[k] == s;
@@ -472,8 +468,7 @@ static void count_pending(const char *sub_id, int64_t n, void *arg)
     struct gw_hooks *h = arg;
     struct hsub *s = sub_id ? gw_hmap_get(h->subs, sub_id, strlen(sub_id)) : NULL;
     if (s != NULL) {
-        s->pending = n;
-        h->pending_total += n;
+        gw_pending_add(h, s, n);
     }
 }
 

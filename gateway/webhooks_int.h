@@ -73,6 +73,8 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s);
  * will free it. */
 int gw_delivery_detach(struct gw_hooks *h, struct hsub *s);
 void gw_hsub_free(struct hsub *s);
+/* Moves s's count of live deliveries, and the total with it, by n. */
+void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n);
 /* Removes the outbox rows of the deliveries answered 2xx since the last call, in one
  * transaction. Runs once per loop round and at shutdown. */
 void gw_delivery_flush(struct gw_hooks *h);
