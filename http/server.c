@@ -90,12 +90,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, json_
     return rc;
 }
 
+/* Sends a problem+json answer; retry_after (0: none) and one header (hname may be NULL). */
 static enum MHD_Result send_problem(struct MHD_Connection *conn, int status, const char *title,
-                                    const char *detail, const char *allow)
+                                    const char *detail, int retry_after, const char *hname,
+                                    const char *hvalue)
 {
     json_t *p = gw_problem_new(status, title, detail, NULL);
-    enum MHD_Result rc =
-        send_reply(conn, status, p, 0, allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
+    enum MHD_Result rc = send_reply(conn, status, p, retry_after, hname, hvalue);
     json_decref(p);
     return rc;
 }
@@ -236,7 +237,7 @@ static enum MHD_Result dispatch(struct req *r)
     case GW_ROUTE_METRICS: {
         char *text = gw_status_metrics_text();
         if (text == NULL)
-            return send_problem(conn, 500, "Internal error", "out of memory", NULL);
+            return send_problem(conn, 500, "Internal error", "out of memory", 0, NULL, NULL);
         return send_text(conn, "text/plain; version=0.0.4", text, strlen(text),
                          MHD_RESPMEM_MUST_FREE);
     }
@@ -257,7 +258,7 @@ static enum MHD_Result dispatch(struct req *r)
     if (q.bad) {
         rc = send_problem(conn, 400, "Invalid query string",
                           "query: bad percent-encoding, invalid UTF-8 or more than 64 parameters",
-                          NULL);
+                          0, NULL, NULL);
         goto out;
     }
     struct gw_http_request hreq = {
@@ -284,23 +285,21 @@ static enum MHD_Result dispatch(struct req *r)
         const char *callback = json_string_value(json_object_get(cmd->args, "callback"));
         if (!gw_auth_node_allowed(r->token, node)) {
             gw_cmd_free(cmd);
-            rc = send_problem(conn, 403, "Forbidden", "node: the token may not act on this node",
-                              NULL);
+            rc = send_problem(conn, 403, "Forbidden", "node: the token may not act on this node", 0,
+                              NULL, NULL);
             goto out;
         }
         if (!gw_url_allowed(callback, r->h->cfg->callback_allow, (size_t)r->h->cfg->ncallback_allow,
                             err, sizeof(err))) {
             gw_cmd_free(cmd);
-            rc = send_problem(conn, 400, "Invalid request body", err, NULL);
+            rc = send_problem(conn, 400, "Invalid request body", err, 0, NULL, NULL);
             goto out;
         }
     }
     if (GW_OP_NEEDS_XMPP(cmd->op) && !atomic_load(&gw_status.xmpp_up)) {
         gw_cmd_free(cmd);
-        json_t *p = gw_problem_new(503, "XMPP session unavailable",
-                                   "the gateway is not connected to its XMPP server", NULL);
-        rc = send_reply(conn, 503, p, 5, NULL, NULL);
-        json_decref(p);
+        rc = send_problem(conn, 503, "XMPP session unavailable",
+                          "the gateway is not connected to its XMPP server", 5, NULL, NULL);
         goto out;
     }
     if (cmd->op == GW_OP_STREAM_OPEN) {
@@ -309,7 +308,7 @@ static enum MHD_Result dispatch(struct req *r)
                           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID"));
         if (cmd->stream == NULL) {
             gw_cmd_free(cmd);
-            rc = send_problem(conn, 500, "Internal error", "out of memory", NULL);
+            rc = send_problem(conn, 500, "Internal error", "out of memory", 0, NULL, NULL);
             goto out;
         }
     }
@@ -390,44 +389,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->too_large) {
         char detail[96];
         snprintf(detail, sizeof(detail), "body: larger than %zu bytes", h->cfg->max_body);
-        return send_problem(conn, 413, "Request body too large", detail, NULL);
+        return send_problem(conn, 413, "Request body too large", detail, 0, NULL, NULL);
     }
     switch (r->mres) {
     case GW_MATCH_NOT_FOUND:
-        return send_problem(conn, 404, "Not found", "no such route", NULL);
+        return send_problem(conn, 404, "Not found", "no such route", 0, NULL, NULL);
     case GW_MATCH_METHOD:
-        return send_problem(conn, 405, "Method not allowed", "see the Allow header",
-                            r->match.allow);
+        return send_problem(conn, 405, "Method not allowed", "see the Allow header", 0,
+                            MHD_HTTP_HEADER_ALLOW, r->match.allow);
     case GW_MATCH_BAD:
-        return send_problem(conn, 400, "Invalid path", r->match.error, NULL);
+        return send_problem(conn, 400, "Invalid path", r->match.error, 0, NULL, NULL);
     case GW_MATCH_OK:
         break;
     }
-    if (atomic_load(&h->draining)) {
-        json_t *p = gw_problem_new(503, "Shutting down", "the gateway is stopping", NULL);
-        enum MHD_Result rc = send_reply(conn, 503, p, 5, MHD_HTTP_HEADER_CONNECTION, "close");
-        json_decref(p);
-        return rc;
-    }
+    if (atomic_load(&h->draining))
+        return send_problem(conn, 503, "Shutting down", "the gateway is stopping", 5,
+                            MHD_HTTP_HEADER_CONNECTION, "close");
     /* A signed inbound hook authenticates by its signature: the senders (GitHub, GitLab...)
      * cannot send bearer tokens. */
     if (r->match.route != GW_ROUTE_HOOK || gw_config_hook_secret(h->cfg, r->match.node) == NULL) {
         const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
         int a = gw_auth_check(h->cfg, authz, r->match.route, &r->token);
-        if (a == 401) {
-            json_t *p = gw_problem_new(401, "Unauthorized",
-                                       "Authorization: a valid bearer token is required", NULL);
-            enum MHD_Result rc = send_reply(conn, 401, p, 0, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                            "Bearer realm=\"pubsubgw\"");
-            json_decref(p);
-            return rc;
-        }
+        if (a == 401)
+            return send_problem(conn, 401, "Unauthorized",
+                                "Authorization: a valid bearer token is required", 0,
+                                MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"pubsubgw\"");
         if (a == 403)
             return send_problem(conn, 403, "Forbidden",
-                                "Authorization: the token lacks the scope this route needs", NULL);
+                                "Authorization: the token lacks the scope this route needs", 0,
+                                NULL, NULL);
         if (r->match.node[0] != '\0' && !gw_auth_node_allowed(r->token, r->match.node))
             return send_problem(conn, 403, "Forbidden", "node: the token may not act on this node",
-                                NULL);
+                                0, NULL, NULL);
     }
     return dispatch(r);
 }
