@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,26 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleeps until the monotonic time `due` when it is less than a millisecond away: the paced load
+ * generators wait in poll() for whole milliseconds and here for the rest, so that they neither
+ * send late in bursts nor spin (a spinning load generator takes a core from the processes it
+ * measures on a 2-core machine). */
+static void nap_until(double due)
+{
+    double d = due - now_s();
+    if (d <= 0 || d >= 0.001)
+        return;
+    struct timespec ts = {0, (long)(d * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* Whole milliseconds until `due`, capped: what a paced loop may block in poll(). */
+static int ms_until(double due, int cap)
+{
+    double d = (due - now_s()) * 1000;
+    return d < 1 ? 0 : (d > cap ? cap : (int)d);
 }
 
 /* utime + stime of a process, in seconds. */
@@ -155,9 +176,10 @@ static double gateway_publish(const char *node, int n, int conc, double rate, do
             done++;
         }
         int wait_ms = 10;
-        if (rate > 0 && sent < n) {
-            double d = (t0 + sent / rate - now_s()) * 1000;
-            wait_ms = d < 0 ? 0 : (d > 10 ? 10 : (int)d);
+        if (rate > 0 && sent < n && free_slot > 0) {
+            wait_ms = ms_until(t0 + sent / rate, 10);
+            if (wait_ms == 0)
+                nap_until(t0 + sent / rate);
         }
         curl_multi_poll(m, NULL, 0, wait_ms, NULL);
     }
@@ -194,37 +216,62 @@ static struct lat summarize(double *v, int n)
     return l;
 }
 
-/* Direct: the publisher and a subscriber are XMPP clients; publish -> notification. */
+/* Direct: the publisher and a subscriber are XMPP clients; publish -> notification. The
+ * subscriber has its own thread blocked on its socket, so each arrival is timed when it happens,
+ * as the gateway's webhook receiver does. */
+struct direct_sub {
+    struct it_xmpp *sub;
+    const char *node;
+    int n, got;
+    const double *start;
+    double *lat, deadline;
+};
+
+static void *direct_sub_main(void *arg)
+{
+    struct direct_sub *ds = arg;
+    while (ds->got < ds->n && now_s() < ds->deadline) {
+        xmpp_stanza_t *m = it_xmpp_next_event(ds->sub, ds->node, 10);
+        if (m == NULL)
+            continue;
+        double t = now_s();
+        xmpp_stanza_t *items =
+            gw_stanza_child(gw_stanza_child(m, "event", GW_NS_PUBSUB_EVENT), "items", NULL);
+        xmpp_stanza_t *item = gw_stanza_child(items, "item", NULL);
+        const char *id = item ? xmpp_stanza_get_id(item) : NULL;
+        if (id && id[0] == 'l' && atoi(id + 1) < ds->n)
+            ds->lat[ds->got++] = t - ds->start[atoi(id + 1)];
+        xmpp_stanza_release(m);
+    }
+    return NULL;
+}
+
 static struct lat direct_latency(struct it_xmpp *pub, struct it_xmpp *sub, const char *node, int n,
                                  double rate)
 {
     double *start = calloc((size_t)n, sizeof(double)), *lat = calloc((size_t)n, sizeof(double));
-    int got = 0;
     double t0 = now_s();
-    for (int i = 0; i < n || got < n;) {
-        if (i < n && now_s() >= t0 + i / rate) {
-            char id[32];
-            snprintf(id, sizeof(id), "l%d", i);
-            start[i] = now_s();
-            it_xmpp_publish(pub, "pubsub.localhost", node, id, "{\"lat\":1}");
-            i++;
-        }
-        it_xmpp_wait_published(pub, 1 << 30, 0);
-        xmpp_stanza_t *m = it_xmpp_next_event(sub, node, 0);
-        if (m != NULL) {
-            double t = now_s();
-            xmpp_stanza_t *items =
-                gw_stanza_child(gw_stanza_child(m, "event", GW_NS_PUBSUB_EVENT), "items", NULL);
-            xmpp_stanza_t *item = gw_stanza_child(items, "item", NULL);
-            const char *id = item ? xmpp_stanza_get_id(item) : NULL;
-            if (id && id[0] == 'l' && atoi(id + 1) < n && got < n)
-                lat[got++] = t - start[atoi(id + 1)];
-            xmpp_stanza_release(m);
-        }
-        if (now_s() - t0 > n / rate + 30)
-            break;
+    struct direct_sub ds = {sub, node, n, 0, start, lat, t0 + n / rate + 30};
+    pthread_t th;
+    if (pthread_create(&th, NULL, direct_sub_main, &ds) != 0) {
+        free(start);
+        free(lat);
+        return (struct lat){NAN, NAN, NAN};
     }
-    struct lat l = got > 0 ? summarize(lat, got) : (struct lat){NAN, NAN, NAN};
+    for (int i = 0; i < n; i++) {
+        double due = t0 + i / rate;
+        int ms;
+        while ((ms = ms_until(due, 10)) > 0)
+            it_xmpp_poll(pub, ms); /* reads publish answers meanwhile */
+        nap_until(due);
+        char id[32];
+        snprintf(id, sizeof(id), "l%d", i);
+        start[i] = now_s();
+        it_xmpp_publish(pub, "pubsub.localhost", node, id, "{\"lat\":1}");
+    }
+    pthread_join(th, NULL);
+    it_xmpp_wait_published(pub, 1 << 30, 50);
+    struct lat l = ds.got > 0 ? summarize(lat, ds.got) : (struct lat){NAN, NAN, NAN};
     free(start);
     free(lat);
     return l;

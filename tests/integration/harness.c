@@ -546,6 +546,11 @@ int it_xmpp_publish(struct it_xmpp *c, const char *service, const char *node, co
     return 0;
 }
 
+void it_xmpp_poll(struct it_xmpp *c, int timeout_ms)
+{
+    xmpp_run_once(c->ctx, (unsigned long)timeout_ms);
+}
+
 int it_xmpp_wait_published(struct it_xmpp *c, int n, int timeout_ms)
 {
     long long end = now_ms() + timeout_ms;

@@ -91,6 +91,8 @@ int it_xmpp_subscribe(struct it_xmpp *c, const char *service, const char *node);
  * in it_xmpp_wait_published. */
 int it_xmpp_publish(struct it_xmpp *c, const char *service, const char *node, const char *id,
                     const char *json_text);
+/* Runs the client's event loop once, blocking at most timeout_ms for input. */
+void it_xmpp_poll(struct it_xmpp *c, int timeout_ms);
 /* Runs the client until n publish answers (results) arrived; returns the number of results. */
 int it_xmpp_wait_published(struct it_xmpp *c, int n, int timeout_ms);
 /* The node ids the client's bare JID is subscribed to at service, as a JSON array, or NULL. */
