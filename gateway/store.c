@@ -1,14 +1,33 @@
 /* SQLite persistence. WAL with synchronous=NORMAL: a committed event survives a crash of the
  * process (kill -9), which is the failure the outbox is for; only a power loss may drop the
- * last commits. Statements are prepared once and reused. */
+ * last commits. Statements are prepared once and reused.
+ *
+ * Commits never wait for the disk, but a WAL checkpoint does (it syncs the log and the database
+ * file), for several milliseconds. Run on the loop thread, as SQLite's automatic checkpoint
+ * would, it stalls everything queued behind it; so checkpoints run on a thread of their own
+ * with a second connection, started from the WAL hook when enough of the log is new. Such a
+ * checkpoint runs beside the loop's commits and so never copies the frames written meanwhile;
+ * once the log is long, the loop finishes the little that is left itself, which lets the next
+ * commit start the log over. */
 #include "store.h"
 
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* A background checkpoint starts once this many log frames (pages) are new since the last one;
+ * the loop finishes a checkpoint when the log has grown to RESTART_FRAMES. */
+#define CKPT_FRAMES 1000
+#define RESTART_FRAMES 4096
 
 enum {
     S_BEGIN,
@@ -73,11 +92,9 @@ static const char *const sql[S_COUNT] = {
 };
 
 static const char schema[] =
-    /* One process owns the database: exclusive locking spares a pair of fcntl() calls per
-     * statement and keeps a second gateway from using the same data directory. */
-    "PRAGMA locking_mode = EXCLUSIVE;"
     "PRAGMA journal_mode = WAL;"
     "PRAGMA synchronous = NORMAL;"
+    "PRAGMA wal_autocheckpoint = 0;"
     "PRAGMA foreign_keys = OFF;"
     "CREATE TABLE IF NOT EXISTS subscriptions ("
     " id TEXT PRIMARY KEY, service TEXT NOT NULL, node TEXT NOT NULL, callback TEXT NOT NULL,"
@@ -98,6 +115,17 @@ static const char schema[] =
 struct gw_store {
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT];
+    int lock_fd; /* flock()ed: one gateway per data directory */
+    /* the checkpointer */
+    sqlite3 *ck_db;
+    pthread_t ck_thread;
+    int ck_started;
+    pthread_mutex_t ck_lock;
+    pthread_cond_t ck_cond;
+    int ck_wanted, ck_stop; /* under ck_lock */
+    atomic_int ck_busy;     /* a checkpoint was asked for and has not finished */
+    atomic_int ck_frames;   /* log frames copied by the last background checkpoint... */
+    atomic_int ck_log;      /* ...of this many in the log then */
 };
 
 static sqlite3_stmt *stmt(struct gw_store *s, int which)
@@ -123,6 +151,75 @@ static void bind_text(sqlite3_stmt *q, int i, const char *v)
     sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
 }
 
+static void *checkpointer(void *arg)
+{
+    struct gw_store *s = arg;
+    pthread_mutex_lock(&s->ck_lock);
+    for (;;) {
+        while (!s->ck_wanted && !s->ck_stop)
+            pthread_cond_wait(&s->ck_cond, &s->ck_lock);
+        if (s->ck_stop)
+            break;
+        s->ck_wanted = 0;
+        pthread_mutex_unlock(&s->ck_lock);
+        int log = 0, copied = 0;
+        int rc =
+            sqlite3_wal_checkpoint_v2(s->ck_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            gw_warn("store: checkpoint: %s", sqlite3_errmsg(s->ck_db));
+        atomic_store(&s->ck_frames, rc == SQLITE_OK ? copied : 0);
+        atomic_store(&s->ck_log, rc == SQLITE_OK ? log : 0);
+        atomic_store(&s->ck_busy, 0);
+        pthread_mutex_lock(&s->ck_lock);
+    }
+    pthread_mutex_unlock(&s->ck_lock);
+    return NULL;
+}
+
+/* Called on the loop thread after each commit with the number of frames in the log. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)name;
+    struct gw_store *s = arg;
+    if (atomic_load(&s->ck_busy))
+        return SQLITE_OK;
+    int copied = atomic_load(&s->ck_frames);
+    if (frames < atomic_load(&s->ck_log)) { /* the log started over since */
+        copied = 0;
+        atomic_store(&s->ck_frames, 0);
+        atomic_store(&s->ck_log, 0);
+    }
+    if (frames >= RESTART_FRAMES && copied > 0 && frames - copied < CKPT_FRAMES) {
+        /* Only what was committed during the background checkpoint is left to copy. */
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_store(&s->ck_frames, 0);
+        atomic_store(&s->ck_log, 0);
+    } else if (frames - copied >= CKPT_FRAMES) {
+        atomic_store(&s->ck_busy, 1);
+        pthread_mutex_lock(&s->ck_lock);
+        s->ck_wanted = 1;
+        pthread_cond_signal(&s->ck_cond);
+        pthread_mutex_unlock(&s->ck_lock);
+    }
+    return SQLITE_OK;
+}
+
+static int lock_dir(struct gw_store *s, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/pubsubgw.lock", dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "data directory %s is in use by another gateway", dir);
+        return -1;
+    }
+    return 0;
+}
+
 struct gw_store *gw_store_open(const char *dir, char *err, size_t errlen)
 {
     struct gw_store *s = calloc(1, sizeof(*s));
@@ -130,6 +227,11 @@ struct gw_store *gw_store_open(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    s->lock_fd = -1;
+    pthread_mutex_init(&s->ck_lock, NULL);
+    pthread_cond_init(&s->ck_cond, NULL);
+    if (lock_dir(s, dir, err, errlen) != 0)
+        goto fail;
     char path[4096];
     snprintf(path, sizeof(path), "%s/pubsubgw.db", dir);
     if (sqlite3_open_v2(path, &s->db,
@@ -154,6 +256,17 @@ struct gw_store *gw_store_open(const char *dir, char *err, size_t errlen)
     }
     /* Events whose deliveries all ended while the process was away. */
     step_done(s, stmt(s, S_EVENTS_ORPHANS));
+    if (sqlite3_open_v2(path, &s->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        pthread_create(&s->ck_thread, NULL, checkpointer, s) != 0) {
+        snprintf(err, errlen, "cannot start the checkpointer for %s", path);
+        goto fail;
+    }
+    s->ck_started = 1;
+    sqlite3_busy_timeout(s->ck_db, 5000);
+    /* A connection learns that the database is in WAL mode when it first reads it. */
+    sqlite3_exec(s->ck_db, "PRAGMA journal_mode", NULL, NULL, NULL);
+    sqlite3_wal_hook(s->db, on_wal_commit, s);
     return s;
 fail:
     gw_store_close(s);
@@ -164,9 +277,21 @@ void gw_store_close(struct gw_store *s)
 {
     if (s == NULL)
         return;
+    if (s->ck_started) {
+        pthread_mutex_lock(&s->ck_lock);
+        s->ck_stop = 1;
+        pthread_cond_signal(&s->ck_cond);
+        pthread_mutex_unlock(&s->ck_lock);
+        pthread_join(s->ck_thread, NULL);
+    }
+    sqlite3_close(s->ck_db);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->st[i]);
-    sqlite3_close(s->db);
+    sqlite3_close(s->db); /* the last connection: checkpoints and removes the log */
+    pthread_cond_destroy(&s->ck_cond);
+    pthread_mutex_destroy(&s->ck_lock);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     free(s);
 }
 

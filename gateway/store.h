@@ -1,6 +1,7 @@
 /* Durable state in SQLite (WAL) under --data-dir: webhook subscriptions, the event outbox with
  * one delivery row per event and subscription, dead letters, and the item ids already turned
- * into events (for catch-up after downtime). Loop thread only. */
+ * into events (for catch-up after downtime). Loop thread only; the store's own thread runs the
+ * log checkpoints. The directory is locked: one gateway per data directory. */
 #ifndef GW_STORE_H
 #define GW_STORE_H
 

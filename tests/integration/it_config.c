@@ -93,6 +93,17 @@ int main(void)
     CHECK_STR(json_string_value(json_object_get(r.json, "service")), "pubsub.localhost");
     CHECK(strstr(r.body, "\"gw\"") == NULL); /* the password is never in an answer */
     it_resp_free(&r);
+    /* A second gateway on the same data directory is refused, with a reason, before it does
+     * anything; the first one carries on. */
+    char args[600];
+    snprintf(args, sizeof(args),
+             "--jid gw@localhost --password-file %s/gw.conf --xmpp-server 127.0.0.1:%d --tls off "
+             "--listen 127.0.0.1:%d --data-dir %s/data",
+             dir, it_prosody_port(), it_free_port(), dir);
+    CHECK_INT(run(args, out, sizeof(out)), 1);
+    CHECK(strstr(out, "in use by another gateway") != NULL);
+    CHECK_INT(lines(out), 1);
+    CHECK_INT(it_gw_wait_health(&gw, 1, 1000), 0);
     CHECK_INT(it_gw_stop(&gw, SIGINT), 0);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
