@@ -76,6 +76,21 @@ static int64_t backoff_ms(const struct gw_config *cfg, int attempts)
     return d + d * ((int)(r % 41) - 20) / 100;
 }
 
+/* Delivered rows leave the outbox in batches: within the next transaction that stores events,
+ * or FLUSH_DELAY_MS after the first of them, or once FLUSH_MAX are waiting. Removing each in a
+ * transaction of its own would write the same pages twice per event. A crash before a batch is
+ * committed delivers its events again (at-least-once; webhook-id tells repeats apart). */
+#define FLUSH_DELAY_MS 20
+#define FLUSH_MAX 1024
+
+static void on_flush_timer(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    struct gw_hooks *h = arg;
+    h->flush_timer = 0;
+    gw_delivery_flush(h);
+}
+
 static void on_result(void *arg, const struct gw_send_result *res)
 {
     struct attempt *a = arg;
@@ -90,8 +105,8 @@ static void on_result(void *arg, const struct gw_send_result *res)
         return;
     }
     if (res->status >= 200 && res->status < 300) {
-        /* Committing each removal would cost a transaction per delivery; they are batched per
-         * loop round. A crash before the batch commits re-delivers (at-least-once). */
+        /* Committing each removal would cost a transaction per delivery; they are batched (see
+         * gw_delivery_flush). */
         if (h->ndone == h->capdone) {
             size_t cap = h->capdone ? h->capdone * 2 : 64;
             struct done_entry *d = realloc(h->done, cap * sizeof(*d));
@@ -104,6 +119,10 @@ static void on_result(void *arg, const struct gw_send_result *res)
             h->done[h->ndone++] = (struct done_entry){a->seq, a->event};
         else
             gw_store_delivery_done(h->store, a->seq, a->event);
+        if (h->ndone >= FLUSH_MAX)
+            gw_delivery_flush(h);
+        else if (h->flush_timer == 0)
+            h->flush_timer = gw_loop_timer_add(h->loop, FLUSH_DELAY_MS, on_flush_timer, h);
         s->done_seq = a->seq;
         gw_pending_add(h, s, -1);
         atomic_fetch_add(&gw_status.deliveries_ok, 1);
@@ -230,14 +249,23 @@ void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n)
     h->pending_total += n;
 }
 
+void gw_delivery_flush_in_tx(struct gw_hooks *h)
+{
+    if (h->flush_timer) {
+        gw_loop_timer_cancel(h->loop, h->flush_timer);
+        h->flush_timer = 0;
+    }
+    for (size_t i = 0; i < h->ndone; i++)
+        gw_store_delivery_done(h->store, h->done[i].seq, h->done[i].event);
+    h->ndone = 0;
+}
+
 void gw_delivery_flush(struct gw_hooks *h)
 {
     if (h->ndone == 0)
         return;
     int tx = gw_store_begin(h->store) == 0;
-    for (size_t i = 0; i < h->ndone; i++)
-        gw_store_delivery_done(h->store, h->done[i].seq, h->done[i].event);
+    gw_delivery_flush_in_tx(h);
     if (tx && gw_store_commit(h->store) != 0)
         gw_store_rollback(h->store);
-    h->ndone = 0;
 }

@@ -189,6 +189,7 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
     int ntouched = 0, overflow = 0;
     if (!in_tx && gw_store_begin(h->store) != 0)
         return -1;
+    gw_delivery_flush_in_tx(h); /* the same pages are written anyway */
     size_t i;
     json_t *ev;
     int64_t now = gw_wall_ms();
@@ -483,13 +484,6 @@ static void load_one(const struct gw_store_sub *st, void *arg)
     }
 }
 
-static int flush_round(struct gw_loop *loop, void *arg)
-{
-    (void)loop;
-    gw_delivery_flush(arg);
-    return 0;
-}
-
 struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
                               struct gw_store *store, struct gw_sender *sender,
                               gw_xmpp_exec_fn exec, void *exec_arg)
@@ -513,7 +507,6 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
     gw_info("%zu webhook subscriptions on %zu nodes, %lld deliveries pending",
             gw_hmap_size(h->subs), gw_hmap_size(h->nodes), (long long)h->pending_total);
     gw_streams_heartbeat_start(h);
-    gw_loop_on_round(loop, flush_round, h);
     /* Deliveries left in the outbox by the previous run start right away. */
     for (struct hsub *s = h->first; s; s = s->next)
         gw_delivery_kick(h, s);

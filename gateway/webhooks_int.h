@@ -59,11 +59,12 @@ struct gw_hooks {
     struct hsub *first, *last;
     uint64_t heartbeat_timer;
     int64_t pending_total;
-    /* deliveries answered 2xx whose outbox rows are removed in one transaction per loop round */
+    /* deliveries answered 2xx whose outbox rows are still to be removed (see delivery.c) */
     struct done_entry {
         int64_t seq, event;
     } * done;
     size_t ndone, capdone;
+    uint64_t flush_timer;
 };
 
 /* delivery.c */
@@ -76,8 +77,9 @@ void gw_hsub_free(struct hsub *s);
 /* Moves s's count of live deliveries, and the total with it, by n. */
 void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n);
 /* Removes the outbox rows of the deliveries answered 2xx since the last call, in one
- * transaction. Runs once per loop round and at shutdown. */
+ * transaction; _in_tx within the caller's. */
 void gw_delivery_flush(struct gw_hooks *h);
+void gw_delivery_flush_in_tx(struct gw_hooks *h);
 
 /* webhooks.c */
 /* Removes a subscription (store, registry, XMPP when it was the node's last). */
