@@ -393,6 +393,7 @@ int main(int argc, char **argv)
         it_xmpp_subscribe(sub, "pubsub.localhost", ln);
         double r = atof(only_lat);
         struct lat d = direct_latency(pub, sub, ln, (int)(r * 5), r);
+        it_xmpp_unsubscribe(sub, "pubsub.localhost", ln);
         char *sid = subscribe(ln, it_receiver_url(rcv));
         struct lat g = gateway_latency(ln, rcv, (int)(r * 5), r);
         printf("latency at %.0f/s: gateway p50 %.2f p99 %.2f max %.2f; direct p50 %.2f p99 %.2f\n",
@@ -442,6 +443,8 @@ int main(int argc, char **argv)
     make_node(lnode, 100);
     it_xmpp_subscribe(sub, "pubsub.localhost", lnode);
     struct lat dl = direct_latency(pub, sub, lnode, ln, rate);
+    /* the service then notifies the gateway alone, as it notified the direct subscriber */
+    it_xmpp_unsubscribe(sub, "pubsub.localhost", lnode);
     char *lsub = subscribe(lnode, it_receiver_url(rc));
     struct lat gl = gateway_latency(lnode, rc, ln, rate);
     printf("| latency p50 at %.0f items/s (ms): publish -> webhook vs -> XMPP notification | %.2f "

@@ -474,31 +474,28 @@ xmpp_stanza_t *it_xmpp_iq(struct it_xmpp *c, xmpp_stanza_t *iq, int timeout_ms)
     return a;
 }
 
-int it_xmpp_subscribe(struct it_xmpp *c, const char *service, const char *node)
+static int subscription(struct it_xmpp *c, const char *service, const char *node, int subscribe)
 {
-    char id[32];
+    char id[32], bare[256];
     snprintf(id, sizeof(id), "t%d", ++c->next_id);
-    xmpp_stanza_t *iq = xmpp_iq_new(c->ctx, "set", id);
-    xmpp_stanza_set_to(iq, service);
-    xmpp_stanza_t *ps = xmpp_stanza_new(c->ctx);
-    xmpp_stanza_set_name(ps, "pubsub");
-    xmpp_stanza_set_ns(ps, GW_NS_PUBSUB);
-    xmpp_stanza_t *sub = xmpp_stanza_new(c->ctx);
-    xmpp_stanza_set_name(sub, "subscribe");
-    xmpp_stanza_set_attribute(sub, "node", node);
-    char bare[256];
     snprintf(bare, sizeof(bare), "%s", xmpp_conn_get_bound_jid(c->conn));
     bare[strcspn(bare, "/")] = '\0';
-    xmpp_stanza_set_attribute(sub, "jid", bare);
-    xmpp_stanza_add_child(ps, sub);
-    xmpp_stanza_add_child(iq, ps);
-    xmpp_stanza_release(sub);
-    xmpp_stanza_release(ps);
-    xmpp_stanza_t *a = it_xmpp_iq(c, iq, 5000);
+    xmpp_stanza_t *iq = gw_pubsub_subscribe(c->ctx, id, service, node, bare, subscribe);
+    xmpp_stanza_t *a = iq ? it_xmpp_iq(c, iq, 5000) : NULL;
     int ok = a && strcmp(xmpp_stanza_get_type(a), "result") == 0;
     if (a)
         xmpp_stanza_release(a);
     return ok ? 0 : -1;
+}
+
+int it_xmpp_subscribe(struct it_xmpp *c, const char *service, const char *node)
+{
+    return subscription(c, service, node, 1);
+}
+
+int it_xmpp_unsubscribe(struct it_xmpp *c, const char *service, const char *node)
+{
+    return subscription(c, service, node, 0);
 }
 
 static int about(xmpp_stanza_t *msg, const char *node)

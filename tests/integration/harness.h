@@ -87,6 +87,7 @@ xmpp_ctx_t *it_xmpp_ctx(struct it_xmpp *c);
 xmpp_stanza_t *it_xmpp_iq(struct it_xmpp *c, xmpp_stanza_t *iq, int timeout_ms);
 /* Subscribes the client's bare JID to service/node; returns 0 when the service agreed. */
 int it_xmpp_subscribe(struct it_xmpp *c, const char *service, const char *node);
+int it_xmpp_unsubscribe(struct it_xmpp *c, const char *service, const char *node);
 /* Publishes a JSON payload (text) as item id without waiting for the answer; counts answers
  * in it_xmpp_wait_published. */
 int it_xmpp_publish(struct it_xmpp *c, const char *service, const char *node, const char *id,
