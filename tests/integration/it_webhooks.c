@@ -423,6 +423,42 @@ int main(void)
     usleep(1500000);
     CHECK_INT(it_receiver_count(r5), 5);
 
+    /* Connection caps: twelve subscriptions on one slow host get at most --max-host-connections
+     * (8 by default) deliveries at once, all arrive, and a callback on another host is served
+     * meanwhile, not after them. */
+    const char *n6 = it_unique("hooks");
+    make_node(n6);
+    struct it_receiver *busy = it_receiver_start(IT_HANG, 300);
+    struct it_receiver *other = it_receiver_start(IT_OK, 0);
+    for (int k = 0; k < 12; k++)
+        subscribe(n6, busy, NULL);
+    subscribe(n6, other, NULL);
+    long long t6 = it_now_ms();
+    publish(n6, "cap1", "{}");
+    publish(n6, "cap2", "{}");
+    CHECK_INT(it_receiver_wait(other, 2, 5000), 2);
+    CHECK(it_now_ms() - t6 < 1000);
+    CHECK(it_receiver_count(busy) < 24);
+    CHECK_INT(it_receiver_wait(busy, 24, 10000), 24);
+    CHECK(it_receiver_max_concurrent(busy) <= 8);
+    CHECK(it_receiver_max_concurrent(busy) >= 4);
+    int in_order = 1;
+    for (int k = 0; k < 24; k++) { /* each subscription got cap1 before cap2 */
+        const struct it_delivery *dk = it_receiver_get(busy, k);
+        const char *sub = jstr(dk->json, "subscription");
+        const char *item = jstr(json_object_get(dk->json, "item"), "id");
+        if (sub && item && strcmp(item, "cap2") == 0)
+            for (int j = k + 1; j < 24; j++) {
+                const struct it_delivery *e = it_receiver_get(busy, j);
+                const char *esub = jstr(e->json, "subscription");
+                if (esub && strcmp(esub, sub) == 0)
+                    in_order = 0;
+            }
+    }
+    CHECK(in_order);
+    it_receiver_stop(busy);
+    it_receiver_stop(other);
+
     CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
     it_xmpp_close(alice);
     it_xmpp_close(gwcheck);

@@ -19,6 +19,7 @@ struct it_receiver {
     pthread_mutex_t lock;
     enum it_mode mode;
     int n, posts, gets, bad_challenge, stopping;
+    int active, max_active; /* POSTs being answered now, and the most at once */
     char location[128];
     struct it_delivery *got;
     int ngot;
@@ -89,6 +90,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int k = r->posts++;
     enum it_mode mode = r->mode;
     int n = r->n;
+    if (++r->active > r->max_active)
+        r->max_active = r->active;
     pthread_mutex_unlock(&r->lock);
     unsigned int status = 200;
     const char *ra = NULL;
@@ -128,6 +131,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         pthread_mutex_unlock(&r->lock);
     }
+    pthread_mutex_lock(&r->lock);
+    r->active--;
+    pthread_mutex_unlock(&r->lock);
     return answer(c, status, status == 200 ? "ok" : "no", ra, status == 302 ? r->location : NULL);
 }
 
@@ -234,6 +240,11 @@ int it_receiver_posts(struct it_receiver *r)
 int it_receiver_gets(struct it_receiver *r)
 {
     return read_int(r, &r->gets);
+}
+
+int it_receiver_max_concurrent(struct it_receiver *r)
+{
+    return read_int(r, &r->max_active);
 }
 
 int it_receiver_wait(struct it_receiver *r, int count, int timeout_ms)

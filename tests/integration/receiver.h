@@ -37,6 +37,8 @@ void it_receiver_bad_challenge(struct it_receiver *r, int bad);
 int it_receiver_count(struct it_receiver *r);
 int it_receiver_posts(struct it_receiver *r);
 int it_receiver_gets(struct it_receiver *r);
+/* The most POSTs that were being answered at the same time. */
+int it_receiver_max_concurrent(struct it_receiver *r);
 /* Waits until count deliveries were accepted; returns the number accepted then. */
 int it_receiver_wait(struct it_receiver *r, int count, int timeout_ms);
 /* The i-th accepted delivery (valid until stop). */
