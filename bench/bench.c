@@ -196,6 +196,25 @@ static double gateway_publish(const char *node, int n, int conc, double rate, do
     return failed ? NAN : n / dt;
 }
 
+/* Items/s both ways on one fresh node, and the CPU seconds the gateway and Prosody spent during
+ * the gateway's run. */
+struct publish_run {
+    double direct, gateway, gateway_cpu, prosody_cpu;
+};
+
+static struct publish_run publish_run(struct it_xmpp *pub, int n, int conc)
+{
+    struct publish_run r;
+    const char *node = it_unique("thr");
+    make_node(node, 100);
+    r.direct = direct_publish(pub, node, n, conc);
+    double g0 = cpu_of(gw_pid), p0 = cpu_of(prosody_pid);
+    r.gateway = gateway_publish(node, n, conc, 0, NULL);
+    r.gateway_cpu = cpu_of(gw_pid) - g0;
+    r.prosody_cpu = cpu_of(prosody_pid) - p0;
+    return r;
+}
+
 /* ---- latency ---- */
 
 static int cmp_double(const void *a, const void *b)
@@ -410,28 +429,17 @@ int main(int argc, char **argv)
         it_receiver_stop(rcv);
         return 0;
     }
+    /* 1. publish throughput, same item count and in-flight count both ways, and its cost */
+    struct publish_run pr = publish_run(pub, n, conc);
+    double d_thr = pr.direct, g_thr = pr.gateway, g_cpu = pr.gateway_cpu, p_cpu = pr.prosody_cpu;
     if (getenv("BENCH_ONLY_PUBLISH") != NULL) { /* profiling aid: publish throughput and cost */
-        const char *node = it_unique("thr");
-        make_node(node, 100);
-        double d = direct_publish(pub, node, n, conc);
-        double g0 = cpu_of(gw_pid), p0 = cpu_of(prosody_pid);
-        double g = gateway_publish(node, n, conc, 0, NULL);
-        double gc = cpu_of(gw_pid) - g0, pc = cpu_of(prosody_pid) - p0;
         printf("publish: gateway %.0f/s, direct %.0f/s (%.2fx); CPU per 10,000: gateway %.3f s, "
                "Prosody %.3f s (%.2fx)\n",
-               g, d, g / d, gc / n * 10000, pc / n * 10000, gc / pc);
+               g_thr, d_thr, g_thr / d_thr, g_cpu / n * 10000, p_cpu / n * 10000, g_cpu / p_cpu);
         return 0;
     }
     printf("| scenario | through the gateway | direct XMPP client | ratio | target |\n");
     printf("| --- | ---: | ---: | ---: | --- |\n");
-
-    /* 1. publish throughput, same item count and in-flight count both ways */
-    const char *tnode = it_unique("thr");
-    make_node(tnode, 100);
-    double d_thr = direct_publish(pub, tnode, n, conc);
-    double g_cpu0 = cpu_of(gw_pid), p_cpu0 = cpu_of(prosody_pid);
-    double g_thr = gateway_publish(tnode, n, conc, 0, NULL);
-    double g_cpu = cpu_of(gw_pid) - g_cpu0, p_cpu = cpu_of(prosody_pid) - p_cpu0;
     printf("| publish throughput, %d items, %d in flight (items/s) | %.0f | %.0f | %.2fx | >= 0.9x "
            "|\n",
            n, conc, g_thr, d_thr, g_thr / d_thr);
