@@ -173,7 +173,8 @@ static void slot_freed(struct gw_httpc *c, struct host *h)
             c->starved_tail = NULL;
         s->starved = 0;
         admit(c, s);
-        host_release(c, s);
+        if (s != h) /* h itself is released below, once */
+            host_release(c, s);
     }
     host_release(c, h);
 }

@@ -459,6 +459,28 @@ int main(void)
     it_receiver_stop(busy);
     it_receiver_stop(other);
 
+    /* The total cap: with --max-delivery-connections 2, six deliveries to three slow hosts go two
+     * at a time (three rounds of 300 ms), and every host gets its turn. */
+    CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
+    const char *capped[] = {"--callback-allow", "127.0.0.0/8", "--max-delivery-connections", "2",
+                            NULL};
+    CHECK_INT(it_gw_restart(&gw, "gw4@localhost", "gw4", xport, capped, 1), 0);
+    const char *n7 = it_unique("hooks");
+    make_node(n7);
+    struct it_receiver *slow3[3];
+    for (int k = 0; k < 3; k++) {
+        slow3[k] = it_receiver_start(IT_HANG, 300);
+        subscribe(n7, slow3[k], NULL);
+        subscribe(n7, slow3[k], NULL);
+    }
+    long long t7 = it_now_ms();
+    publish(n7, "total1", "{}");
+    for (int k = 0; k < 3; k++)
+        CHECK_INT(it_receiver_wait(slow3[k], 2, 10000), 2);
+    CHECK(it_now_ms() - t7 >= 850);
+    for (int k = 0; k < 3; k++)
+        it_receiver_stop(slow3[k]);
+
     CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
     it_xmpp_close(alice);
     it_xmpp_close(gwcheck);
