@@ -30,7 +30,7 @@ static const char usage_text[] =
     "  --iq-timeout SECONDS   time to wait for an XMPP answer (default 10)\n"
     "  --reconnect-max SECONDS  cap of the reconnect backoff (default 30)\n"
     "  --max-body BYTES       largest accepted request body (default 1048576)\n"
-    "  --http-threads N       HTTP worker threads (default 2)\n"
+    "  --http-threads N       HTTP worker threads; 0 (default) serves HTTP on the event loop\n"
     "  --max-connections N    concurrent HTTP connections (default 512)\n"
     "  --http-timeout SECONDS idle HTTP connection timeout (default 30)\n"
     "Webhook delivery:\n"
@@ -300,7 +300,7 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         return 0;
     }
     if (strcmp(name, "http-threads") == 0) {
-        if (parse_int(value, 1, 64, &v) != 0)
+        if (parse_int(value, 0, 64, &v) != 0)
             goto bad;
         cfg->http_threads = (int)v;
         return 0;
@@ -495,7 +495,7 @@ static void set_defaults(struct gw_config *cfg)
     cfg->iq_timeout_ms = 10000;
     cfg->reconnect_max_ms = 30000;
     cfg->max_body = 1024 * 1024;
-    cfg->http_threads = 2;
+    cfg->http_threads = 0;
     cfg->max_connections = 512;
     cfg->http_timeout_s = 30;
     cfg->delivery_timeout_ms = 10000;

@@ -168,7 +168,7 @@ int main(int argc, char **argv)
     gw_xmpp_set_event_cb(app.xmpp, on_events, &app);
     gw_xmpp_set_state_cb(app.xmpp, on_xmpp_state, &app);
     gw_loop_on_wake(app.loop, drain_mailbox, &app);
-    http = gw_http_start(&cfg, &app.mb, err, sizeof(err));
+    http = gw_http_start(&cfg, &app.mb, app.loop, err, sizeof(err));
     if (http == NULL) {
         fprintf(stderr, "pubsubgw: %s\n", err);
         goto out;

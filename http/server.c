@@ -1,7 +1,12 @@
-/* libmicrohttpd glue. MHD runs its own thread pool (MHD_USE_INTERNAL_POLLING_THREAD); a request
- * that needs XMPP is suspended before its command is posted, and the loop thread's completion
- * callback resumes it, so no HTTP thread ever waits or polls. Paths and query strings are
- * decoded by us, not by MHD, so that an encoded '/' stays inside a node id. */
+/* libmicrohttpd glue. By default MHD runs on the gateway loop: its epoll descriptor is one more
+ * watch, MHD_run() is called when it is readable, when MHD's own timeout is due, and in the
+ * round after a request was resumed. With --http-threads N it runs its own pool of N threads
+ * instead (MHD_USE_INTERNAL_POLLING_THREAD). Either way a request that needs XMPP is suspended
+ * before its command is posted, and the loop's completion callback resumes it, so nothing waits
+ * or polls. On the loop, a request costs no thread hand-off at all: the publish profile showed
+ * the hand-offs (eventfd, MHD's wake-up pipe, futexes, context switches) as a third of the
+ * gateway's CPU. Paths and query strings are decoded by us, not by MHD, so that an encoded '/'
+ * stays inside a node id. */
 #include "server.h"
 
 #include "../gateway/log.h"
@@ -16,6 +21,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +33,11 @@ struct gw_http {
     struct gw_mailbox *mb;
     struct MHD_Daemon *daemon;
     int port;
+    /* on the loop (no MHD threads) */
+    struct gw_loop *loop;
+    int epoll_fd; /* -1 with MHD's own threads */
+    int run_soon; /* MHD_run() in the next round */
+    uint64_t timer;
     atomic_int draining;
     atomic_llong last_request_ms; /* CLOCK_MONOTONIC ms of the latest request */
 };
@@ -135,8 +146,15 @@ static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
     return rc;
 }
 
+/* The server that runs on the loop, if any (one per process): an event stream resumes its
+ * connection with only the connection at hand, and MHD must then run in the next round. (MHD's
+ * wake-up pipe does not make its epoll descriptor readable for an external loop.) */
+static struct gw_http *loop_http;
+
 static void resume_conn(void *conn)
 {
+    if (loop_http != NULL)
+        loop_http->run_soon = 1;
     MHD_resume_connection(conn);
 }
 
@@ -180,7 +198,8 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, struct gw_stream
 static void on_cmd_done(struct gw_cmd *cmd)
 {
     struct req *r = cmd->done_arg;
-    /* After this call the HTTP thread owns r and cmd again: touch neither here. */
+    r->h->run_soon = 1; /* read only on the loop, and only when MHD runs there */
+    /* After this call the HTTP side owns r and cmd again: touch neither here. */
     MHD_resume_connection(r->conn);
 }
 
@@ -451,15 +470,62 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     gw_warn("http: %s", buf);
 }
 
-struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb, char *err,
-                              size_t errlen)
+static void run_mhd(struct gw_http *h);
+
+static void on_mhd_timer(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    struct gw_http *h = arg;
+    h->timer = 0;
+    run_mhd(h);
+}
+
+/* One MHD pass, then what MHD asks for: another pass at once (it has data left to process on
+ * some connection), a timer (connection timeouts), or nothing until its descriptor is ready. */
+static void run_mhd(struct gw_http *h)
+{
+    h->run_soon = 0;
+    MHD_run(h->daemon);
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    int has = MHD_get_timeout(h->daemon, &ms) == MHD_YES;
+    if (h->timer) {
+        gw_loop_timer_cancel(h->loop, h->timer);
+        h->timer = 0;
+    }
+    if (has && ms == 0)
+        h->run_soon = 1;
+    else if (has)
+        h->timer = gw_loop_timer_add(h->loop, ms > 60000 ? 60000 : (int64_t)ms, on_mhd_timer, h);
+}
+
+static void on_mhd_fd(struct gw_loop *loop, int fd, int revents, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)revents;
+    run_mhd(arg);
+}
+
+static int on_mhd_round(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    struct gw_http *h = arg;
+    if (h->epoll_fd < 0 || !h->run_soon)
+        return 0;
+    run_mhd(h);
+    return h->run_soon;
+}
+
+struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb,
+                              struct gw_loop *loop, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (cfg->http_threads > 0)
+        flags |= MHD_USE_INTERNAL_POLLING_THREAD;
     if (inet_pton(AF_INET, cfg->listen_host, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
         sin->sin_port = htons((uint16_t)cfg->listen_port);
@@ -479,17 +545,22 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
     }
     h->cfg = cfg;
     h->mb = mb;
+    h->loop = loop;
+    h->epoll_fd = -1;
     /* The per-connection memory bounds the request headers (about 14 KiB fit in 16 KiB, as with
      * common servers' defaults). libmicrohttpd clears what a request used before the next one on
      * the connection, so a larger pool showed as memset in the publish profile. */
+    struct MHD_OptionItem pool[] = {
+        {cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+         (intptr_t)cfg->http_threads, NULL},
+        {MHD_OPTION_END, 0, NULL}};
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)cfg->http_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
-        MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_ARRAY, pool,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->http_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024, MHD_OPTION_END);
     if (h->daemon == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)",
                  cfg->listen_host, cfg->listen_port);
@@ -498,6 +569,19 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : cfg->listen_port;
+    if (cfg->http_threads == 0) {
+        info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        if (info == NULL || gw_loop_watch(loop, info->epoll_fd, POLLIN, on_mhd_fd, h) != 0 ||
+            gw_loop_on_round(loop, on_mhd_round, h) != 0) {
+            snprintf(err, errlen, "cannot run the HTTP server on the event loop");
+            MHD_stop_daemon(h->daemon);
+            free(h);
+            return NULL;
+        }
+        h->epoll_fd = info->epoll_fd;
+        h->run_soon = 1;
+        loop_http = h;
+    }
     return h;
 }
 
@@ -512,6 +596,22 @@ int gw_http_port(const struct gw_http *h)
     return h->port;
 }
 
+/* Waits 10 ms; when MHD runs on the loop (which has stopped by now), serves meanwhile. */
+static void serve_10ms(struct gw_http *h)
+{
+    if (h->epoll_fd < 0) {
+        usleep(10000);
+        return;
+    }
+    int64_t end = gw_now_ms() + 10;
+    for (int64_t left = 10; left > 0; left = end - gw_now_ms()) {
+        struct pollfd p = {h->epoll_fd, POLLIN, 0};
+        if (!h->run_soon)
+            poll(&p, 1, (int)left);
+        run_mhd(h);
+    }
+}
+
 void gw_http_stop(struct gw_http *h)
 {
     if (h == NULL)
@@ -521,7 +621,7 @@ void gw_http_stop(struct gw_http *h)
     for (int i = 0; i < 200 && atomic_load(&h->draining); i++) {
         if (gw_now_ms() - atomic_load(&h->last_request_ms) >= 200)
             break;
-        usleep(10000);
+        serve_10ms(h);
     }
     MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
     if (lsock != MHD_INVALID_SOCKET)
@@ -532,7 +632,13 @@ void gw_http_stop(struct gw_http *h)
             MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
         if (info == NULL || info->num_connections == 0)
             break;
-        usleep(10000);
+        serve_10ms(h);
+    }
+    if (h->epoll_fd >= 0) {
+        loop_http = NULL;
+        gw_loop_watch(h->loop, h->epoll_fd, 0, NULL, NULL);
+        if (h->timer)
+            gw_loop_timer_cancel(h->loop, h->timer);
     }
     MHD_stop_daemon(h->daemon);
     free(h);

@@ -1,6 +1,7 @@
-/* The REST front end on libmicrohttpd. Its threads parse and validate requests, answer what
- * needs no XMPP (health, metrics, the OpenAPI document, validation errors) themselves, and hand
- * everything else to the loop thread through the mailbox, suspended until the answer comes. */
+/* The REST front end on libmicrohttpd. It parses and validates requests, answers what needs no
+ * XMPP (health, metrics, the OpenAPI document, validation errors) itself, and hands everything
+ * else to the loop through the mailbox, suspended until the answer comes. It runs on the loop
+ * thread, or on a pool of its own threads with --http-threads N. */
 #ifndef GW_HTTP_SERVER_H
 #define GW_HTTP_SERVER_H
 
@@ -11,9 +12,10 @@
 
 struct gw_http;
 
-/* Starts listening; returns NULL with a one-line reason in err. cfg and mb must outlive it. */
-struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb, char *err,
-                              size_t errlen);
+/* Starts listening; returns NULL with a one-line reason in err. cfg, mb and loop must outlive
+ * it. */
+struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb,
+                              struct gw_loop *loop, char *err, size_t errlen);
 
 /* The port actually bound (useful with --listen 127.0.0.1:0). */
 int gw_http_port(const struct gw_http *h);
@@ -22,8 +24,9 @@ int gw_http_port(const struct gw_http *h);
  * Connection: close) while those already accepted finish. Thread-safe. */
 void gw_http_drain(struct gw_http *h);
 
-/* Stops accepting, waits (bounded) for requests in progress to be answered, then stops the
- * threads and frees h. Every suspended request must already have been completed. */
+/* Stops accepting, waits (bounded) for requests in progress to be answered (serving them itself
+ * when HTTP runs on the loop, which has stopped by then), then stops and frees h. Every
+ * suspended request must already have been completed. */
 void gw_http_stop(struct gw_http *h);
 
 #endif
