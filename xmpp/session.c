@@ -56,7 +56,37 @@ struct gw_xmpp {
     void *event_arg;
     gw_xmpp_state_cb state_cb;
     void *state_arg;
+    /* Stanzas sent during a loop round, written together at its end: one send() and one TCP
+     * segment for many publishes instead of one each (libstrophe writes each queued stanza
+     * with its own send()). */
+    char *out;
+    size_t outlen, outcap;
 };
+
+/* Queues a stanza for the end of the round (see out). */
+static void send_stanza(struct gw_xmpp *x, xmpp_stanza_t *stanza)
+{
+    char *text = NULL;
+    size_t len = 0;
+    x->need_run = 1;
+    if (xmpp_stanza_to_text(stanza, &text, &len) != XMPP_EOK)
+        return;
+    if (x->outlen + len > x->outcap) {
+        size_t cap = x->outcap ? x->outcap : 16384;
+        while (cap < x->outlen + len)
+            cap *= 2;
+        char *grown = realloc(x->out, cap);
+        if (grown == NULL) {
+            xmpp_free(x->ctx, text);
+            return; /* as if lost on the wire: the request times out */
+        }
+        x->out = grown;
+        x->outcap = cap;
+    }
+    memcpy(x->out + x->outlen, text, len);
+    x->outlen += len;
+    xmpp_free(x->ctx, text);
+}
 
 /* libstrophe logs at debug level carry raw stream data, SASL exchanges included: only warnings
  * and errors are passed on, so no secret can reach the log. */
@@ -190,10 +220,9 @@ void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *stanza, struct gw_cmd *cm
         x->head = iq;
     x->tail = iq;
     x->npending++;
-    xmpp_send(x->conn, stanza);
+    send_stanza(x, stanza);
     xmpp_stanza_release(stanza);
     atomic_fetch_add(&gw_status.iq_sent, 1);
-    x->need_run = 1;
     arm_expiry(x);
 }
 
@@ -234,6 +263,7 @@ static int answered_by(struct gw_xmpp *x, const char *to, const char *from)
 
 static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
 {
+    (void)conn;
     struct gw_xmpp *x = userdata;
     x->progress = 1;
     const char *type = xmpp_stanza_get_type(stanza);
@@ -251,9 +281,8 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
             reply = xmpp_stanza_reply_error(stanza, "cancel", "service-unavailable", NULL);
         }
         if (reply) {
-            xmpp_send(conn, reply);
+            send_stanza(x, reply);
             xmpp_stanza_release(reply);
-            x->need_run = 1;
         }
         return 1;
     }
@@ -285,6 +314,8 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userd
 static void set_state(struct gw_xmpp *x, enum state st)
 {
     int was_up = x->state == ST_UP;
+    if (st != ST_UP)
+        x->outlen = 0; /* what was not written goes with the session */
     x->state = st;
     atomic_store(&gw_status.xmpp_up, st == ST_UP);
     if (st == ST_UP && !was_up && x->state_cb)
@@ -353,7 +384,7 @@ static void conn_handler(xmpp_conn_t *conn, xmpp_conn_event_t status, int error,
                 xmpp_stanza_release(txt);
             if (prio)
                 xmpp_stanza_release(prio);
-            xmpp_send(conn, pres);
+            send_stanza(x, pres);
             xmpp_stanza_release(pres);
         }
         x->need_run = 1;
@@ -435,6 +466,10 @@ static int on_round(struct gw_loop *loop, void *arg)
         return 0;
     x->need_run = 0;
     x->progress = 0;
+    if (x->outlen > 0 && x->state == ST_UP) {
+        xmpp_send_raw(x->conn, x->out, x->outlen);
+        x->outlen = 0;
+    }
     xmpp_run_once(x->ctx, 0);
     /* libstrophe reads at most 4 KiB a round; a TLS record (up to 16 KiB) may leave decrypted
      * data behind while the socket is quiet, so a secured session drains a few more rounds. */
@@ -459,7 +494,9 @@ static int on_round(struct gw_loop *loop, void *arg)
 
 static void connect_now(struct gw_xmpp *x)
 {
-    long flags = 0;
+    /* No stream management: a resumed stream would re-send requests that were already failed
+     * with 503 when the connection dropped; the gateway reconnects and catches up by itself. */
+    long flags = XMPP_CONN_FLAG_DISABLE_SM;
     if (x->cfg->tls == GW_TLS_OFF)
         flags |= XMPP_CONN_FLAG_DISABLE_TLS;
     else if (x->cfg->tls == GW_TLS_REQUIRED)
@@ -566,6 +603,7 @@ void gw_xmpp_free(struct gw_xmpp *x)
     if (x->ctx)
         xmpp_ctx_free(x->ctx);
     xmpp_shutdown();
+    free(x->out);
     free(x);
 }
 
