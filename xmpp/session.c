@@ -71,9 +71,9 @@ static void send_stanza(struct gw_xmpp *x, xmpp_stanza_t *stanza)
     x->need_run = 1;
     if (xmpp_stanza_to_text(stanza, &text, &len) != XMPP_EOK)
         return;
-    if (x->outlen + len > x->outcap) {
+    if (x->outlen + len + 1 > x->outcap) { /* + NUL: libstrophe logs what it sends with %s */
         size_t cap = x->outcap ? x->outcap : 16384;
-        while (cap < x->outlen + len)
+        while (cap < x->outlen + len + 1)
             cap *= 2;
         char *grown = realloc(x->out, cap);
         if (grown == NULL) {
@@ -85,6 +85,7 @@ static void send_stanza(struct gw_xmpp *x, xmpp_stanza_t *stanza)
     }
     memcpy(x->out + x->outlen, text, len);
     x->outlen += len;
+    x->out[x->outlen] = '\0';
     xmpp_free(x->ctx, text);
 }
 
