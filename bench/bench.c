@@ -429,25 +429,52 @@ int main(int argc, char **argv)
         it_receiver_stop(rcv);
         return 0;
     }
-    /* 1. publish throughput, same item count and in-flight count both ways, and its cost */
-    struct publish_run pr = publish_run(pub, n, conc);
-    double d_thr = pr.direct, g_thr = pr.gateway, g_cpu = pr.gateway_cpu, p_cpu = pr.prosody_cpu;
-    if (getenv("BENCH_ONLY_PUBLISH") != NULL) { /* profiling aid: publish throughput and cost */
-        printf("publish: gateway %.0f/s, direct %.0f/s (%.2fx); CPU per 10,000: gateway %.3f s, "
-               "Prosody %.3f s (%.2fx)\n",
-               g_thr, d_thr, g_thr / d_thr, g_cpu / n * 10000, p_cpu / n * 10000, g_cpu / p_cpu);
-        return 0;
+    /* 1. publish throughput, same item count and in-flight count both ways, and its cost. On a
+     * virtual machine whose neighbours show through, one run can be off by a fifth either way:
+     * three runs, and the one with the median ratio is reported for each figure. */
+    int nruns = smoke ? 1 : 3;
+    struct publish_run pr[3];
+    int by_thr[3] = {0, 1, 2}, by_cpu[3] = {0, 1, 2};
+    for (int i = 0; i < nruns; i++) {
+        pr[i] = publish_run(pub, n, conc);
+        if (getenv("BENCH_ONLY_PUBLISH") != NULL) /* profiling aid: publish throughput and cost */
+            printf("publish: gateway %.0f/s, direct %.0f/s (%.2fx); CPU per 10,000: gateway "
+                   "%.3f s, Prosody %.3f s (%.2fx)\n",
+                   pr[i].gateway, pr[i].direct, pr[i].gateway / pr[i].direct,
+                   pr[i].gateway_cpu / n * 10000, pr[i].prosody_cpu / n * 10000,
+                   pr[i].gateway_cpu / pr[i].prosody_cpu);
     }
+    if (getenv("BENCH_ONLY_PUBLISH") != NULL)
+        return 0;
+    for (int i = 0; i < nruns; i++) /* tiny insertion sorts by each ratio */
+        for (int j = i; j > 0; j--) {
+            const struct publish_run *a = &pr[by_thr[j - 1]], *b = &pr[by_thr[j]];
+            if (a->gateway / a->direct > b->gateway / b->direct) {
+                int t = by_thr[j];
+                by_thr[j] = by_thr[j - 1];
+                by_thr[j - 1] = t;
+            }
+            a = &pr[by_cpu[j - 1]], b = &pr[by_cpu[j]];
+            if (a->gateway_cpu / a->prosody_cpu > b->gateway_cpu / b->prosody_cpu) {
+                int t = by_cpu[j];
+                by_cpu[j] = by_cpu[j - 1];
+                by_cpu[j - 1] = t;
+            }
+        }
+    const struct publish_run *mt = &pr[by_thr[nruns / 2]], *mc = &pr[by_cpu[nruns / 2]];
+    double g_thr = mt->gateway;
     printf("| scenario | through the gateway | direct XMPP client | ratio | target |\n");
     printf("| --- | ---: | ---: | ---: | --- |\n");
-    printf("| publish throughput, %d items, %d in flight (items/s) | %.0f | %.0f | %.2fx | >= 0.9x "
-           "|\n",
-           n, conc, g_thr, d_thr, g_thr / d_thr);
+    printf(
+        "| publish throughput, %d items, %d in flight (items/s, median of %d runs) | %.0f | %.0f "
+        "| %.2fx | >= 0.9x |\n",
+        n, conc, nruns, mt->gateway, mt->direct, mt->gateway / mt->direct);
 
-    /* 4a. cost per item, measured over the gateway publish run above */
-    printf("| CPU seconds per 10,000 items published (gateway vs Prosody) | %.3f | %.3f | %.2fx | "
-           "<= 0.25x |\n",
-           g_cpu / n * 10000, p_cpu / n * 10000, g_cpu / p_cpu);
+    /* 4a. cost per item, measured over the gateway publish runs above */
+    printf("| CPU seconds per 10,000 items published (gateway vs Prosody, median of %d runs) | "
+           "%.3f | %.3f | %.2fx | <= 0.25x |\n",
+           nruns, mc->gateway_cpu / n * 10000, mc->prosody_cpu / n * 10000,
+           mc->gateway_cpu / mc->prosody_cpu);
 
     struct it_receiver *rc = it_receiver_start(IT_OK, 0);
     double fan1 = fanout(1, smoke ? 10 : 5000, rc);
