@@ -285,9 +285,29 @@ int main(void)
                              "127.0.0.1/32",
                              "--retry-initial",
                              "60000",
+                             "--http-timeout",
+                             "1",
                              NULL};
     if (it_gw_start(&gw, "gw8@localhost", "gw8", xport, bounded, 1) != 0)
         CHECK_DONE();
+    /* A client that starts a request and goes quiet is disconnected after --http-timeout, and
+     * others are served meanwhile. */
+    int idle = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)gw.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_INT(connect(idle, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CHECK(write(idle, "GET /v1/health HTTP/1.1\r\nHost: x\r\n", 34) == 34);
+    long long t_idle = it_now_ms();
+    CHECK_INT(call("GET", "/v1/health", NULL, NULL, &r), 200);
+    it_resp_free(&r);
+    struct timeval tv = {5, 0};
+    setsockopt(idle, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char sink[256];
+    ssize_t got = read(idle, sink, sizeof(sink));
+    long long waited = it_now_ms() - t_idle;
+    CHECK(got <= 0); /* closed (or reset), not answered */
+    CHECK(waited >= 900 && waited < 4000);
+    close(idle);
     const char *bnode = it_unique("sec-bounded");
     snprintf(body, sizeof(body), "{\"node\":\"%s\"}", bnode);
     CHECK_INT(call("POST", "/v1/nodes", NULL, body, &r), 201);
