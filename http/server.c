@@ -146,9 +146,10 @@ static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
     return rc;
 }
 
-/* The server that runs on the loop, if any (one per process): an event stream resumes its
- * connection with only the connection at hand, and MHD must then run in the next round. (MHD's
- * wake-up pipe does not make its epoll descriptor readable for an external loop.) */
+/* The server that runs on the loop, if any (one per process). After a resume MHD must run in
+ * the next round (its wake-up pipe does not make its epoll descriptor readable for an outside
+ * loop), so every resume goes through resume_conn, which has only the connection at hand: an
+ * event stream's wake-up gets nothing else. */
 static struct gw_http *loop_http;
 
 static void resume_conn(void *conn)
@@ -198,9 +199,8 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, struct gw_stream
 static void on_cmd_done(struct gw_cmd *cmd)
 {
     struct req *r = cmd->done_arg;
-    r->h->run_soon = 1; /* read only on the loop, and only when MHD runs there */
     /* After this call the HTTP side owns r and cmd again: touch neither here. */
-    MHD_resume_connection(r->conn);
+    resume_conn(r->conn);
 }
 
 /* The sender's id for this delivery, used as item id by inbound hooks. */
@@ -341,7 +341,7 @@ static enum MHD_Result dispatch(struct req *r)
         cmd->retry_after = 5;
         cmd->status = 503;
         cmd->result = gw_problem_new(503, "Shutting down", "the gateway is stopping", NULL);
-        MHD_resume_connection(conn);
+        resume_conn(conn);
     }
 out:
     for (size_t i = 0; i < q.n; i++) {
