@@ -760,20 +760,15 @@ int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
                 fail(reply, 400, "Invalid parameter", "redirect: a URI of at most 2048 characters");
         else if (redirect != NULL)
             cmd->args = json_pack("{s:s}", "redirect", redirect);
-    } else if (rc == 0 && route == GW_ROUTE_NODES_LIST) {
-        const char *parent = query_get(req, "node");
-        if (parent != NULL && !gw_valid_id(parent, strlen(parent)))
-            rc = fail(reply, 400, "Invalid parameter", "node: not a valid node id");
-        else if (parent != NULL)
-            cmd->node = strdup(parent);
-    } else if (rc == 0 && route == GW_ROUTE_SUB_CREATE) {
-        rc = prepare_sub_create(req, cmd, reply);
-    } else if (rc == 0 && route == GW_ROUTE_SUBS_LIST) {
+    } else if (rc == 0 && (route == GW_ROUTE_NODES_LIST || route == GW_ROUTE_SUBS_LIST)) {
+        /* ?node=: the parent collection, or the node whose subscriptions are listed */
         const char *node = query_get(req, "node");
         if (node != NULL && !gw_valid_id(node, strlen(node)))
             rc = fail(reply, 400, "Invalid parameter", "node: not a valid node id");
         else if (node != NULL)
             cmd->node = strdup(node);
+    } else if (rc == 0 && route == GW_ROUTE_SUB_CREATE) {
+        rc = prepare_sub_create(req, cmd, reply);
     }
     if (rc == 0 && req->match->sub[0] != '\0') {
         cmd->sub_id = strdup(req->match->sub);
