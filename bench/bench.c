@@ -223,6 +223,18 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Which of v[0..n-1] holds their median (n odd; the first when a value is NaN). */
+static int median_index(const double *v, int n)
+{
+    double sorted[16];
+    memcpy(sorted, v, (size_t)n * sizeof(*v));
+    qsort(sorted, (size_t)n, sizeof(*sorted), cmp_double);
+    for (int i = 0; i < n; i++)
+        if (v[i] == sorted[n / 2])
+            return i;
+    return 0;
+}
+
 struct lat {
     double p50, p99, max;
 };
@@ -434,34 +446,21 @@ int main(int argc, char **argv)
      * three runs, and the one with the median ratio is reported for each figure. */
     int nruns = smoke ? 1 : 3;
     struct publish_run pr[3];
-    int by_thr[3] = {0, 1, 2}, by_cpu[3] = {0, 1, 2};
+    double thr_ratio[3], cpu_ratio[3];
     for (int i = 0; i < nruns; i++) {
         pr[i] = publish_run(pub, n, conc);
+        thr_ratio[i] = pr[i].gateway / pr[i].direct;
+        cpu_ratio[i] = pr[i].gateway_cpu / pr[i].prosody_cpu;
         if (getenv("BENCH_ONLY_PUBLISH") != NULL) /* profiling aid: publish throughput and cost */
             printf("publish: gateway %.0f/s, direct %.0f/s (%.2fx); CPU per 10,000: gateway "
                    "%.3f s, Prosody %.3f s (%.2fx)\n",
-                   pr[i].gateway, pr[i].direct, pr[i].gateway / pr[i].direct,
-                   pr[i].gateway_cpu / n * 10000, pr[i].prosody_cpu / n * 10000,
-                   pr[i].gateway_cpu / pr[i].prosody_cpu);
+                   pr[i].gateway, pr[i].direct, thr_ratio[i], pr[i].gateway_cpu / n * 10000,
+                   pr[i].prosody_cpu / n * 10000, cpu_ratio[i]);
     }
     if (getenv("BENCH_ONLY_PUBLISH") != NULL)
         return 0;
-    for (int i = 0; i < nruns; i++) /* tiny insertion sorts by each ratio */
-        for (int j = i; j > 0; j--) {
-            const struct publish_run *a = &pr[by_thr[j - 1]], *b = &pr[by_thr[j]];
-            if (a->gateway / a->direct > b->gateway / b->direct) {
-                int t = by_thr[j];
-                by_thr[j] = by_thr[j - 1];
-                by_thr[j - 1] = t;
-            }
-            a = &pr[by_cpu[j - 1]], b = &pr[by_cpu[j]];
-            if (a->gateway_cpu / a->prosody_cpu > b->gateway_cpu / b->prosody_cpu) {
-                int t = by_cpu[j];
-                by_cpu[j] = by_cpu[j - 1];
-                by_cpu[j - 1] = t;
-            }
-        }
-    const struct publish_run *mt = &pr[by_thr[nruns / 2]], *mc = &pr[by_cpu[nruns / 2]];
+    const struct publish_run *mt = &pr[median_index(thr_ratio, nruns)],
+                             *mc = &pr[median_index(cpu_ratio, nruns)];
     double g_thr = mt->gateway;
     printf("| scenario | through the gateway | direct XMPP client | ratio | target |\n");
     printf("| --- | ---: | ---: | ---: | --- |\n");
