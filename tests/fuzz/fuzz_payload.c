@@ -3,21 +3,16 @@
 #include "xmpp/payload.h"
 #include "xmpp/pubsub.h"
 
+#include "fuzz.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static xmpp_ctx_t *ctx;
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (ctx == NULL) {
-        xmpp_initialize();
-        ctx = xmpp_ctx_new(NULL, NULL);
-    }
-    char *text = malloc(size + 1);
-    memcpy(text, data, size);
-    text[size] = '\0';
+    xmpp_ctx_t *ctx = fuzz_ctx();
+    char *text = fuzz_text(data, size);
     char err[256];
     xmpp_stanza_t *el = gw_payload_xml_element(ctx, text, err, sizeof(err));
     if (el != NULL) {
