@@ -121,7 +121,7 @@ static void on_result(void *arg, const struct gw_send_result *res)
             gw_store_delivery_done(h->store, a->seq, a->event);
         if (h->ndone >= FLUSH_MAX)
             gw_delivery_flush(h);
-        else if (h->flush_timer == 0)
+        else if (h->ndone > 0 && h->flush_timer == 0)
             h->flush_timer = gw_loop_timer_add(h->loop, FLUSH_DELAY_MS, on_flush_timer, h);
         s->done_seq = a->seq;
         gw_pending_add(h, s, -1);
