@@ -462,9 +462,12 @@ void gw_pubsub_error_parse(xmpp_stanza_t *iq, struct gw_xmpp_error *out)
     out->condition = "undefined-condition";
     out->pubsub_condition = NULL;
     out->text = NULL;
+    out->type = "";
     xmpp_stanza_t *error = gw_stanza_child(iq, "error", NULL);
     if (error == NULL)
         return;
+    if (xmpp_stanza_get_type(error) != NULL)
+        out->type = xmpp_stanza_get_type(error);
     for (xmpp_stanza_t *c = xmpp_stanza_get_children(error); c; c = xmpp_stanza_get_next(c)) {
         if (!xmpp_stanza_is_tag(c))
             continue;
@@ -521,6 +524,37 @@ int gw_xmpp_condition_status(const char *condition)
     return 502;
 }
 
+/* The field a refusal names: "... field 'NAME' ..." (ejabberd's wording for unknown fields and
+ * bad values). */
+static int field_named(const char *text, char *field, size_t cap)
+{
+    const char *p = text ? strstr(text, "field '") : NULL;
+    if (p == NULL)
+        return 0;
+    p += 7;
+    const char *end = strchr(p, '\'');
+    if (end == NULL || end == p || (size_t)(end - p) >= cap)
+        return 0;
+    memcpy(field, p, (size_t)(end - p));
+    field[end - p] = '\0';
+    return 1;
+}
+
+int gw_xmpp_error_status(const struct gw_xmpp_error *e, char *field, size_t cap)
+{
+    if (cap > 0)
+        field[0] = '\0';
+    if (field_named(e->text, field, cap))
+        return 400;
+    int status = gw_xmpp_condition_status(e->condition);
+    int wait = strcmp(e->type, "wait") == 0;
+    if (status == 429 && !wait)
+        return 400; /* resource-constraint the request cannot overcome by waiting */
+    if (status == 503 && !wait && e->type[0] != '\0')
+        return 502; /* service-unavailable for good: the entity does not offer it */
+    return status;
+}
+
 json_t *gw_pubsub_items_json(xmpp_ctx_t *ctx, xmpp_stanza_t *iq)
 {
     json_t *list = json_array();
@@ -531,8 +565,11 @@ json_t *gw_pubsub_items_json(xmpp_ctx_t *ctx, xmpp_stanza_t *iq)
         return NULL;
     }
     json_object_set_new(out, "items", list);
-    xmpp_stanza_t *items =
-        gw_stanza_child(gw_stanza_child(iq, "pubsub", GW_NS_PUBSUB), "items", NULL);
+    xmpp_stanza_t *ps = gw_stanza_child(iq, "pubsub", GW_NS_PUBSUB);
+    json_t *page = gw_rsm_page_json(gw_stanza_child(ps, "set", GW_NS_RSM));
+    if (page != NULL)
+        json_object_set_new(out, "page", page);
+    xmpp_stanza_t *items = gw_stanza_child(ps, "items", NULL);
     if (items == NULL)
         return out;
     for (xmpp_stanza_t *c = xmpp_stanza_get_children(items); c; c = xmpp_stanza_get_next(c)) {
@@ -544,6 +581,39 @@ json_t *gw_pubsub_items_json(xmpp_ctx_t *ctx, xmpp_stanza_t *iq)
             json_array_append_new(list, item);
     }
     return out;
+}
+
+static const char *child_text(xmpp_stanza_t *parent, const char *name)
+{
+    xmpp_stanza_t *el = gw_stanza_child(parent, name, NULL);
+    xmpp_stanza_t *t = el ? xmpp_stanza_get_children(el) : NULL;
+    return t && xmpp_stanza_is_text(t) ? xmpp_stanza_get_text_ptr(t) : NULL;
+}
+
+json_t *gw_rsm_page_json(xmpp_stanza_t *set)
+{
+    if (set == NULL)
+        return NULL;
+    json_t *page = json_object();
+    if (page == NULL)
+        return NULL;
+    const char *first = child_text(set, "first");
+    const char *last = child_text(set, "last");
+    const char *count = child_text(set, "count");
+    if (first != NULL)
+        json_object_set_new(page, "first", json_string(first));
+    if (last != NULL)
+        json_object_set_new(page, "last", json_string(last));
+    char *end = NULL;
+    long long n = count ? strtoll(count, &end, 10) : -1;
+    if (count != NULL && end != count && *end == '\0' && n >= 0)
+        json_object_set_new(page, "count", json_integer(n));
+    xmpp_stanza_t *fe = gw_stanza_child(set, "first", NULL);
+    const char *index = fe ? xmpp_stanza_get_attribute(fe, "index") : NULL;
+    n = index ? strtoll(index, &end, 10) : -1;
+    if (index != NULL && end != index && *end == '\0' && n >= 0)
+        json_object_set_new(page, "first_index", json_integer(n));
+    return page;
 }
 
 json_t *gw_disco_items_json(xmpp_stanza_t *iq)
@@ -667,8 +737,8 @@ json_t *gw_data_form_json(xmpp_stanza_t *x)
             const char *s = first ? json_string_value(first) : NULL;
             if (type && strcmp(type, "boolean") == 0)
                 value = json_boolean(s && (strcmp(s, "1") == 0 || strcmp(s, "true") == 0));
-            else
-                value = s ? json_string(s) : json_null();
+            else /* a field sent without <value/> is empty, as on servers that send one */
+                value = json_string(s ? s : "");
             json_decref(values);
         }
         json_object_set_new(out, var, value);

@@ -75,15 +75,25 @@ struct gw_xmpp_error {
     const char *condition;
     const char *pubsub_condition;
     const char *text;
+    const char *type; /* "cancel", "wait", "modify", "auth", "continue", or "" */
 };
 void gw_pubsub_error_parse(xmpp_stanza_t *iq, struct gw_xmpp_error *out);
 
 /* HTTP status for an XMPP stanza error condition (502 for unknown ones). */
 int gw_xmpp_condition_status(const char *condition);
 
+/* HTTP status for an error answer, the same on every server: a retryable status (429, 503)
+ * only for errors of type "wait" that are not about the request itself. A form field the
+ * service refused (ejabberd answers resource-constraint "Unknown field 'x'") is 400, and its
+ * name is copied into field (cap bytes; "" when none). */
+int gw_xmpp_error_status(const struct gw_xmpp_error *e, char *field, size_t cap);
+
 /* Results to JSON. Each returns a new reference, or NULL when out of memory. */
 json_t *gw_pubsub_items_json(xmpp_ctx_t *ctx, xmpp_stanza_t *iq); /* {"items":[…]} */
 json_t *gw_disco_items_json(xmpp_stanza_t *iq);                   /* {"nodes":[…]} */
+/* XEP-0059 <set/> of an answer as {"first","last","count","first_index"} (those present), or
+ * NULL when set is NULL. */
+json_t *gw_rsm_page_json(xmpp_stanza_t *set);
 json_t *gw_disco_info_json(xmpp_stanza_t *iq); /* {"type":…,"identities":[…],"features":[…]} */
 json_t *gw_data_form_json(xmpp_stanza_t *x);   /* field var -> value, typed */
 

@@ -134,7 +134,59 @@ int main(void)
     CHECK(json_is_true(json_object_get(j, "b")));
     CHECK_INT(json_array_size(json_object_get(j, "m")), 2);
     CHECK_STR(json_string_value(json_object_get(j, "s")), "20");
-    CHECK(json_is_null(json_object_get(j, "e")));
+    /* A field without <value/> (ejabberd) reads as the empty string, as with <value/>. */
+    CHECK_STR(json_string_value(json_object_get(j, "e")), "");
+    json_decref(j);
+    xmpp_stanza_release(r);
+
+    /* Error answers: retryable statuses only for type='wait' errors not about the request. */
+    struct {
+        const char *xml;
+        int status;
+        const char *field;
+    } errs[] = {
+        {"<iq type='error'><error type='wait'><resource-constraint "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Unknown field 'pubsub#bogus' of type "
+         "'x'</text></error></iq>",
+         400, "pubsub#bogus"},
+        {"<iq type='error'><error type='wait'><resource-constraint "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+         429, ""},
+        {"<iq type='error'><error type='modify'><resource-constraint "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+         400, ""},
+        {"<iq type='error'><error type='cancel'><service-unavailable "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+         502, ""},
+        {"<iq type='error'><error type='wait'><service-unavailable "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+         503, ""},
+        {"<iq type='error'><error type='cancel'><item-not-found "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+         404, ""},
+    };
+    for (size_t k = 0; k < sizeof(errs) / sizeof(errs[0]); k++) {
+        xmpp_stanza_t *es = parse(ctx, errs[k].xml);
+        struct gw_xmpp_error pe;
+        gw_pubsub_error_parse(es, &pe);
+        char field[64];
+        CHECK_INT(gw_xmpp_error_status(&pe, field, sizeof(field)), errs[k].status);
+        CHECK_STR(field, errs[k].field);
+        xmpp_stanza_release(es);
+    }
+
+    /* XEP-0059 paging: the page object from the service's <set/>. */
+    r = parse(ctx, "<iq type='result'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                   "<set xmlns='http://jabber.org/protocol/rsm'><count>5</count>"
+                   "<first index='0'>t1</first><last>t2</last></set><items node='n'>"
+                   "<item id='1'/></items></pubsub></iq>");
+    j = gw_pubsub_items_json(ctx, r);
+    json_t *page = json_object_get(j, "page");
+    CHECK_STR(json_string_value(json_object_get(page, "first")), "t1");
+    CHECK_STR(json_string_value(json_object_get(page, "last")), "t2");
+    CHECK_INT(json_integer_value(json_object_get(page, "count")), 5);
+    CHECK_INT(json_integer_value(json_object_get(page, "first_index")), 0);
     json_decref(j);
     xmpp_stanza_release(r);
 
