@@ -29,6 +29,17 @@ static const char usage_text[] =
     "  --log-level LEVEL      error | warn | info | debug (default info)\n"
     "  --iq-timeout SECONDS   time to wait for an XMPP answer (default 10)\n"
     "  --reconnect-max SECONDS  cap of the reconnect backoff (default 30)\n"
+    "  --ping-interval SECONDS  ping the server after this long without traffic; no answer\n"
+    "                         within --ping-timeout ends the session (default 10, 0 = never)\n"
+    "  --ping-timeout SECONDS time a ping has to be answered (default 10)\n"
+    "  --connect-timeout SECONDS  time from connecting to a ready session (default 20)\n"
+    "  --tls-ca FILE          CA certificates (PEM) to verify the server with (default: the\n"
+    "                         system store)\n"
+    "  --tls-insecure         accept any server certificate: development only, logged loudly\n"
+    "  --exit-on-auth-failure exit with status 3 when the server refuses the password, instead\n"
+    "                         of retrying with a long backoff\n"
+    "  --auto-create          publishing to a node that does not exist creates it (default:\n"
+    "                         404 on every server, also where the server would create it)\n"
     "  --max-body BYTES       largest accepted request body (default 1048576)\n"
     "  --http-threads N       HTTP worker threads; 0 (default) serves HTTP on the event loop\n"
     "  --max-connections N    concurrent HTTP connections (default 512)\n"
@@ -287,6 +298,32 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         cfg->iq_timeout_ms = (int)v * 1000;
         return 0;
     }
+    if (strcmp(name, "tls-ca") == 0)
+        return set_str(&cfg->tls_ca, value);
+    {
+        static const struct {
+            const char *name;
+            size_t offset;
+        } flags[] = {
+            {"tls-insecure", offsetof(struct gw_config, tls_insecure)},
+            {"exit-on-auth-failure", offsetof(struct gw_config, exit_on_auth_failure)},
+            {"auto-create", offsetof(struct gw_config, auto_create)},
+        };
+        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+            if (strcmp(name, flags[i].name) != 0)
+                continue;
+            int *field = (int *)((char *)cfg + flags[i].offset);
+            if (value == NULL || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+                strcmp(value, "1") == 0)
+                *field = 1;
+            else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+                     strcmp(value, "0") == 0)
+                *field = 0;
+            else
+                goto bad;
+            return 0;
+        }
+    }
     if (strcmp(name, "reconnect-max") == 0) {
         if (parse_int(value, 1, 3600, &v) != 0)
             goto bad;
@@ -360,6 +397,9 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         {"retry-max-interval", 1, 86400, 1000, offsetof(struct gw_config, retry_max_interval_ms),
          2},
         {"catchup-max", 0, 100000, 1, offsetof(struct gw_config, catchup_max), 0},
+        {"ping-interval", 0, 3600, 1000, offsetof(struct gw_config, ping_interval_ms), 0},
+        {"ping-timeout", 1, 3600, 1000, offsetof(struct gw_config, ping_timeout_ms), 0},
+        {"connect-timeout", 1, 3600, 1000, offsetof(struct gw_config, connect_timeout_ms), 0},
         {"max-host-connections", 1, 1000, 1, offsetof(struct gw_config, max_host_connections), 1},
         {"max-delivery-connections", 1, 800, 1,
          offsetof(struct gw_config, max_delivery_connections), 1},
@@ -459,6 +499,13 @@ static const struct option long_options[] = {
     {"log-level", required_argument, NULL, 0},
     {"iq-timeout", required_argument, NULL, 0},
     {"reconnect-max", required_argument, NULL, 0},
+    {"ping-interval", required_argument, NULL, 0},
+    {"ping-timeout", required_argument, NULL, 0},
+    {"connect-timeout", required_argument, NULL, 0},
+    {"tls-ca", required_argument, NULL, 0},
+    {"tls-insecure", optional_argument, NULL, 0},
+    {"exit-on-auth-failure", optional_argument, NULL, 0},
+    {"auto-create", optional_argument, NULL, 0},
     {"max-body", required_argument, NULL, 0},
     {"http-threads", required_argument, NULL, 0},
     {"max-connections", required_argument, NULL, 0},
@@ -494,6 +541,9 @@ static void set_defaults(struct gw_config *cfg)
     cfg->log_level = GW_LOG_INFO;
     cfg->iq_timeout_ms = 10000;
     cfg->reconnect_max_ms = 30000;
+    cfg->ping_interval_ms = 10000;
+    cfg->ping_timeout_ms = 10000;
+    cfg->connect_timeout_ms = 20000;
     cfg->max_body = 1024 * 1024;
     cfg->http_threads = 0;
     cfg->max_connections = 512;
@@ -618,6 +668,7 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->password);
     free(cfg->jid);
     free(cfg->xmpp_host);
+    free(cfg->tls_ca);
     free(cfg->service);
     free(cfg->data_dir);
     free(cfg->resource);

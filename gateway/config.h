@@ -46,6 +46,13 @@ struct gw_config {
     int log_level;
     int iq_timeout_ms;
     int reconnect_max_ms;
+    int ping_interval_ms; /* 0: no keepalive pings */
+    int ping_timeout_ms;
+    int connect_timeout_ms;
+    char *tls_ca;     /* CA file for the server's certificate, NULL: the system store */
+    int tls_insecure; /* accept any certificate (development only) */
+    int exit_on_auth_failure;
+    int auto_create; /* publishing to a missing node creates it */
     size_t max_body;
     int http_threads;
     int max_connections;

@@ -1,6 +1,9 @@
 /* Registry commands from the REST API. Creating a subscription is a small pipeline run on the
- * loop thread: intent verification (a GET with a fresh challenge), the XMPP subscription of the
- * node, the replay of stored items, then one transaction that stores it all. */
+ * loop thread: intent verification (a GET with a fresh challenge); for a node not followed yet,
+ * its current items (the baseline: never delivered unless replay asks) and the XMPP
+ * subscription; the replay of stored items; then one transaction that stores it all. A node
+ * already followed shares its XMPP subscription: subscribing again would only make some servers
+ * re-send its last item. */
 #include "itemid.h"
 #include "log.h"
 #include "webhooks_int.h"
@@ -15,12 +18,15 @@ struct creating {
     struct hsub *s;
     int replay;
     int generated;
+    int fresh;        /* the node was not followed: baseline taken before subscribing */
+    json_t *baseline; /* its items then, oldest first */
     char challenge[65];
 };
 
 static void creating_free(struct creating *c)
 {
     gw_hsub_free(c->s);
+    json_decref(c->baseline);
     free(c);
 }
 
@@ -57,6 +63,15 @@ static void finish_create(struct creating *c, json_t *replay_items)
     }
     c->s = NULL; /* the registry owns it now */
     s->hn->subscribed = 1;
+    s->hn->missing = 0;
+    size_t k;
+    json_t *bi;
+    json_array_foreach(c->baseline, k, bi)
+    {
+        const char *id = json_string_value(json_object_get(bi, "id"));
+        if (id != NULL)
+            gw_store_seen_add(h->store, s->service, s->node, id);
+    }
     if (replay_items != NULL && json_array_size(replay_items) > 0) {
         json_t *events = json_array();
         size_t i;
@@ -73,23 +88,27 @@ static void finish_create(struct creating *c, json_t *replay_items)
             gw_store_rollback(h->store);
             gw_hooks_remove(h, s, "replay could not be stored");
             gw_cmd_fail(c->cmd, 500, "Internal error", "the replay could not be stored", NULL);
-            free(c);
+            creating_free(c);
             return;
         }
     }
     if (gw_store_commit(h->store) != 0) {
         gw_hooks_remove(h, s, "could not be stored");
         gw_cmd_fail(c->cmd, 500, "Internal error", "the subscription could not be stored", NULL);
-        free(c);
+        creating_free(c);
         return;
     }
+    /* What was published between the baseline and now is caught up; a re-send of the last
+     * item that the subscribe caused is held and dropped (nodesync.c). */
+    if (c->fresh && !s->hn->syncing)
+        gw_nodesync_start(h, s->hn, 0);
     gw_info("subscription %s: %s/%s -> %s", s->id, s->service, s->node, s->callback);
     gw_delivery_kick(h, s);
     json_t *out = gw_hsub_json(s);
     if (out && c->generated)
         json_object_set_new(out, "secret", json_string(s->secret)); /* this once only */
     gw_cmd_finish(c->cmd, 201, out);
-    free(c);
+    creating_free(c);
     return;
 fail:
     gw_cmd_fail(c->cmd, 500, "Internal error", "the subscription could not be stored", NULL);
@@ -109,6 +128,8 @@ static void on_replay_items(struct gw_cmd *xc)
     gw_cmd_free(xc);
 }
 
+static void fetch_replay(struct creating *c);
+
 static void on_subscribed(struct gw_cmd *xc)
 {
     struct creating *c = xc->done_arg;
@@ -121,6 +142,21 @@ static void on_subscribed(struct gw_cmd *xc)
         return;
     }
     gw_cmd_free(xc);
+    if (c->fresh) {
+        /* The replay is the newest items of the baseline. */
+        json_t *tail = json_array();
+        size_t n = json_array_size(c->baseline);
+        for (size_t i = n > (size_t)c->replay ? n - (size_t)c->replay : 0; i < n; i++)
+            json_array_append(tail, json_array_get(c->baseline, i));
+        finish_create(c, tail);
+        json_decref(tail);
+        return;
+    }
+    fetch_replay(c);
+}
+
+static void fetch_replay(struct creating *c)
+{
     if (c->replay > 0) {
         struct gw_cmd *ic =
             gw_hooks_xmpp_cmd(GW_OP_ITEMS_GET, c->s->service, c->s->node, on_replay_items, c);
@@ -134,6 +170,49 @@ static void on_subscribed(struct gw_cmd *xc)
         return;
     }
     finish_create(c, NULL);
+}
+
+static void subscribe_node(struct creating *c);
+
+static void on_baseline(struct gw_cmd *xc)
+{
+    struct creating *c = xc->done_arg;
+    if (xc->status != 200) {
+        /* e.g. 404: no such node. The answer goes to the client as is. */
+        c->cmd->retry_after = xc->retry_after;
+        gw_cmd_finish(c->cmd, xc->status, json_incref(xc->result));
+        creating_free(c);
+    } else {
+        c->baseline = json_incref(json_object_get(xc->result, "items"));
+        subscribe_node(c);
+    }
+    gw_cmd_free(xc);
+}
+
+/* After verification: the baseline and subscription for a node not followed yet, nothing for
+ * one followed and subscribed, the subscription alone for one waiting to be subscribed. */
+static void follow_node(struct creating *c)
+{
+    struct gw_hooks *h = c->h;
+    struct hnode *hn = gw_hooks_find_node(h, c->s->service, c->s->node);
+    if (hn != NULL && hn->subscribed && !hn->missing) {
+        fetch_replay(c);
+        return;
+    }
+    if (hn != NULL) {
+        subscribe_node(c);
+        return;
+    }
+    c->fresh = 1;
+    struct gw_cmd *xc =
+        gw_hooks_xmpp_cmd(GW_OP_ITEMS_GET, c->s->service, c->s->node, on_baseline, c);
+    if (xc == NULL) {
+        gw_cmd_fail(c->cmd, 500, "Internal error", "out of memory", NULL);
+        creating_free(c);
+        return;
+    }
+    xc->max_items = h->cfg->catchup_max;
+    h->exec(h->exec_arg, xc);
 }
 
 static void subscribe_node(struct creating *c)
@@ -164,7 +243,7 @@ static void on_verified(void *arg, const struct gw_send_result *res)
                  "callback: verification answer is not the challenge (the body must be exactly "
                  "hub.challenge)");
     } else {
-        subscribe_node(c);
+        follow_node(c);
         return;
     }
     gw_cmd_fail(c->cmd, 400, "Callback verification failed", detail, NULL);
@@ -207,7 +286,7 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
         return;
     }
     if (!json_is_true(json_object_get(a, "verify"))) {
-        subscribe_node(c);
+        follow_node(c);
         return;
     }
     unsigned char rnd[24];

@@ -59,6 +59,12 @@ static void on_xmpp_state(int up, void *arg)
         gw_hooks_on_xmpp_down(app->hooks);
 }
 
+static void on_node_appeared(const char *service, const char *node, void *arg)
+{
+    struct app *app = arg;
+    gw_hooks_on_node_appeared(app->hooks, service, node);
+}
+
 static void drain_mailbox(struct gw_loop *loop, void *arg)
 {
     (void)loop;
@@ -167,6 +173,7 @@ int main(int argc, char **argv)
     }
     gw_xmpp_set_event_cb(app.xmpp, on_events, &app);
     gw_xmpp_set_state_cb(app.xmpp, on_xmpp_state, &app);
+    gw_xmpp_set_node_cb(app.xmpp, on_node_appeared, &app);
     gw_loop_on_wake(app.loop, drain_mailbox, &app);
     http = gw_http_start(&cfg, &app.mb, app.loop, err, sizeof(err));
     if (http == NULL) {
@@ -178,6 +185,8 @@ int main(int argc, char **argv)
             strchr(cfg.listen_host, ':') ? "]" : "", gw_http_port(http), cfg.jid, cfg.service);
     gw_xmpp_start(app.xmpp);
     rc = gw_loop_run(app.loop) == 0 ? 0 : 1;
+    if (gw_xmpp_fatal(app.xmpp))
+        rc = 3;
 
     /* Shutdown: new requests get 503 at once, queued and pending commands are answered, then
      * HTTP stops. */

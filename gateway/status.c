@@ -11,6 +11,7 @@ struct gw_status gw_status;
 
 static pthread_mutex_t jid_lock = PTHREAD_MUTEX_INITIALIZER;
 static char bound_jid[3072];
+static char down_reason[1024];
 
 void gw_status_set_jid(const char *jid)
 {
@@ -23,6 +24,20 @@ void gw_status_get_jid(char *buf, size_t len)
 {
     pthread_mutex_lock(&jid_lock);
     snprintf(buf, len, "%s", bound_jid);
+    pthread_mutex_unlock(&jid_lock);
+}
+
+void gw_status_set_reason(const char *reason)
+{
+    pthread_mutex_lock(&jid_lock);
+    snprintf(down_reason, sizeof(down_reason), "%s", reason ? reason : "");
+    pthread_mutex_unlock(&jid_lock);
+}
+
+void gw_status_get_reason(char *buf, size_t len)
+{
+    pthread_mutex_lock(&jid_lock);
+    snprintf(buf, len, "%s", down_reason);
     pthread_mutex_unlock(&jid_lock);
 }
 

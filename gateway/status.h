@@ -30,6 +30,11 @@ void gw_status_set_jid(const char *jid);
 /* Copies the bound JID into buf ("" when none). Thread-safe. */
 void gw_status_get_jid(char *buf, size_t len);
 
+/* Sets why the XMPP session is not up (NULL or "" when it is). Thread-safe. */
+void gw_status_set_reason(const char *reason);
+/* Copies the reason into buf ("" when none). Thread-safe. */
+void gw_status_get_reason(char *buf, size_t len);
+
 /* Renders the counters in Prometheus text format. Returns a malloc'd string; caller frees. */
 char *gw_status_metrics_text(void);
 

@@ -136,13 +136,19 @@ static void on_stream_subscribed(struct gw_cmd *xc)
         cmd->retry_after = xc->retry_after;
         gw_cmd_finish(cmd, xc->status, json_incref(xc->result));
     } else {
+        int fresh = gw_hooks_find_node(o->h, xc->service, xc->node) == NULL;
         struct hnode *hn = gw_hooks_node(o->h, xc->service, xc->node);
         if (hn == NULL) {
             gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
         } else {
             hn->subscribed = 1;
+            hn->missing = 0;
             gw_streams_attach(o->h, hn, cmd->stream);
             gw_cmd_finish(cmd, 200, NULL);
+            /* A node newly followed: its items so far are not events (a server may re-send
+             * the last one on subscription). */
+            if (fresh && !hn->syncing)
+                gw_nodesync_start(o->h, hn, 1);
         }
     }
     free(o);

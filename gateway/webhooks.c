@@ -1,5 +1,5 @@
-/* The webhook registry: subscription commands from the REST API, event intake from XMPP, and
- * the re-check of XMPP subscriptions with catch-up whenever the session comes up. */
+/* The webhook registry: subscriptions in memory and in the store, the node entries they share
+ * with event streams, and the intake of events from XMPP into the outbox. */
 #include "itemid.h"
 #include "log.h"
 #include "loop.h"
@@ -70,13 +70,13 @@ json_t *gw_hsub_json(const struct hsub *s)
         if (s->events & (1u << i))
             json_array_append_new(events, json_string(kind_names[i]));
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", s->id, "service", s->service,
-                     "node", s->node, "callback", s->callback, "events", events, "state", "active",
-                     "created_at", created);
+                     "node", s->node, "callback", s->callback, "events", events, "state",
+                     s->hn && s->hn->missing ? "node_deleted" : "active", "created_at", created);
 }
 
 /* Registers s in memory (it is already stored). Returns 0 or -1. */
 /* Fire-and-forget XMPP command whose answer is only logged. */
-static void on_background_done(struct gw_cmd *cmd)
+void gw_hooks_background_done(struct gw_cmd *cmd)
 {
     if (cmd->status >= 400)
         gw_warn("XMPP %s of node %s failed with %d",
@@ -93,6 +93,8 @@ struct hnode *gw_hooks_node(struct gw_hooks *h, const char *service, const char 
     char key[4200];
     size_t k = node_key(service, node, key, sizeof(key));
     hn = calloc(1, sizeof(*hn));
+    if (hn != NULL)
+        hn->hooks = h;
     if (hn == NULL || k == 0 || (hn->service = strdup(service)) == NULL ||
         (hn->node = strdup(node)) == NULL || gw_hmap_put(h->nodes, key, k, hn) != 0) {
         if (hn)
@@ -107,10 +109,13 @@ void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn)
     if (hn->nsubs > 0 || hn->nstreams > 0)
         return;
     /* Nothing needs the node any more: neither does the gateway need the XMPP subscription. */
-    struct gw_cmd *c =
-        gw_hooks_xmpp_cmd(GW_OP_UNSUBSCRIBE, hn->service, hn->node, on_background_done, NULL);
-    if (c)
-        h->exec(h->exec_arg, c);
+    if (!hn->missing) {
+        struct gw_cmd *c = gw_hooks_xmpp_cmd(GW_OP_UNSUBSCRIBE, hn->service, hn->node,
+                                             gw_hooks_background_done, NULL);
+        if (c)
+            h->exec(h->exec_arg, c);
+    }
+    gw_nodesync_forget(h, hn);
     char key[4200];
     size_t k = node_key(hn->service, hn->node, key, sizeof(key));
     gw_hmap_del(h->nodes, key, k);
@@ -267,9 +272,10 @@ fail:
     return -1;
 }
 
-void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
+/* Events taken live from XMPP: one id and one timestamp per event, shared by webhooks and
+ * streams. */
+void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events)
 {
-    /* One id and one timestamp per event, shared by webhooks and streams. */
     size_t n = json_array_size(events);
     char(*ids)[40] = calloc(n ? n : 1, sizeof(*ids));
     if (ids == NULL)
@@ -286,154 +292,37 @@ void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
     free(ids);
 }
 
-/* Catch-up: items the node holds that were never turned into events (published while the
- * gateway was away) become events now, oldest first. */
-static void on_catchup_items(struct gw_cmd *cmd)
+void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
 {
-    struct gw_hooks *h = cmd->done_arg;
-    if (cmd->status != 200 || gw_hooks_find_node(h, cmd->service, cmd->node) == NULL) {
-        if (cmd->status != 200)
-            gw_warn("catch-up of %s/%s failed with %d", cmd->service, cmd->node, cmd->status);
-        gw_cmd_free(cmd);
-        return;
-    }
-    json_t *events = json_array();
+    /* Events of a node being synchronised wait for its catch-up (see nodesync.c); a deleted
+     * node loses its XMPP subscription. */
+    json_t *now = NULL;
     size_t i;
-    json_t *item;
-    json_array_foreach(json_object_get(cmd->result, "items"), i, item)
+    json_t *ev;
+    json_array_foreach(events, i, ev)
     {
-        const char *id = json_string_value(json_object_get(item, "id"));
-        if (id == NULL || gw_store_seen_has(h->store, cmd->service, cmd->node, id))
+        const char *service = json_string_value(json_object_get(ev, "service"));
+        const char *node = json_string_value(json_object_get(ev, "node"));
+        struct hnode *hn = service && node ? gw_hooks_find_node(h, service, node) : NULL;
+        if (hn != NULL && gw_nodesync_hold(h, hn, ev))
             continue;
-        json_array_append_new(events,
-                              json_pack("{s:s, s:s, s:s, s:O}", "type", "item.published", "service",
-                                        cmd->service, "node", cmd->node, "item", item));
+        if (now == NULL)
+            now = json_array();
+        json_array_append(now, ev);
     }
-    if (json_array_size(events) > 0) {
-        gw_info("catch-up of %s/%s: %zu missed items", cmd->service, cmd->node,
-                json_array_size(events));
-        gw_hooks_intake(h, events, NULL, "catchup", NULL, 1, 0);
-    }
-    gw_store_seen_prune(h->store, cmd->service, cmd->node, 2 * h->cfg->catchup_max);
-    json_decref(events);
-    gw_cmd_free(cmd);
-}
-
-static void catch_up(struct gw_hooks *h, const char *service, const char *node)
-{
-    struct gw_cmd *c = gw_hooks_xmpp_cmd(GW_OP_ITEMS_GET, service, node, on_catchup_items, h);
-    if (c == NULL)
+    if (now == NULL)
         return;
-    c->max_items = h->cfg->catchup_max;
-    h->exec(h->exec_arg, c);
-}
-
-static void on_resubscribed(struct gw_cmd *cmd)
-{
-    struct gw_hooks *h = cmd->done_arg;
-    struct hnode *hn = gw_hooks_find_node(h, cmd->service, cmd->node);
-    if (cmd->status == 200 && hn != NULL)
-        hn->subscribed = 1;
-    if (cmd->status == 200)
-        catch_up(h, cmd->service, cmd->node);
-    else
-        gw_warn("cannot subscribe to %s/%s (status %d); its callbacks get nothing until it works",
-                cmd->service, cmd->node, cmd->status);
-    gw_cmd_free(cmd);
-}
-
-struct resync {
-    struct gw_hooks *h;
-    json_t *listed; /* node -> 1 for nodes the service says we are subscribed to */
-    const char *service;
-};
-
-static void resync_node(void *value, void *arg)
-{
-    struct hnode *hn = value;
-    struct resync *r = arg;
-    if (strcmp(hn->service, r->service) != 0)
-        return;
-    if (json_object_get(r->listed, hn->node)) {
-        json_object_set_new(r->listed, hn->node, json_false()); /* needed: keep it */
-        hn->subscribed = 1;
-        catch_up(r->h, hn->service, hn->node);
-        return;
-    }
-    struct gw_cmd *c =
-        gw_hooks_xmpp_cmd(GW_OP_SUBSCRIBE, hn->service, hn->node, on_resubscribed, r->h);
-    if (c)
-        r->h->exec(r->h->exec_arg, c);
-}
-
-/* The service's list of our subscriptions is the truth: subscribe where one is missing,
- * unsubscribe where no callback needs it any more. */
-static void on_subscriptions(struct gw_cmd *cmd)
-{
-    struct gw_hooks *h = cmd->done_arg;
-    if (cmd->status != 200) {
-        gw_warn("cannot list subscriptions at %s (status %d)", cmd->service, cmd->status);
-        gw_cmd_free(cmd);
-        return;
-    }
-    struct resync r = {h, json_object(), cmd->service};
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(cmd->result, "subscriptions"), i, e)
+    gw_hooks_deliver_live(h, now);
+    json_array_foreach(now, i, ev)
     {
-        const char *node = json_string_value(json_object_get(e, "node"));
-        const char *state = json_string_value(json_object_get(e, "subscription"));
-        if (node && state && strcmp(state, "subscribed") == 0)
-            json_object_set_new(r.listed, node, json_true());
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        const char *service = json_string_value(json_object_get(ev, "service"));
+        const char *node = json_string_value(json_object_get(ev, "node"));
+        struct hnode *hn = service && node ? gw_hooks_find_node(h, service, node) : NULL;
+        if (hn != NULL && type != NULL && strcmp(type, "node.deleted") == 0)
+            gw_nodesync_deleted(h, hn);
     }
-    gw_hmap_each(h->nodes, resync_node, &r);
-    const char *node;
-    json_t *v;
-    json_object_foreach(r.listed, node, v)
-    {
-        if (!json_is_true(v))
-            continue;
-        gw_info("unsubscribing from %s/%s: no callback needs it", cmd->service, node);
-        struct gw_cmd *c =
-            gw_hooks_xmpp_cmd(GW_OP_UNSUBSCRIBE, cmd->service, node, on_background_done, NULL);
-        if (c)
-            h->exec(h->exec_arg, c);
-    }
-    json_decref(r.listed);
-    gw_cmd_free(cmd);
-}
-
-static void mark_unsubscribed(void *value, void *arg)
-{
-    (void)arg;
-    ((struct hnode *)value)->subscribed = 0;
-}
-
-void gw_hooks_on_xmpp_down(struct gw_hooks *h)
-{
-    gw_hmap_each(h->nodes, mark_unsubscribed, NULL);
-}
-
-static void collect_service(void *value, void *arg)
-{
-    struct hnode *hn = value;
-    json_object_set_new(arg, hn->service, json_true());
-}
-
-void gw_hooks_on_xmpp_up(struct gw_hooks *h)
-{
-    json_t *services = json_object();
-    gw_hmap_each(h->nodes, collect_service, services);
-    const char *service;
-    json_t *v;
-    json_object_foreach(services, service, v)
-    {
-        struct gw_cmd *c =
-            gw_hooks_xmpp_cmd(GW_OP_SUBSCRIPTIONS, service, NULL, on_subscriptions, h);
-        if (c)
-            h->exec(h->exec_arg, c);
-    }
-    json_decref(services);
+    json_decref(now);
 }
 
 struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
@@ -515,7 +404,7 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
 
 static void free_node(void *value, void *arg)
 {
-    (void)arg;
+    gw_nodesync_forget(arg, value);
     gw_streams_node_free(value);
 }
 
@@ -537,7 +426,7 @@ void gw_hooks_free(struct gw_hooks *h)
         s = next;
     }
     if (h->nodes)
-        gw_hmap_each(h->nodes, free_node, NULL);
+        gw_hmap_each(h->nodes, free_node, h);
     gw_hmap_free(h->nodes);
     gw_hmap_free(h->subs);
     free(h);

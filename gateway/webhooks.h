@@ -52,6 +52,10 @@ void gw_hooks_close_streams(struct gw_hooks *h);
  * are refused (503) until deliveries catch up. */
 int gw_hooks_backlog_full(const struct gw_hooks *h);
 
+/* A node was found to exist (created through the gateway, or found by a publish): when its
+ * subscriptions wait for it to be created again, they are subscribed at once. */
+void gw_hooks_on_node_appeared(struct gw_hooks *h, const char *service, const char *node);
+
 /* The XMPP session came up: re-check the XMPP subscriptions and catch up on missed items. */
 void gw_hooks_on_xmpp_up(struct gw_hooks *h);
 /* The XMPP session went down: every node must be confirmed again. */

@@ -45,6 +45,14 @@ struct hnode {
     struct history_entry *history; /* ring of the last cfg->sse_history frames */
     int hhead, hcount, hcap;
     int subscribed; /* the service confirmed the XMPP subscription in this session */
+    /* synchronisation (nodesync.c) */
+    struct gw_hooks *hooks;
+    int missing;  /* the service says the node does not exist (deleted): node_deleted */
+    int syncing;  /* a catch-up or baseline is under way: live events wait in held */
+    int probing;  /* a subscribe to find out whether it exists again is under way */
+    json_t *held; /* live events waiting for the catch-up, oldest first */
+    uint64_t probe_timer;
+    int probe_ms;
 };
 
 struct gw_hooks {
@@ -105,6 +113,22 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
 struct hnode *gw_hooks_node(struct gw_hooks *h, const char *service, const char *node);
 /* Frees the node's entry (and ends the XMPP subscription) once nothing uses it. */
 void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn);
+
+/* Delivers events taken live from XMPP to the outbox and the streams. */
+void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events);
+/* Done callback of fire-and-forget XMPP commands: logs failures, frees the command. */
+void gw_hooks_background_done(struct gw_cmd *cmd);
+
+/* nodesync.c */
+/* Holds a live event of hn while it is being synchronised; returns 1 when held. */
+int gw_nodesync_hold(struct gw_hooks *h, struct hnode *hn, json_t *event);
+/* Fetches hn's items: baseline = 1 marks them seen (a node newly followed), 0 catches up on
+ * those not seen. Live events of hn are held until it is done. */
+void gw_nodesync_start(struct gw_hooks *h, struct hnode *hn, int baseline);
+/* A node.deleted event was delivered: the node's subscriptions wait for it to exist again. */
+void gw_nodesync_deleted(struct gw_hooks *h, struct hnode *hn);
+/* Releases what hn holds for synchronisation, before it is freed. */
+void gw_nodesync_forget(struct gw_hooks *h, struct hnode *hn);
 
 /* streams.c */
 void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40]);

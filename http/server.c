@@ -126,8 +126,9 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, 
 
 static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
 {
-    char jid[3072];
+    char jid[3072], reason[1024];
     gw_status_get_jid(jid, sizeof(jid));
+    gw_status_get_reason(reason, sizeof(reason));
     int up = atomic_load(&gw_status.xmpp_up);
     long uptime = (long)time(NULL) - atomic_load(&gw_status.started_at);
     json_t *body;
@@ -135,11 +136,14 @@ static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
         body = json_pack("{s:s, s:s, s:s, s:s, s:i}", "status", "ok", "xmpp", "connected", "jid",
                          jid, "service", h->cfg->service, "uptime_seconds", (json_int_t)uptime);
     else
-        body = gw_problem_new(503, "XMPP session down",
-                              "the gateway is not connected to its XMPP server", NULL);
+        body = gw_problem_new(
+            503, "XMPP session down",
+            reason[0] ? reason : "the gateway is not connected to its XMPP server", NULL);
     if (!up && body != NULL) {
         json_object_set_new(body, "xmpp", json_string("disconnected"));
+        json_object_set_new(body, "reason", json_string(reason[0] ? reason : "not connected yet"));
         json_object_set_new(body, "service", json_string(h->cfg->service));
+        json_object_set_new(body, "uptime_seconds", json_integer((json_int_t)uptime));
     }
     enum MHD_Result rc = send_reply(conn, up ? 200 : 503, body, up ? 0 : 5, NULL, NULL);
     json_decref(body);

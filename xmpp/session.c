@@ -5,6 +5,7 @@
  * also gives every request the timeout libstrophe lacks. */
 #include "session_int.h"
 
+#include "../gateway/hmap.h"
 #include "../gateway/log.h"
 #include "../gateway/loop.h"
 #include "../gateway/status.h"
@@ -21,6 +22,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 enum state { ST_DOWN = 0, ST_CONNECTING, ST_UP, ST_STOPPED };
 
@@ -52,6 +54,16 @@ struct gw_xmpp {
     struct gw_iq *head, *tail; /* ordered by deadline: every IQ gets the same timeout */
     int npending;
     char bare[1100];
+    char domain[1100];
+    /* liveness: the last time anything arrived, and the keepalive ping in flight */
+    int64_t last_rx_ms, ping_sent_ms, connect_started_ms, up_since_ms;
+    char ping_id[24];
+    /* why the session is going down, set before tearing it down ourselves */
+    char teardown[600];
+    int auth_failed, conflicts, fatal;
+    struct gw_hmap *known; /* nodes known to exist (see ops.c) */
+    gw_xmpp_node_cb node_cb;
+    void *node_arg;
     gw_xmpp_event_cb event_cb;
     void *event_arg;
     gw_xmpp_state_cb state_cb;
@@ -93,11 +105,20 @@ static void send_stanza(struct gw_xmpp *x, xmpp_stanza_t *stanza)
  * and errors are passed on, so no secret can reach the log. */
 static void strophe_log(void *userdata, xmpp_log_level_t level, const char *area, const char *msg)
 {
-    (void)userdata;
+    struct gw_xmpp *x = userdata;
+    /* libstrophe reports a refused login only here ("Cannot authenticate with known methods")
+     * before it closes the stream, so this is where it is recognised. */
+    if (level == XMPP_LEVEL_ERROR && area && strcmp(area, "auth") == 0)
+        x->auth_failed = 1;
     if (level == XMPP_LEVEL_ERROR)
         gw_error("xmpp %s: %s", area, msg);
     else if (level == XMPP_LEVEL_WARN)
         gw_warn("xmpp %s: %s", area, msg);
+}
+
+const struct gw_config *gw_xmpp_config(struct gw_xmpp *x)
+{
+    return x->cfg;
 }
 
 xmpp_ctx_t *gw_xmpp_ctx(struct gw_xmpp *x)
@@ -231,10 +252,23 @@ void gw_xmpp_fail_from_error(struct gw_cmd *cmd, xmpp_stanza_t *answer)
 {
     struct gw_xmpp_error e;
     gw_pubsub_error_parse(answer, &e);
-    int status = gw_xmpp_condition_status(e.condition);
-    char title[160], detail[1200];
+    char field[200];
+    int status = gw_xmpp_error_status(&e, field, sizeof(field));
+    char title[160], detail[1500];
     snprintf(title, sizeof(title), "XMPP error: %s", e.condition);
-    if (e.text != NULL)
+    if (field[0] != '\0') {
+        /* Name the request member the field came from. */
+        const char *member = cmd->op == GW_OP_PUBLISH ? "publish_options" : "config";
+        snprintf(detail, sizeof(detail), "%s: the service refused the field '%s' (%.1000s)", member,
+                 field, e.text);
+    } else if (status == 404 && strcmp(e.condition, "item-not-found") == 0 && cmd->node != NULL &&
+               cmd->item_id == NULL) {
+        snprintf(detail, sizeof(detail), "node: no node '%.300s' at %.300s%s%.600s", cmd->node,
+                 cmd->service ? cmd->service : "the pubsub service", e.text ? " (" : "",
+                 e.text ? e.text : "");
+        if (e.text)
+            strncat(detail, ")", sizeof(detail) - strlen(detail) - 1);
+    } else if (e.text != NULL)
         snprintf(detail, sizeof(detail), "%.1000s", e.text);
     else if (e.pubsub_condition != NULL)
         snprintf(detail, sizeof(detail), "the service answered %s (%s)", e.condition,
@@ -244,6 +278,8 @@ void gw_xmpp_fail_from_error(struct gw_cmd *cmd, xmpp_stanza_t *answer)
     json_t *problem = gw_problem_new(status, title, detail, e.condition);
     if (problem != NULL && e.pubsub_condition != NULL)
         json_object_set_new(problem, "pubsub_condition", json_string(e.pubsub_condition));
+    if (problem != NULL && field[0] != '\0')
+        json_object_set_new(problem, "field", json_string(field));
     if (status == 503 || status == 429)
         cmd->retry_after = 5;
     gw_cmd_finish(cmd, status, problem);
@@ -289,6 +325,11 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
     }
     if (id == NULL || (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
         return 1;
+    if (x->ping_id[0] != '\0' && strcmp(id, x->ping_id) == 0) {
+        x->ping_id[0] = '\0'; /* any answer, even an error, shows the server is alive */
+        x->ping_sent_ms = 0;
+        return 1;
+    }
     /* Only the entity we asked may answer: an answer from elsewhere with a guessed id is
      * ignored, as is a late answer to a request that already timed out. */
     const char *from = xmpp_stanza_get_from(stanza);
@@ -359,61 +400,162 @@ static void unwatch(struct gw_xmpp *x)
     x->watched_events = 0;
 }
 
+/* Counts every stanza received: the keepalive pings only when the stream is quiet. */
+static int rx_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
+{
+    (void)conn;
+    (void)stanza;
+    ((struct gw_xmpp *)userdata)->last_rx_ms = gw_now_ms();
+    return 1;
+}
+
+static void send_presence(struct gw_xmpp *x)
+{
+    /* Presence with priority >= 0, or notifications to the bare JID are not delivered. */
+    xmpp_stanza_t *pres = xmpp_presence_new(x->ctx);
+    if (pres == NULL)
+        return;
+    xmpp_stanza_t *prio = xmpp_stanza_new(x->ctx);
+    xmpp_stanza_t *txt = xmpp_stanza_new(x->ctx);
+    if (prio && txt) {
+        xmpp_stanza_set_name(prio, "priority");
+        xmpp_stanza_set_text(txt, "1");
+        xmpp_stanza_add_child(prio, txt);
+        xmpp_stanza_add_child(pres, prio);
+    }
+    if (txt)
+        xmpp_stanza_release(txt);
+    if (prio)
+        xmpp_stanza_release(prio);
+    send_stanza(x, pres);
+    xmpp_stanza_release(pres);
+}
+
+static void session_up(struct gw_xmpp *x, xmpp_conn_t *conn)
+{
+    xmpp_handler_delete(conn, iq_handler);
+    xmpp_handler_delete(conn, message_handler);
+    xmpp_handler_delete(conn, rx_handler);
+    xmpp_handler_add(conn, rx_handler, NULL, NULL, NULL, x);
+    xmpp_handler_add(conn, iq_handler, NULL, "iq", NULL, x);
+    xmpp_handler_add(conn, message_handler, NULL, "message", NULL, x);
+    send_presence(x);
+    x->need_run = 1;
+    x->backoff_ms = 500;
+    x->auth_failed = 0;
+    x->teardown[0] = '\0';
+    x->ping_id[0] = '\0';
+    x->ping_sent_ms = 0;
+    x->last_rx_ms = x->up_since_ms = gw_now_ms();
+    gw_status_set_jid(xmpp_conn_get_bound_jid(conn));
+    gw_status_set_reason(NULL);
+    atomic_fetch_add(&gw_status.xmpp_connects, 1);
+    gw_info("XMPP session up as %s (%s)", xmpp_conn_get_bound_jid(conn),
+            xmpp_conn_is_secured(conn) ? "TLS" : "no TLS");
+    set_state(x, ST_UP);
+}
+
+/* "host:port" of the server the gateway connects to, for messages. */
+static void server_where(const struct gw_xmpp *x, char *buf, size_t len)
+{
+    const char *host = x->cfg->xmpp_host ? x->cfg->xmpp_host : x->domain;
+    if (x->cfg->xmpp_port > 0)
+        snprintf(buf, len, "%s:%d", host, x->cfg->xmpp_port);
+    else
+        snprintf(buf, len, "%s", host);
+}
+
+/* Why the session ended, in words a person can act on; returns the delay before the next
+ * attempt, or -1 when the gateway should not try again. */
+static int explain_down(struct gw_xmpp *x, int was_up, int error,
+                        const xmpp_stream_error_t *stream_error, char *why, size_t len)
+{
+    char where[1200];
+    server_where(x, where, sizeof(where));
+    int delay = x->backoff_ms;
+    if (x->teardown[0] != '\0') {
+        snprintf(why, len, "%s", x->teardown);
+    } else if (stream_error != NULL && stream_error->type == XMPP_SE_CONFLICT) {
+        /* Another client logged in with the same account and resource: two gateways would
+         * throw each other out twice a second. Wait longer each time instead. */
+        x->conflicts++;
+        long d = (long)x->cfg->reconnect_max_ms << (x->conflicts < 5 ? x->conflicts - 1 : 4);
+        delay = d > 600000 ? 600000 : (int)d;
+        snprintf(why, len,
+                 "another client logged in as %.300s/%.100s (stream conflict): is a second gateway "
+                 "using "
+                 "this account and resource? Give each its own --resource; retrying in %d s",
+                 x->bare, x->cfg->resource, delay / 1000);
+    } else if (stream_error != NULL) {
+        const char *cond = "error";
+        for (xmpp_stanza_t *c =
+                 stream_error->stanza ? xmpp_stanza_get_children(stream_error->stanza) : NULL;
+             c; c = xmpp_stanza_get_next(c)) {
+            const char *n = xmpp_stanza_get_name(c);
+            if (xmpp_stanza_is_tag(c) && n && strcmp(n, "text") != 0) {
+                cond = n;
+                break;
+            }
+        }
+        snprintf(why, len, "the server at %.300s closed the stream: %.100s%s%.300s", where, cond,
+                 stream_error->text ? ": " : "", stream_error->text ? stream_error->text : "");
+    } else if (x->auth_failed) {
+        if (x->cfg->exit_on_auth_failure)
+            delay = -1;
+        else
+            delay = x->cfg->reconnect_max_ms > 60000 ? x->cfg->reconnect_max_ms : 60000;
+        snprintf(why, len,
+                 "authentication failed for %.300s at %.300s: the server refused the password (or "
+                 "offered no mechanism libstrophe supports)%s",
+                 x->bare, where, delay < 0 ? "" : "; retrying with a long backoff");
+    } else if (error != 0) {
+        snprintf(why, len, "%s %.300s: %s", was_up ? "lost the connection to" : "cannot connect to",
+                 where, strerror(error));
+    } else {
+        snprintf(why, len, "the server at %.300s closed the connection", where);
+    }
+    x->teardown[0] = '\0';
+    return delay;
+}
+
 static void conn_handler(xmpp_conn_t *conn, xmpp_conn_event_t status, int error,
                          xmpp_stream_error_t *stream_error, void *userdata)
 {
-    (void)stream_error;
     struct gw_xmpp *x = userdata;
     x->progress = 1;
     if (status == XMPP_CONN_CONNECT) {
-        xmpp_handler_delete(conn, iq_handler);
-        xmpp_handler_delete(conn, message_handler);
-        xmpp_handler_add(conn, iq_handler, NULL, "iq", NULL, x);
-        xmpp_handler_add(conn, message_handler, NULL, "message", NULL, x);
-        /* Presence with priority >= 0, or notifications to the bare JID are not delivered. */
-        xmpp_stanza_t *pres = xmpp_presence_new(x->ctx);
-        if (pres) {
-            xmpp_stanza_t *prio = xmpp_stanza_new(x->ctx);
-            xmpp_stanza_t *txt = xmpp_stanza_new(x->ctx);
-            if (prio && txt) {
-                xmpp_stanza_set_name(prio, "priority");
-                xmpp_stanza_set_text(txt, "1");
-                xmpp_stanza_add_child(prio, txt);
-                xmpp_stanza_add_child(pres, prio);
-            }
-            if (txt)
-                xmpp_stanza_release(txt);
-            if (prio)
-                xmpp_stanza_release(prio);
-            send_stanza(x, pres);
-            xmpp_stanza_release(pres);
-        }
-        x->need_run = 1;
-        x->backoff_ms = 500;
-        gw_status_set_jid(xmpp_conn_get_bound_jid(conn));
-        atomic_fetch_add(&gw_status.xmpp_connects, 1);
-        gw_info("XMPP session up as %s (%s)", xmpp_conn_get_bound_jid(conn),
-                xmpp_conn_is_secured(conn) ? "TLS" : "no TLS");
-        set_state(x, ST_UP);
+        session_up(x, conn);
         return;
     }
     /* XMPP_CONN_DISCONNECT or XMPP_CONN_FAIL */
     int was_up = x->state == ST_UP;
     if (was_up)
         atomic_fetch_add(&gw_status.xmpp_disconnects, 1);
+    if (was_up && gw_now_ms() - x->up_since_ms > 60000)
+        x->conflicts = 0; /* a session that lasted is no longer flapping */
     gw_status_set_jid(NULL);
     unwatch(x);
     x->fd = -1;
+    x->ping_id[0] = '\0';
+    x->ping_sent_ms = 0;
     if (x->state == ST_STOPPED) {
         fail_all_pending(x, "the gateway is shutting down");
         return;
     }
+    char why[1024];
+    int delay = explain_down(x, was_up, error, stream_error, why, sizeof(why));
+    gw_status_set_reason(why);
     set_state(x, ST_DOWN);
     fail_all_pending(x, "the XMPP connection was lost");
-    if (was_up)
-        gw_warn("XMPP session lost (error %d)", error);
-    else
-        gw_warn("XMPP connection attempt failed (error %d)", error);
+    gw_warn("XMPP %s: %s", was_up ? "session lost" : "connection attempt failed", why);
+    if (delay < 0) {
+        gw_error("exiting: --exit-on-auth-failure is set");
+        x->fatal = 1;
+        gw_loop_stop(x->loop);
+        return;
+    }
+    if (delay > x->backoff_ms)
+        x->backoff_ms = delay;
     schedule_reconnect(x);
 }
 
@@ -443,6 +585,32 @@ static int sockopt_cb(xmpp_conn_t *conn, void *sock)
     return 0;
 }
 
+/* The TLS layer could not verify the server's certificate: name the reason and the certificate,
+ * and refuse (unless --tls-insecure, which also set XMPP_CONN_FLAG_TRUST_TLS). */
+static int certfail_cb(const xmpp_tlscert_t *cert, const char *const errormsg)
+{
+    xmpp_conn_t *conn = xmpp_tlscert_get_conn(cert);
+    struct gw_xmpp *x = session_of(conn);
+    const char *subject = xmpp_tlscert_get_string(cert, XMPP_CERT_SUBJECT);
+    const char *issuer = xmpp_tlscert_get_string(cert, XMPP_CERT_ISSUER);
+    const char *until = xmpp_tlscert_get_string(cert, XMPP_CERT_NOTAFTER);
+    char why[600];
+    snprintf(why, sizeof(why),
+             "the server's TLS certificate is not trusted: %.120s (subject %.120s, issuer %.120s, "
+             "valid until %.40s)%s",
+             errormsg ? errormsg : "verification failed", subject ? subject : "?",
+             issuer ? issuer : "?", until ? until : "?",
+             x && x->cfg->tls_insecure ? "" : "; use --tls-ca FILE to trust its CA");
+    if (x != NULL && x->cfg->tls_insecure) {
+        gw_warn("--tls-insecure: accepting a certificate that failed verification: %s", why);
+        return 1;
+    }
+    gw_error("XMPP: %s", why);
+    if (x != NULL)
+        snprintf(x->teardown, sizeof(x->teardown), "%s", why);
+    return 0;
+}
+
 static void on_fd(struct gw_loop *loop, int fd, int revents, void *arg)
 {
     (void)loop;
@@ -452,10 +620,73 @@ static void on_fd(struct gw_loop *loop, int fd, int revents, void *arg)
     x->need_run = 1;
 }
 
+/* Ends the session from our side: the reason is kept for explain_down, and shutting the
+ * socket down makes libstrophe report the disconnect in its next round without waiting for a
+ * server that may be frozen. */
+static void tear_down(struct gw_xmpp *x, const char *why)
+{
+    snprintf(x->teardown, sizeof(x->teardown), "%s", why);
+    gw_warn("XMPP: %s; closing the connection", why);
+    if (x->fd >= 0)
+        shutdown(x->fd, SHUT_RDWR);
+    else
+        xmpp_disconnect(x->conn);
+    x->need_run = 1;
+}
+
+/* Liveness, checked every tick: a quiet stream gets a ping (XEP-0199) to the server, and a ping
+ * not answered in time, or a connection attempt that does not reach a session, ends it. TCP
+ * keepalive alone would not notice: the kernel of a frozen server still answers it. */
+static void check_liveness(struct gw_xmpp *x)
+{
+    int64_t now = gw_now_ms();
+    char why[300];
+    if (x->state == ST_CONNECTING && x->connect_started_ms > 0 &&
+        now - x->connect_started_ms > x->cfg->connect_timeout_ms) {
+        x->connect_started_ms = 0;
+        snprintf(why, sizeof(why),
+                 "no XMPP session within %d s of connecting (server not answering)",
+                 x->cfg->connect_timeout_ms / 1000);
+        tear_down(x, why);
+        return;
+    }
+    if (x->state != ST_UP || x->cfg->ping_interval_ms <= 0)
+        return;
+    if (x->ping_sent_ms > 0) {
+        if (now - x->ping_sent_ms >= x->cfg->ping_timeout_ms) {
+            snprintf(why, sizeof(why), "the XMPP server did not answer a ping within %d s",
+                     x->cfg->ping_timeout_ms / 1000);
+            x->ping_sent_ms = 0;
+            x->ping_id[0] = '\0';
+            tear_down(x, why);
+        }
+        return;
+    }
+    if (now - x->last_rx_ms < x->cfg->ping_interval_ms)
+        return;
+    xmpp_stanza_t *iq = xmpp_iq_new(x->ctx, "get", NULL);
+    xmpp_stanza_t *ping = xmpp_stanza_new(x->ctx);
+    if (iq != NULL && ping != NULL) {
+        snprintf(x->ping_id, sizeof(x->ping_id), "ping%llx", ++x->next_id);
+        xmpp_stanza_set_id(iq, x->ping_id);
+        xmpp_stanza_set_to(iq, x->domain);
+        xmpp_stanza_set_name(ping, "ping");
+        xmpp_stanza_set_ns(ping, "urn:xmpp:ping");
+        xmpp_stanza_add_child(iq, ping);
+        send_stanza(x, iq);
+        x->ping_sent_ms = now;
+    }
+    if (ping)
+        xmpp_stanza_release(ping);
+    if (iq)
+        xmpp_stanza_release(iq);
+}
+
 static void on_tick(struct gw_loop *loop, void *arg)
 {
     struct gw_xmpp *x = arg;
     x->need_run = 1;
+    check_liveness(x);
     x->tick_timer = gw_loop_timer_add(loop, 1000, on_tick, x);
 }
 
@@ -502,13 +733,23 @@ static void connect_now(struct gw_xmpp *x)
         flags |= XMPP_CONN_FLAG_DISABLE_TLS;
     else if (x->cfg->tls == GW_TLS_REQUIRED)
         flags |= XMPP_CONN_FLAG_MANDATORY_TLS;
+    if (x->cfg->tls_insecure)
+        flags |= XMPP_CONN_FLAG_TRUST_TLS;
     xmpp_conn_set_flags(x->conn, flags);
     set_state(x, ST_CONNECTING);
     x->fd = -1;
+    x->auth_failed = 0;
+    x->connect_started_ms = gw_now_ms();
     int rc = xmpp_connect_client(x->conn, x->cfg->xmpp_host, (unsigned short)x->cfg->xmpp_port,
                                  conn_handler, x);
     if (rc != XMPP_EOK) {
-        gw_warn("cannot start XMPP connection (error %d)", rc);
+        /* libstrophe resolves the name (SRV, then A/AAAA) before it returns. */
+        char why[1300], where[1200];
+        server_where(x, where, sizeof(where));
+        snprintf(why, sizeof(why), "cannot connect to %.300s: %s", where,
+                 rc == XMPP_EMEM ? "out of memory" : "the name does not resolve (DNS failure)");
+        gw_warn("XMPP connection attempt failed: %s", why);
+        gw_status_set_reason(why);
         set_state(x, ST_DOWN);
         schedule_reconnect(x);
         return;
@@ -547,7 +788,20 @@ struct gw_xmpp *gw_xmpp_new(const struct gw_config *cfg, struct gw_loop *loop)
     }
     xmpp_conn_set_pass(x->conn, cfg->password);
     snprintf(x->bare, sizeof(x->bare), "%.*s", (int)strcspn(cfg->jid, "/"), cfg->jid);
+    const char *at = strchr(x->bare, '@');
+    snprintf(x->domain, sizeof(x->domain), "%s", at ? at + 1 : x->bare);
     xmpp_conn_set_sockopt_callback(x->conn, sockopt_cb);
+    xmpp_conn_set_certfail_handler(x->conn, certfail_cb);
+    if (cfg->tls_ca != NULL)
+        xmpp_conn_set_cafile(x->conn, cfg->tls_ca);
+    if (cfg->tls_insecure && cfg->tls != GW_TLS_OFF)
+        gw_warn("--tls-insecure: the XMPP server's certificate is NOT verified; anyone between "
+                "the gateway and the server can read and change everything. Development only.");
+    x->known = gw_hmap_new();
+    if (x->known == NULL) {
+        gw_xmpp_free(x);
+        return NULL;
+    }
     gw_loop_on_round(loop, on_round, x);
     return x;
 }
@@ -556,6 +810,28 @@ void gw_xmpp_set_event_cb(struct gw_xmpp *x, gw_xmpp_event_cb cb, void *arg)
 {
     x->event_cb = cb;
     x->event_arg = arg;
+}
+
+void gw_xmpp_set_node_cb(struct gw_xmpp *x, gw_xmpp_node_cb cb, void *arg)
+{
+    x->node_cb = cb;
+    x->node_arg = arg;
+}
+
+int gw_xmpp_fatal(const struct gw_xmpp *x)
+{
+    return x->fatal;
+}
+
+struct gw_hmap *gw_xmpp_known_nodes(struct gw_xmpp *x)
+{
+    return x->known;
+}
+
+void gw_xmpp_node_appeared(struct gw_xmpp *x, const char *service, const char *node)
+{
+    if (x->node_cb != NULL)
+        x->node_cb(service, node, x->node_arg);
 }
 
 void gw_xmpp_set_state_cb(struct gw_xmpp *x, gw_xmpp_state_cb cb, void *arg)
@@ -599,6 +875,7 @@ void gw_xmpp_free(struct gw_xmpp *x)
         if (sessions[i] == x)
             sessions[i] = NULL;
     fail_all_pending(x, "the gateway is shutting down");
+    gw_hmap_free(x->known);
     if (x->conn)
         xmpp_conn_release(x->conn);
     if (x->ctx)
@@ -653,6 +930,16 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userd
         return 1;
     }
     json_t *events = gw_event_parse(x->ctx, stanza);
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        const char *service = json_string_value(json_object_get(ev, "service"));
+        const char *node = json_string_value(json_object_get(ev, "node"));
+        if (type && service && node && strcmp(type, "node.deleted") == 0)
+            gw_xmpp_node_forget(x, service, node);
+    }
     if (events != NULL && x->event_cb != NULL)
         x->event_cb(events, x->event_arg);
     json_decref(events);

@@ -18,6 +18,9 @@ typedef void (*gw_xmpp_event_cb)(json_t *events, void *arg);
 /* Called when the session comes up (up = 1) or goes down (up = 0). */
 typedef void (*gw_xmpp_state_cb)(int up, void *arg);
 
+/* Called when a node is found to exist (created through the gateway, or seen by a publish). */
+typedef void (*gw_xmpp_node_cb)(const char *service, const char *node, void *arg);
+
 /* Creates the session (not yet connecting); cfg must outlive it. NULL on failure.
  * Free with gw_xmpp_free(). */
 struct gw_xmpp *gw_xmpp_new(const struct gw_config *cfg, struct gw_loop *loop);
@@ -25,6 +28,12 @@ void gw_xmpp_free(struct gw_xmpp *x);
 
 void gw_xmpp_set_event_cb(struct gw_xmpp *x, gw_xmpp_event_cb cb, void *arg);
 void gw_xmpp_set_state_cb(struct gw_xmpp *x, gw_xmpp_state_cb cb, void *arg);
+
+void gw_xmpp_set_node_cb(struct gw_xmpp *x, gw_xmpp_node_cb cb, void *arg);
+
+/* 1 when the session gave up for good (authentication refused with --exit-on-auth-failure);
+ * the loop was stopped. */
+int gw_xmpp_fatal(const struct gw_xmpp *x);
 
 /* Starts connecting; failures are retried in the background. */
 void gw_xmpp_start(struct gw_xmpp *x);

@@ -26,6 +26,14 @@ void gw_xmpp_new_id(struct gw_xmpp *x, char *buf);
 void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *iq, struct gw_cmd *cmd, gw_iq_cb cb,
                      int step);
 
+/* The nodes known to exist, keyed "service NUL node" (see ops.c). */
+struct gw_hmap *gw_xmpp_known_nodes(struct gw_xmpp *x);
+/* The node no longer exists (deleted, or not found). */
+void gw_xmpp_node_forget(struct gw_xmpp *x, const char *service, const char *node);
+const struct gw_config *gw_xmpp_config(struct gw_xmpp *x);
+/* Reports a node found to exist to the node callback. */
+void gw_xmpp_node_appeared(struct gw_xmpp *x, const char *service, const char *node);
+
 /* Finishes cmd with the problem that an error IQ describes. */
 void gw_xmpp_fail_from_error(struct gw_cmd *cmd, xmpp_stanza_t *answer);
 
