@@ -64,10 +64,14 @@ command -v ejabberdctl >/dev/null ||
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 stop
-rm -rf "$dir/spool" "$dir/logs"
-mkdir -p "$dir/spool" "$dir/logs"
 port=${3:-0}
 [ "$port" != 0 ] || port=$(free_port)
+# A restart on the same port keeps the spool (accounts, nodes and items, as a server restart
+# does); a new port starts clean.
+if [ "$(cat "$dir/node" 2>/dev/null)" != "pubsubgw_$port@localhost" ]; then
+    rm -rf "$dir/spool" "$dir/logs"
+fi
+mkdir -p "$dir/spool" "$dir/logs"
 tls_port=$(free_port)
 free_port >"$dir/epmd_port"
 dist_port=$(free_port)
@@ -159,7 +163,8 @@ if ! ctl "$dir/ctl.cfg" started >/dev/null 2>&1; then
     exit 1
 fi
 for user in gw gw2 gw3 gw4 gw5 gw6 gw7 gw8 alice bob; do
-    ctl "$dir/ctl.cfg" register "$user" localhost "$user" >/dev/null
+    out=$(ctl "$dir/ctl.cfg" register "$user" localhost "$user" 2>&1) ||
+        case "$out" in *"already registered"*) ;; *) echo "$out" >&2; stop; exit 1 ;; esac
 done
 for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -23,27 +23,49 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-const char *it_prosody_dir(void)
+const char *it_server_name(void)
 {
-    const char *d = getenv("PUBSUBGW_TEST_PROSODY");
+    const char *n = getenv("PUBSUBGW_TEST_SERVER");
+    return n != NULL && n[0] != '\0' ? n : "prosody";
+}
+
+int it_server_is(const char *name)
+{
+    return strcmp(it_server_name(), name) == 0;
+}
+
+const char *it_server_dir(void)
+{
+    const char *d = getenv("PUBSUBGW_TEST_XMPP");
     if (d == NULL) {
-        fprintf(stderr, "PUBSUBGW_TEST_PROSODY is not set: run through ctest\n");
+        fprintf(stderr, "PUBSUBGW_TEST_XMPP is not set: run through ctest\n");
         exit(1);
     }
     return d;
 }
 
-int it_prosody_port(void)
+static int read_int_file(const char *dir, const char *name)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/port", it_prosody_dir());
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "r");
-    int port = 0;
-    if (f == NULL || fscanf(f, "%d", &port) != 1 || port <= 0) {
-        fprintf(stderr, "no Prosody port in %s: did the prosody_start fixture run?\n", path);
+    int v = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%d", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
+int it_server_port(void)
+{
+    int port = read_int_file(it_server_dir(), "port");
+    if (port <= 0) {
+        fprintf(stderr, "no %s port in %s: did the %s_start fixture run?\n", it_server_name(),
+                it_server_dir(), it_server_name());
         exit(1);
     }
-    fclose(f);
     return port;
 }
 
@@ -69,44 +91,36 @@ const char *it_unique(const char *prefix)
     return b;
 }
 
-int it_prosody_start(struct it_prosody *p)
+int it_server_start(struct it_server *p)
 {
     if (p->dir[0] == '\0') {
-        snprintf(p->dir, sizeof(p->dir), "/tmp/pubsubgw-it-prosody-XXXXXX");
+        snprintf(p->dir, sizeof(p->dir), "/tmp/pubsubgw-it-%s-XXXXXX", it_server_name());
         if (mkdtemp(p->dir) == NULL)
             return -1;
+        chmod(p->dir, 0755); /* ejabberd runs as its own user */
         p->port = it_free_port();
     }
     char cmd[600];
-    snprintf(cmd, sizeof(cmd), "%s/prosody.sh start %s %d >/dev/null", PUBSUBGW_SCRIPTS, p->dir,
-             p->port);
+    snprintf(cmd, sizeof(cmd), "%s/%s.sh start %s %d >/dev/null", PUBSUBGW_SCRIPTS,
+             it_server_name(), p->dir, p->port);
     return system(cmd) == 0 ? 0 : -1;
 }
 
-int it_prosody_stop(struct it_prosody *p)
+int it_server_stop(struct it_server *p)
 {
     char cmd[600];
-    snprintf(cmd, sizeof(cmd), "%s/prosody.sh stop %s", PUBSUBGW_SCRIPTS, p->dir);
+    snprintf(cmd, sizeof(cmd), "%s/%s.sh stop %s", PUBSUBGW_SCRIPTS, it_server_name(), p->dir);
     return system(cmd) == 0 ? 0 : -1;
 }
 
-pid_t it_prosody_pid(const struct it_prosody *p)
+pid_t it_server_pid(const struct it_server *p)
 {
-    char path[300];
-    snprintf(path, sizeof(path), "%s/prosody.pid", p->dir);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
+    return read_int_file(p->dir, it_server_is("ejabberd") ? "ejabberd.pid" : "prosody.pid");
 }
 
-void it_prosody_remove(struct it_prosody *p)
+void it_server_remove(struct it_server *p)
 {
-    it_prosody_stop(p);
+    it_server_stop(p);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", p->dir);
     if (system(cmd) != 0)

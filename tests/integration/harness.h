@@ -9,26 +9,30 @@
 #include <strophe.h>
 #include <sys/types.h>
 
-/* The fixture's Prosody: directory and c2s port (exits the test with failure when absent). */
-const char *it_prosody_dir(void);
-int it_prosody_port(void);
+/* The XMPP server the suite runs against ("prosody" or "ejabberd", from PUBSUBGW_TEST_SERVER),
+ * and whether it is the one named. */
+const char *it_server_name(void);
+int it_server_is(const char *name);
+/* The fixture's server: directory and c2s port (exits the test with failure when absent). */
+const char *it_server_dir(void);
+int it_server_port(void);
 int it_free_port(void);
 /* A name unique to this run, e.g. "publish-1234-1", for nodes that must not collide. */
 const char *it_unique(const char *prefix);
 
-/* A Prosody of the test's own (scripts/prosody.sh) in a temporary directory on a fixed port, for
- * tests that stop, freeze or kill the server. */
-struct it_prosody {
+/* A server of the test's own (scripts/prosody.sh or scripts/ejabberd.sh, the suite's kind) in a
+ * temporary directory on a fixed port, for tests that stop, freeze or kill the server. */
+struct it_server {
     char dir[256];
     int port;
 };
 /* Creates the directory and picks a port on the first start; starts the server. 0 or -1. */
-int it_prosody_start(struct it_prosody *p);
-int it_prosody_stop(struct it_prosody *p);
+int it_server_start(struct it_server *p);
+int it_server_stop(struct it_server *p);
 /* The server's process id (for SIGSTOP, SIGKILL), or 0. */
-pid_t it_prosody_pid(const struct it_prosody *p);
+pid_t it_server_pid(const struct it_server *p);
 /* Stops the server and removes its directory. */
-void it_prosody_remove(struct it_prosody *p);
+void it_server_remove(struct it_server *p);
 
 struct it_gw {
     pid_t pid;

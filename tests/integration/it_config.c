@@ -73,7 +73,7 @@ int main(void)
     fprintf(f,
             "# test configuration\njid = gw@localhost\npassword = gw\nxmpp-server = 127.0.0.1:%d\n"
             "listen = 127.0.0.1:%d\ntls = off\ndata-dir = %s/data\nservice = pubsub.localhost\n",
-            it_prosody_port(), port, dir);
+            it_server_port(), port, dir);
     fclose(f);
     pid_t pid = fork();
     if (pid == 0) {
@@ -99,7 +99,7 @@ int main(void)
     snprintf(args, sizeof(args),
              "--jid gw@localhost --password-file %s/gw.conf --xmpp-server 127.0.0.1:%d --tls off "
              "--listen 127.0.0.1:%d --data-dir %s/data",
-             dir, it_prosody_port(), it_free_port(), dir);
+             dir, it_server_port(), it_free_port(), dir);
     CHECK_INT(run(args, out, sizeof(out)), 1);
     CHECK(strstr(out, "in use by another gateway") != NULL);
     CHECK_INT(lines(out), 1);

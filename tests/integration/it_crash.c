@@ -12,7 +12,7 @@
 
 int main(void)
 {
-    int xport = it_prosody_port();
+    int xport = it_server_port();
     const char *extra[] = {"--callback-allow",
                            "127.0.0.0/8",
                            "--retry-initial",

@@ -25,7 +25,7 @@ static void still_serving(void)
 
 int main(void)
 {
-    int xport = it_prosody_port();
+    int xport = it_server_port();
     /* HTTP on a pool of its own threads here (the other tests use the default: on the loop). */
     const char *extra[] = {"--max-body", "4096", "--http-threads", "2", NULL};
     if (it_gw_start(&gw, "gw3@localhost", "gw3", xport, extra, 1) != 0)

@@ -13,7 +13,7 @@
 
 #define ITEMS 300
 
-static struct it_prosody px;
+static struct it_server px;
 static struct it_gw gw;
 static const char *node;
 static int accepted[ITEMS * 8];
@@ -117,7 +117,7 @@ static void *publisher(void *arg)
 
 int main(void)
 {
-    if (it_prosody_start(&px) != 0)
+    if (it_server_start(&px) != 0)
         return 1;
     const char *extra[] = {"--callback-allow",
                            "127.0.0.0/8",
@@ -142,7 +142,7 @@ int main(void)
         accepted[i] = publish(i, NULL, &code) == 201;
         CHECK(accepted[i]);
     }
-    kill(it_prosody_pid(&px), SIGKILL);
+    kill(it_server_pid(&px), SIGKILL);
     CHECK_INT(it_gw_wait_health(&gw, 0, 3000), 0);
     for (; i < ITEMS / 2 + 20; i++) {
         int code;
@@ -153,7 +153,7 @@ int main(void)
     CHECK_INT(during_outage, 20);
     CHECK(it_receiver_count(rc) < ITEMS / 2);      /* deliveries were still under way */
     CHECK(all_delivered(rc, 0, ITEMS / 2, 30000)); /* ... and finish with XMPP down */
-    CHECK_INT(it_prosody_start(&px), 0);
+    CHECK_INT(it_server_start(&px), 0);
     CHECK_INT(it_gw_wait_health(&gw, 1, 15000), 0);
     make_node();   /* memory storage: the node went with the old Prosody */
     subscribe(rc); /* the new node needs the gateway's subscription again */
@@ -231,6 +231,6 @@ int main(void)
     CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
 
     it_receiver_stop(rc);
-    it_prosody_remove(&px);
+    it_server_remove(&px);
     CHECK_DONE();
 }

@@ -27,7 +27,7 @@ static xmpp_stanza_t *event_child(xmpp_stanza_t *msg, const char *what)
 
 int main(void)
 {
-    int xport = it_prosody_port();
+    int xport = it_server_port();
     struct it_gw gw;
     if (it_gw_start(&gw, "gw2@localhost", "gw2", xport, NULL, 1) != 0)
         return 1;

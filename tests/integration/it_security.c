@@ -89,7 +89,7 @@ static void rogue_stop(struct rogue *g)
 
 int main(void)
 {
-    int xport = it_prosody_port();
+    int xport = it_server_port();
     const char *extra[] = {"--api-token",
                            "full-access-token-0001",
                            "--api-token",

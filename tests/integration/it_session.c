@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static struct it_prosody px;
+static struct it_server px;
 
 struct bg {
     struct it_gw *gw;
@@ -39,7 +39,7 @@ static void create_node(struct it_gw *gw, const char *node)
 
 int main(void)
 {
-    if (it_prosody_start(&px) != 0) {
+    if (it_server_start(&px) != 0) {
         fprintf(stderr, "could not start a private Prosody\n");
         return 1;
     }
@@ -51,7 +51,7 @@ int main(void)
     const char *fast[] = {"--iq-timeout", "1", NULL};
     CHECK_INT(it_gw_start(&gw1, "gw@localhost", "gw", px.port, fast, 1), 0);
     create_node(&gw1, node);
-    kill(it_prosody_pid(&px), SIGSTOP);
+    kill(it_server_pid(&px), SIGSTOP);
     char url[600];
     snprintf(url, sizeof(url), "%s/v1/nodes/%s/items", gw1.base, node);
     it_http("POST", url, "application/json", "{}", 2, &r);
@@ -60,17 +60,17 @@ int main(void)
               "remote-server-timeout");
     CHECK(r.seconds >= 0.9 && r.seconds < 3.0);
     it_resp_free(&r);
-    kill(it_prosody_pid(&px), SIGCONT);
+    kill(it_server_pid(&px), SIGCONT);
     CHECK_INT(it_gw_stop(&gw1, SIGTERM), 0);
 
     /* Server killed while a request waits: the request fails at once with 503. */
     struct it_gw gw;
     CHECK_INT(it_gw_start(&gw, "gw@localhost", "gw", px.port, NULL, 1), 0);
-    kill(it_prosody_pid(&px), SIGSTOP);
+    kill(it_server_pid(&px), SIGSTOP);
     struct bg b = {.gw = &gw, .node = node};
     pthread_create(&b.t, NULL, bg_publish, &b);
     usleep(300000);
-    kill(it_prosody_pid(&px), SIGKILL);
+    kill(it_server_pid(&px), SIGKILL);
     pthread_join(b.t, NULL);
     it_check_problem(&b.r, 503, NULL);
     CHECK(b.r.seconds < 2.0); /* not the 10 s IQ timeout */
@@ -82,7 +82,7 @@ int main(void)
     it_resp_free(&r);
 
     /* The server comes back on the same port: the gateway reconnects by itself. */
-    CHECK_INT(it_prosody_start(&px), 0);
+    CHECK_INT(it_server_start(&px), 0);
     CHECK_INT(it_gw_wait_health(&gw, 1, 15000), 0);
     create_node(&gw, node); /* memory storage: the node went with the old process */
     snprintf(url, sizeof(url), "%s/v1/nodes/%s/items", gw.base, node);
@@ -95,7 +95,7 @@ int main(void)
     it_resp_free(&r);
 
     /* SIGTERM with a request pending: it is answered, and the gateway exits cleanly. */
-    kill(it_prosody_pid(&px), SIGSTOP);
+    kill(it_server_pid(&px), SIGSTOP);
     struct bg b2 = {.gw = &gw, .node = node};
     pthread_create(&b2.t, NULL, bg_publish, &b2);
     usleep(300000);
@@ -104,8 +104,8 @@ int main(void)
     it_check_problem(&b2.r, 503, NULL);
     CHECK(b2.r.seconds < 5.0);
     it_resp_free(&b2.r);
-    kill(it_prosody_pid(&px), SIGCONT);
+    kill(it_server_pid(&px), SIGCONT);
 
-    it_prosody_remove(&px);
+    it_server_remove(&px);
     CHECK_DONE();
 }

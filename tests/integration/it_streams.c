@@ -176,7 +176,7 @@ static long hook(const char *node, const char *ctype, const char *body, const ch
 
 int main(void)
 {
-    int xport = it_prosody_port();
+    int xport = it_server_port();
     const char *extra[] = {
         "--sse-heartbeat", "1", "--hook-secret", "hooked=s3cret", "--hook-secret", "*=wild", NULL};
     if (it_gw_start(&gw, "gw7@localhost", "gw7", xport, extra, 1) != 0)

@@ -128,7 +128,7 @@ static void validation(struct it_receiver *ok)
 
 int main(void)
 {
-    int xport = it_prosody_port();
+    int xport = it_server_port();
     if (it_gw_start(&gw, "gw4@localhost", "gw4", xport, extra, 1) != 0)
         return 1;
     struct it_xmpp *alice = it_xmpp_connect("alice@localhost/hooks", "alice", xport);
