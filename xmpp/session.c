@@ -12,6 +12,7 @@
 #include "event.h"
 #include "pubsub.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -61,6 +62,7 @@ struct gw_xmpp {
     /* why the session is going down, set before tearing it down ourselves */
     char teardown[600];
     int auth_failed, conflicts, fatal;
+    int connect_errno;     /* the errno of the last failed connect, from libstrophe's log */
     struct gw_hmap *known; /* nodes known to exist (see ops.c) */
     gw_xmpp_node_cb node_cb;
     void *node_arg;
@@ -110,6 +112,10 @@ static void strophe_log(void *userdata, xmpp_log_level_t level, const char *area
      * before it closes the stream, so this is where it is recognised. */
     if (level == XMPP_LEVEL_ERROR && area && strcmp(area, "auth") == 0)
         x->auth_failed = 1;
+    /* Nor does it pass a failed connect's errno to the connection handler: it logs it. */
+    int err = 0;
+    if (msg && sscanf(msg, "connection failed, error %d", &err) == 1 && err > 0)
+        x->connect_errno = err;
     if (level == XMPP_LEVEL_ERROR)
         gw_error("xmpp %s: %s", area, msg);
     else if (level == XMPP_LEVEL_WARN)
@@ -508,9 +514,10 @@ static int explain_down(struct gw_xmpp *x, int was_up, int error,
                  "authentication failed for %.300s at %.300s: the server refused the password (or "
                  "offered no mechanism libstrophe supports)%s",
                  x->bare, where, delay < 0 ? "" : "; retrying with a long backoff");
-    } else if (error != 0) {
+    } else if (error != 0 || (!was_up && x->connect_errno != 0)) {
+        int e = !was_up && x->connect_errno != 0 ? x->connect_errno : error;
         snprintf(why, len, "%s %.300s: %s", was_up ? "lost the connection to" : "cannot connect to",
-                 where, strerror(error));
+                 where, e == ETIMEDOUT ? "timed out" : strerror(e));
     } else {
         snprintf(why, len, "the server at %.300s closed the connection", where);
     }
@@ -591,6 +598,8 @@ static int certfail_cb(const xmpp_tlscert_t *cert, const char *const errormsg)
 {
     xmpp_conn_t *conn = xmpp_tlscert_get_conn(cert);
     struct gw_xmpp *x = session_of(conn);
+    for (size_t i = 0; x == NULL && i < sizeof(sessions) / sizeof(sessions[0]); i++)
+        x = sessions[i]; /* the OpenSSL backend leaves the certificate's connection unset */
     const char *subject = xmpp_tlscert_get_string(cert, XMPP_CERT_SUBJECT);
     const char *issuer = xmpp_tlscert_get_string(cert, XMPP_CERT_ISSUER);
     const char *until = xmpp_tlscert_get_string(cert, XMPP_CERT_NOTAFTER);
@@ -739,6 +748,7 @@ static void connect_now(struct gw_xmpp *x)
     set_state(x, ST_CONNECTING);
     x->fd = -1;
     x->auth_failed = 0;
+    x->connect_errno = 0;
     x->connect_started_ms = gw_now_ms();
     int rc = xmpp_connect_client(x->conn, x->cfg->xmpp_host, (unsigned short)x->cfg->xmpp_port,
                                  conn_handler, x);
