@@ -115,6 +115,14 @@ fail:
     creating_free(c);
 }
 
+/* A step's XMPP request failed (e.g. 404: no such node): its answer goes to the client as is. */
+static void fail_with(struct creating *c, struct gw_cmd *xc)
+{
+    c->cmd->retry_after = xc->retry_after;
+    gw_cmd_finish(c->cmd, xc->status, json_incref(xc->result));
+    creating_free(c);
+}
+
 /* The service's stored items, for the replay, oldest first. */
 static void on_replay_items(struct gw_cmd *xc)
 {
@@ -134,10 +142,7 @@ static void on_subscribed(struct gw_cmd *xc)
 {
     struct creating *c = xc->done_arg;
     if (xc->status != 200) {
-        /* e.g. 404: no such node. The answer goes to the client as is. */
-        c->cmd->retry_after = xc->retry_after;
-        gw_cmd_finish(c->cmd, xc->status, json_incref(xc->result));
-        creating_free(c);
+        fail_with(c, xc);
         gw_cmd_free(xc);
         return;
     }
@@ -178,10 +183,7 @@ static void on_baseline(struct gw_cmd *xc)
 {
     struct creating *c = xc->done_arg;
     if (xc->status != 200) {
-        /* e.g. 404: no such node. The answer goes to the client as is. */
-        c->cmd->retry_after = xc->retry_after;
-        gw_cmd_finish(c->cmd, xc->status, json_incref(xc->result));
-        creating_free(c);
+        fail_with(c, xc);
     } else {
         c->baseline = json_incref(json_object_get(xc->result, "items"));
         subscribe_node(c);

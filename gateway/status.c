@@ -13,32 +13,32 @@ static pthread_mutex_t jid_lock = PTHREAD_MUTEX_INITIALIZER;
 static char bound_jid[3072];
 static char down_reason[1024];
 
-void gw_status_set_jid(const char *jid)
+/* The strings are written by the loop thread and read by HTTP threads: copied under the lock. */
+static void locked_copy(char *dst, size_t cap, const char *src)
 {
     pthread_mutex_lock(&jid_lock);
-    snprintf(bound_jid, sizeof(bound_jid), "%s", jid ? jid : "");
+    snprintf(dst, cap, "%s", src ? src : "");
     pthread_mutex_unlock(&jid_lock);
+}
+
+void gw_status_set_jid(const char *jid)
+{
+    locked_copy(bound_jid, sizeof(bound_jid), jid);
 }
 
 void gw_status_get_jid(char *buf, size_t len)
 {
-    pthread_mutex_lock(&jid_lock);
-    snprintf(buf, len, "%s", bound_jid);
-    pthread_mutex_unlock(&jid_lock);
+    locked_copy(buf, len, bound_jid);
 }
 
 void gw_status_set_reason(const char *reason)
 {
-    pthread_mutex_lock(&jid_lock);
-    snprintf(down_reason, sizeof(down_reason), "%s", reason ? reason : "");
-    pthread_mutex_unlock(&jid_lock);
+    locked_copy(down_reason, sizeof(down_reason), reason);
 }
 
 void gw_status_get_reason(char *buf, size_t len)
 {
-    pthread_mutex_lock(&jid_lock);
-    snprintf(buf, len, "%s", down_reason);
-    pthread_mutex_unlock(&jid_lock);
+    locked_copy(buf, len, down_reason);
 }
 
 char *gw_status_metrics_text(void)

@@ -341,6 +341,15 @@ void it_resp_free(struct it_resp *r)
     memset(r, 0, sizeof(*r));
 }
 
+long it_req(struct it_gw *gw, const char *method, const char *path, const char *json,
+            struct it_resp *r)
+{
+    char url[2048];
+    snprintf(url, sizeof(url), "%s%s", gw->base, path);
+    it_http(method, url, json ? "application/json" : NULL, json, json ? strlen(json) : 0, r);
+    return r->status;
+}
+
 int it_get(struct it_gw *gw, const char *path, struct it_resp *r)
 {
     char url[2048];

@@ -74,7 +74,10 @@ int it_http(const char *method, const char *url, const char *content_type, const
 int it_http_ex(const char *method, const char *url, const char *content_type, const char *body,
                size_t len, const char *const *headers, int nheaders, struct it_resp *r);
 void it_resp_free(struct it_resp *r);
-/* Short forms on the gateway's base URL. */
+/* Short forms on the gateway's base URL; it_req sends json (may be NULL) as application/json
+ * and returns the status (0 when no answer came). */
+long it_req(struct it_gw *gw, const char *method, const char *path, const char *json,
+            struct it_resp *r);
 int it_get(struct it_gw *gw, const char *path, struct it_resp *r);
 int it_post_json(struct it_gw *gw, const char *path, const char *json, struct it_resp *r);
 

@@ -16,21 +16,12 @@ static struct it_server srv;
 static struct it_gw gw;
 static const char *const *base_extra;
 
-static long req(struct it_gw *g, const char *method, const char *path, const char *json,
-                struct it_resp *r)
-{
-    char url[2048];
-    snprintf(url, sizeof(url), "%s%s", g->base, path);
-    it_http(method, url, json ? "application/json" : NULL, json, json ? strlen(json) : 0, r);
-    return r->status;
-}
-
 static long publish(const char *node, const char *id, struct it_resp *r)
 {
     char path[400], body[100];
     snprintf(path, sizeof(path), "/v1/nodes/%s/items?id=%s", node, id);
     snprintf(body, sizeof(body), "{\"id\":\"%s\"}", id);
-    return req(&gw, "POST", path, body, r);
+    return it_req(&gw, "POST", path, body, r);
 }
 
 static void make_node(const char *node)
@@ -41,7 +32,7 @@ static void make_node(const char *node)
              "{\"node\":\"%s\",\"config\":{\"pubsub#max_items\":\"100\","
              "\"pubsub#publish_model\":\"open\"}}",
              node);
-    CHECK_INT(req(&gw, "POST", "/v1/nodes", body, &r), 201);
+    CHECK_INT(it_req(&gw, "POST", "/v1/nodes", body, &r), 201);
     it_resp_free(&r);
 }
 
@@ -92,14 +83,14 @@ static void test_semantics(void)
 
     /* A refused form field is a client error naming it, never 429 or Retry-After. */
     snprintf(path, sizeof(path), "/v1/nodes/%s/config", node);
-    req(&gw, "PUT", path, "{\"config\":{\"pubsub#max_items\":\"banana\"}}", &r);
+    it_req(&gw, "PUT", path, "{\"config\":{\"pubsub#max_items\":\"banana\"}}", &r);
     CHECK_INT(r.status, 400);
     CHECK(strstr(jstr(r.json, "detail"), "pubsub#max_items") != NULL || it_server_is("prosody"));
     CHECK(r.retry_after[0] == '\0');
     it_resp_free(&r);
 
     /* Empty form fields are "" on every server, never null. */
-    CHECK_INT(req(&gw, "GET", path, NULL, &r), 200);
+    CHECK_INT(it_req(&gw, "GET", path, NULL, &r), 200);
     json_t *cfg = json_object_get(r.json, "config");
     const char *k;
     json_t *v;
@@ -115,7 +106,7 @@ static void test_semantics(void)
     it_check_problem(&r, 404, missing);
     it_resp_free(&r);
     snprintf(path, sizeof(path), "/v1/nodes/%s", missing);
-    req(&gw, "GET", path, NULL, &r);
+    it_req(&gw, "GET", path, NULL, &r);
     it_check_problem(&r, 404, NULL); /* ... and it was not created */
     it_resp_free(&r);
 
@@ -127,7 +118,7 @@ static void test_semantics(void)
         it_resp_free(&r);
     }
     snprintf(path, sizeof(path), "/v1/nodes/%s/items?max=2", node);
-    CHECK_INT(req(&gw, "GET", path, NULL, &r), 200);
+    CHECK_INT(it_req(&gw, "GET", path, NULL, &r), 200);
     json_t *page = json_object_get(r.json, "page");
     if (it_server_is("ejabberd")) {
         CHECK_INT(json_array_size(json_object_get(r.json, "items")), 2);
@@ -136,7 +127,7 @@ static void test_semantics(void)
         char next[600];
         snprintf(next, sizeof(next), "/v1/nodes/%s/items?max=2&after=%s", node, jstr(page, "last"));
         struct it_resp r2;
-        CHECK_INT(req(&gw, "GET", next, NULL, &r2), 200);
+        CHECK_INT(it_req(&gw, "GET", next, NULL, &r2), 200);
         CHECK_INT(json_array_size(json_object_get(r2.json, "items")), 2);
         CHECK(strcmp(jstr(json_array_get(json_object_get(r2.json, "items"), 0), "id"),
                      jstr(json_array_get(json_object_get(r.json, "items"), 0), "id")) != 0);
@@ -149,11 +140,11 @@ static void test_semantics(void)
     it_resp_free(&r);
 
     /* Node lists hold nodes only (ejabberd lists ad-hoc command entries to admins). */
-    CHECK_INT(req(&gw, "POST", "/v1/nodes/urn:example:pep/items?service=gw@localhost&id=x",
-                  "{\"pep\":1}", &r),
+    CHECK_INT(it_req(&gw, "POST", "/v1/nodes/urn:example:pep/items?service=gw@localhost&id=x",
+                     "{\"pep\":1}", &r),
               201);
     it_resp_free(&r);
-    CHECK_INT(req(&gw, "GET", "/v1/nodes?service=gw@localhost", NULL, &r), 200);
+    CHECK_INT(it_req(&gw, "GET", "/v1/nodes?service=gw@localhost", NULL, &r), 200);
     json_t *nodes = json_object_get(r.json, "nodes");
     size_t i;
     int pep = 0, other = 0;
@@ -178,10 +169,10 @@ static void test_autocreate(void)
     struct it_resp r;
     char path[300];
     snprintf(path, sizeof(path), "/v1/nodes/%s/items?id=a", node);
-    CHECK_INT(req(&g2, "POST", path, "{\"a\":1}", &r), 201);
+    CHECK_INT(it_req(&g2, "POST", path, "{\"a\":1}", &r), 201);
     it_resp_free(&r);
     snprintf(path, sizeof(path), "/v1/nodes/%s/items", node);
-    CHECK_INT(req(&g2, "GET", path, NULL, &r), 200);
+    CHECK_INT(it_req(&g2, "GET", path, NULL, &r), 200);
     CHECK_INT(json_array_size(json_object_get(r.json, "items")), 1);
     it_resp_free(&r);
     CHECK_INT(it_gw_stop(&g2, SIGTERM), 0);
@@ -201,7 +192,7 @@ static void test_no_duplicates(void)
     char body[600];
     snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\"}", node,
              it_receiver_url(rc));
-    CHECK_INT(req(&gw, "POST", "/v1/subscriptions", body, &r), 201);
+    CHECK_INT(it_req(&gw, "POST", "/v1/subscriptions", body, &r), 201);
     char sub[64];
     snprintf(sub, sizeof(sub), "%s", jstr(r.json, "id"));
     it_resp_free(&r);
@@ -209,7 +200,7 @@ static void test_no_duplicates(void)
     struct it_receiver *rc2 = it_receiver_start(IT_OK, 0);
     snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\"}", node,
              it_receiver_url(rc2));
-    CHECK_INT(req(&gw, "POST", "/v1/subscriptions", body, &r), 201);
+    CHECK_INT(it_req(&gw, "POST", "/v1/subscriptions", body, &r), 201);
     it_resp_free(&r);
     CHECK_INT(publish(node, "one", &r), 201);
     it_resp_free(&r);
@@ -241,7 +232,7 @@ static void test_no_duplicates(void)
      * the gateway, they are active at once and get its items. */
     char path[300];
     snprintf(path, sizeof(path), "/v1/nodes/%s", node);
-    CHECK_INT(req(&gw, "DELETE", path, NULL, &r), 204);
+    CHECK_INT(it_req(&gw, "DELETE", path, NULL, &r), 204);
     it_resp_free(&r);
     CHECK_INT(it_receiver_wait(rc, 4, 10000), 4);
     if (it_receiver_count(rc) >= 4)
@@ -249,7 +240,7 @@ static void test_no_duplicates(void)
     snprintf(path, sizeof(path), "/v1/subscriptions/%s", sub);
     int state_ok = 0;
     for (int i = 0; i < 50 && !state_ok; i++) {
-        req(&gw, "GET", path, NULL, &r);
+        it_req(&gw, "GET", path, NULL, &r);
         state_ok = strcmp(jstr(r.json, "state"), "node_deleted") == 0;
         it_resp_free(&r);
         if (!state_ok)
@@ -259,7 +250,7 @@ static void test_no_duplicates(void)
     make_node(node);
     long long t0 = it_now_ms();
     for (state_ok = 0; !state_ok && it_now_ms() - t0 < 5000;) {
-        req(&gw, "GET", path, NULL, &r);
+        it_req(&gw, "GET", path, NULL, &r);
         state_ok = strcmp(jstr(r.json, "state"), "active") == 0;
         it_resp_free(&r);
         if (!state_ok)
@@ -286,7 +277,7 @@ static void test_liveness(void)
     char body[600];
     snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\"}", node,
              it_receiver_url(rc));
-    CHECK_INT(req(&gw, "POST", "/v1/subscriptions", body, &r), 201);
+    CHECK_INT(it_req(&gw, "POST", "/v1/subscriptions", body, &r), 201);
     it_resp_free(&r);
     struct it_xmpp *pub = it_xmpp_connect("gw3@localhost", "gw3", srv.port);
     CHECK(pub != NULL);
