@@ -163,7 +163,37 @@ static int json_depth(const char *s, size_t len)
     return max;
 }
 
-/* Parses the body as JSON into *out. flags: JSON_DECODE_ANY for any value. */
+/* The path ("body.a.b[2]") of the first string in v that holds U+0000, or 0 when none. */
+static int find_nul(json_t *v, char *path, size_t cap)
+{
+    size_t len = strlen(path);
+    if (json_is_string(v))
+        return json_string_length(v) != strlen(json_string_value(v));
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *child;
+        json_object_foreach(v, key, child)
+        {
+            snprintf(path + len, cap - len, ".%.100s", key);
+            if (find_nul(child, path, cap))
+                return 1;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(v, i, child)
+        {
+            snprintf(path + len, cap - len, "[%zu]", i);
+            if (find_nul(child, path, cap))
+                return 1;
+        }
+    }
+    path[len] = '\0';
+    return 0;
+}
+
+/* Parses the body as JSON into *out. flags: JSON_DECODE_ANY for any value. Strings holding
+ * U+0000 are refused by name: XML, and so XMPP, cannot carry that character. */
 static int parse_json(const struct gw_http_request *req, size_t flags, json_t **out,
                       struct gw_http_reply *reply)
 {
@@ -174,10 +204,23 @@ static int parse_json(const struct gw_http_request *req, size_t flags, json_t **
         return fail(reply, 400, "Invalid request body", "body: JSON nested deeper than %d levels",
                     max_depth);
     json_error_t e;
-    *out = json_loadb(req->body, req->body_len, flags | JSON_REJECT_DUPLICATES, &e);
+    *out =
+        json_loadb(req->body, req->body_len, flags | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    if (*out == NULL && strstr(e.text, "NUL") != NULL)
+        return fail(reply, 400, "Invalid request body",
+                    "body: an object key at line %d, column %d contains U+0000 (\\u0000), "
+                    "which XML cannot carry",
+                    e.line, e.column);
     if (*out == NULL)
         return fail(reply, 400, "Invalid request body",
                     "body: invalid JSON at line %d, column %d: %s", e.line, e.column, e.text);
+    char path[512] = "body";
+    if (find_nul(*out, path, sizeof(path))) {
+        json_decref(*out);
+        *out = NULL;
+        return fail(reply, 400, "Invalid request body",
+                    "%s: contains U+0000 (\\u0000), which XML cannot carry", path);
+    }
     return 0;
 }
 

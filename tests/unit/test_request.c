@@ -90,6 +90,17 @@ int main(void)
     expect_fail(rc, &reply, 400, "body");
     rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/json", NULL, NULL, 0, &cmd, &reply);
     expect_fail(rc, &reply, 400, "body");
+    /* U+0000 cannot travel in XML: refused naming the field and the reason. */
+    rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/json",
+              "{\"a\":{\"b\":[\"ok\",\"x\\u0000y\"]}}", NULL, 0, &cmd, &reply);
+    CHECK(strstr(json_string_value(json_object_get(reply.body, "detail")), "XML cannot carry"));
+    expect_fail(rc, &reply, 400, "body.a.b[1]");
+    rc = prep(GW_ROUTE_NODE_CONFIG_SET, "n", "application/json",
+              "{\"config\":{\"pubsub#title\":\"\\u0000\"}}", NULL, 0, &cmd, &reply);
+    expect_fail(rc, &reply, 400, "body.config.pubsub#title");
+    rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/json", "{\"a\\u0000\":1}", NULL, 0, &cmd,
+              &reply);
+    expect_fail(rc, &reply, 400, "U+0000");
     rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/json", "\"\xC3\"", NULL, 0, &cmd, &reply);
     expect_fail(rc, &reply, 400, "body");
     rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "text/xml", "<a>\xFF</a>", NULL, 0, &cmd, &reply);
