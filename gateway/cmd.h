@@ -10,6 +10,7 @@
 
 struct gw_loop;
 struct gw_stream;
+struct gw_token;
 
 enum gw_op {
     GW_OP_NODES_LIST = 0,
@@ -61,9 +62,11 @@ struct gw_cmd {
     char *sub_id;             /* webhook subscription id */
     char *letter;             /* dead letter id */
     struct gw_stream *stream; /* stream open: the client's stream (one reference) */
-    json_t *args;             /* validated request object: subscription create; owner lists
-                               * ("subscriptions"/"affiliations"); items ("ids", "max", "after",
-                               * "before"); node delete ("redirect") */
+    const struct gw_token *token; /* the API token of the request, NULL when none is configured:
+                                   * a token limited to nodes sees and touches only those */
+    json_t *args;                 /* validated request object: subscription create; owner lists
+                                   * ("subscriptions"/"affiliations"); items ("ids", "max", "after",
+                                   * "before"); node delete ("redirect") */
 
     int status;      /* HTTP status of the result */
     json_t *result;  /* success body or problem object, or NULL for no body */

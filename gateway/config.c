@@ -3,9 +3,11 @@
 #include "config.h"
 
 #include "log.h"
+#include "sign.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -216,6 +218,7 @@ static int add_token(struct gw_config *cfg, const char *value, char *err, size_t
         free(t.nodes);
         rc = -1;
     } else {
+        gw_sha256(t.token, strlen(t.token), t.digest);
         cfg->tokens = list;
         list[cfg->ntokens++] = t;
     }
@@ -563,6 +566,18 @@ static void set_defaults(struct gw_config *cfg)
     cfg->max_pending_sub = 100000;
     cfg->max_pending = 5000000;
     cfg->max_stanza = 1024 * 1024;
+}
+
+int gw_token_allows_node(const struct gw_token *token, const char *node)
+{
+    if (token == NULL || token->nnodes == 0)
+        return 1;
+    if (node == NULL)
+        return 0;
+    for (int i = 0; i < token->nnodes; i++)
+        if (fnmatch(token->nodes[i], node, 0) == 0)
+            return 1;
+    return 0;
 }
 
 const char *gw_config_hook_secret(const struct gw_config *cfg, const char *node)

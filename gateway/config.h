@@ -21,6 +21,7 @@ enum {
 /* An API bearer token with what it may do and, optionally, on which nodes (glob patterns). */
 struct gw_token {
     char *token;
+    unsigned char digest[32]; /* SHA-256 of token: what requests are compared against */
     unsigned scopes;
     char **nodes; /* NULL: every node */
     int nnodes;
@@ -82,6 +83,10 @@ struct gw_config {
     int64_t max_pending;
     long max_stanza;
 };
+
+/* 1 when token may act on node: it has no node patterns, or one matches (NULL token: no tokens
+ * are configured, everything is allowed). */
+int gw_token_allows_node(const struct gw_token *token, const char *node);
 
 /* The hook secret that applies to node (its own, else "*"), or NULL when none is configured. */
 const char *gw_config_hook_secret(const struct gw_config *cfg, const char *node);

@@ -306,9 +306,13 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
     }
 }
 
+/* The subscription the command names. One on a node the token may not see is answered as if it
+ * did not exist (404): its id is no proof of access, and its existence is not told. */
 static struct hsub *lookup(struct gw_hooks *h, struct gw_cmd *cmd)
 {
     struct hsub *s = cmd->sub_id ? gw_hmap_get(h->subs, cmd->sub_id, strlen(cmd->sub_id)) : NULL;
+    if (s != NULL && !gw_token_allows_node(cmd->token, s->node))
+        s = NULL;
     if (s == NULL)
         gw_cmd_fail(cmd, 404, "Subscription not found", "no subscription with this id", NULL);
     return s;
@@ -336,7 +340,8 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         json_t *list = json_array();
         for (s = h->first; s; s = s->next) {
             if ((cmd->node && strcmp(cmd->node, s->node) != 0) ||
-                (cmd->service && strcmp(cmd->service, s->service) != 0))
+                (cmd->service && strcmp(cmd->service, s->service) != 0) ||
+                !gw_token_allows_node(cmd->token, s->node))
                 continue;
             json_array_append_new(list, gw_hsub_json(s));
         }

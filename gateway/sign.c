@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,19 @@ int gw_hmac_hex(const unsigned char *key, size_t keylen, const char *data, size_
     for (unsigned int i = 0; i < maclen; i++)
         snprintf(out + 2 * i, 3, "%02x", mac[i]);
     return 0;
+}
+
+void gw_sha256(const void *data, size_t len, unsigned char *out)
+{
+    SHA256(data, len, out);
+}
+
+int gw_const_eq_n(const unsigned char *a, const unsigned char *b, size_t n)
+{
+    unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
 }
 
 int gw_const_eq(const char *a, const char *b)

@@ -22,6 +22,12 @@ int gw_sign(const unsigned char *key, size_t keylen, const char *id, long long t
 /* Lower-case hex HMAC-SHA256 of data with key, into out (at least 65 bytes). 0 or -1. */
 int gw_hmac_hex(const unsigned char *key, size_t keylen, const char *data, size_t len, char *out);
 
+/* SHA-256 of data into out (32 bytes). */
+void gw_sha256(const void *data, size_t len, unsigned char *out);
+
+/* Constant-time comparison of n bytes; 1 when equal. */
+int gw_const_eq_n(const unsigned char *a, const unsigned char *b, size_t n);
+
 /* Constant-time comparison of two NUL-terminated strings; 1 when equal. */
 int gw_const_eq(const char *a, const char *b);
 

@@ -302,16 +302,24 @@ static enum MHD_Result dispatch(struct req *r)
         json_decref(reply.body);
         goto out;
     }
+    cmd->token = r->token;
+    /* The node a request names outside its path (a body, ?node=) is checked here; nodes the
+     * request reaches through an id are checked where the id is resolved. */
+    const char *target =
+        cmd->node ? cmd->node : json_string_value(json_object_get(cmd->args, "node"));
+    if ((target != NULL || cmd->op == GW_OP_NODE_CREATE) &&
+        !gw_auth_node_allowed(r->token, target)) {
+        gw_cmd_free(cmd);
+        rc = send_problem(conn, 403, "Forbidden",
+                          target ? "node: the token may not act on this node"
+                                 : "node: a token limited to some nodes cannot create an instant "
+                                   "node (name it)",
+                          0, NULL, NULL);
+        goto out;
+    }
     if (cmd->op == GW_OP_SUB_CREATE) {
         char err[512];
-        const char *node = json_string_value(json_object_get(cmd->args, "node"));
         const char *callback = json_string_value(json_object_get(cmd->args, "callback"));
-        if (!gw_auth_node_allowed(r->token, node)) {
-            gw_cmd_free(cmd);
-            rc = send_problem(conn, 403, "Forbidden", "node: the token may not act on this node", 0,
-                              NULL, NULL);
-            goto out;
-        }
         if (!gw_url_allowed(callback, r->h->cfg->callback_allow, (size_t)r->h->cfg->ncallback_allow,
                             err, sizeof(err))) {
             gw_cmd_free(cmd);
@@ -355,6 +363,34 @@ out:
     return rc;
 }
 
+/* Checks the bearer token and the node of the path. Returns 1 with *rc set when the request was
+ * refused (answer queued), 0 when it may go on (r->token set). */
+static int refuse_unauthorized(struct req *r, enum MHD_Result *rc)
+{
+    struct MHD_Connection *conn = r->conn;
+    const struct gw_config *cfg = r->h->cfg;
+    /* A signed inbound hook authenticates by its signature: the senders (GitHub, GitLab...)
+     * cannot send bearer tokens. */
+    if (r->match.route == GW_ROUTE_HOOK && gw_config_hook_secret(cfg, r->match.node) != NULL)
+        return 0;
+    const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    int a = gw_auth_check(cfg, authz, r->match.route, &r->token);
+    if (a == 401)
+        *rc = send_problem(conn, 401, "Unauthorized",
+                           "Authorization: a valid bearer token is required", 0,
+                           MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"pubsubgw\"");
+    else if (a == 403)
+        *rc = send_problem(conn, 403, "Forbidden",
+                           "Authorization: the token lacks the scope this route needs", 0, NULL,
+                           NULL);
+    else if (r->match.node[0] != '\0' && !gw_auth_node_allowed(r->token, r->match.node))
+        *rc = send_problem(conn, 403, "Forbidden", "node: the token may not act on this node", 0,
+                           NULL, NULL);
+    else
+        return 0;
+    return 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -375,6 +411,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg->max_body)
             r->too_large = 1;
+        /* Authentication comes before the body: a request without a valid token is answered
+         * now, and its body is never read into memory. */
+        if (r->mres == GW_MATCH_OK && !atomic_load(&h->draining)) {
+            enum MHD_Result rc;
+            if (refuse_unauthorized(r, &rc)) {
+                r->state = REQ_ANSWERED;
+                return rc;
+            }
+        }
         return MHD_YES;
     }
     if (r->state == REQ_WAITING) {
@@ -428,23 +473,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (atomic_load(&h->draining))
         return send_problem(conn, 503, "Shutting down", "the gateway is stopping", 5,
                             MHD_HTTP_HEADER_CONNECTION, "close");
-    /* A signed inbound hook authenticates by its signature: the senders (GitHub, GitLab...)
-     * cannot send bearer tokens. */
-    if (r->match.route != GW_ROUTE_HOOK || gw_config_hook_secret(h->cfg, r->match.node) == NULL) {
-        const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-        int a = gw_auth_check(h->cfg, authz, r->match.route, &r->token);
-        if (a == 401)
-            return send_problem(conn, 401, "Unauthorized",
-                                "Authorization: a valid bearer token is required", 0,
-                                MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"pubsubgw\"");
-        if (a == 403)
-            return send_problem(conn, 403, "Forbidden",
-                                "Authorization: the token lacks the scope this route needs", 0,
-                                NULL, NULL);
-        if (r->match.node[0] != '\0' && !gw_auth_node_allowed(r->token, r->match.node))
-            return send_problem(conn, 403, "Forbidden", "node: the token may not act on this node",
-                                0, NULL, NULL);
-    }
     return dispatch(r);
 }
 

@@ -230,6 +230,19 @@ static int next_named(json_t *nodes, size_t from)
 
 static void on_nodes(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *answer, int step);
 
+/* A token limited to some nodes lists only those. */
+static void scope_nodes(struct gw_cmd *cmd, json_t *nodes)
+{
+    size_t i = 0;
+    while (i < json_array_size(nodes)) {
+        const char *node = json_string_value(json_object_get(json_array_get(nodes, i), "node"));
+        if (gw_token_allows_node(cmd->token, node))
+            i++;
+        else
+            json_array_remove(nodes, i);
+    }
+}
+
 static void verify_next(struct gw_xmpp *x, struct gw_cmd *cmd, size_t from)
 {
     json_t *nodes = json_object_get(cmd->result, "nodes");
@@ -282,6 +295,7 @@ static void on_nodes(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *answe
             return;
         }
         json_t *out = gw_disco_items_json(answer);
+        scope_nodes(cmd, json_object_get(out, "nodes"));
         if (out == NULL || next_named(json_object_get(out, "nodes"), 0) < 0) {
             finish_json(cmd, 200, out);
             return;
