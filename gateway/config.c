@@ -72,6 +72,9 @@ static const char usage_text[] =
     "Inbound webhooks and event streams:\n"
     "  --hook-secret NODE=SECRET  secret for POST /v1/hooks/NODE (X-Hub-Signature-256);\n"
     "                         NODE '*' for every node; repeatable\n"
+    "  --hook-replay-window SECONDS  a signed hook body accepted under one delivery id is\n"
+    "                         refused (409) under another within this window (default 86400;\n"
+    "                         0 = off)\n"
     "  --sse-heartbeat SECONDS  comment line sent to idle event streams (default 15)\n"
     "  --sse-history N        events kept per node for Last-Event-ID resume (default 256)\n"
     "  --help                 show this text and exit\n"
@@ -407,6 +410,8 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         {"max-delivery-connections", 1, 800, 1,
          offsetof(struct gw_config, max_delivery_connections), 1},
         {"sse-heartbeat", 1, 3600, 1000, offsetof(struct gw_config, sse_heartbeat_ms), 0},
+        {"hook-replay-window", 0, 30L * 86400, 1000,
+         offsetof(struct gw_config, hook_replay_window_ms), 2},
         {"sse-history", 0, 100000, 1, offsetof(struct gw_config, sse_history), 0},
         {"max-json-depth", 1, 1000, 1, offsetof(struct gw_config, max_json_depth), 0},
         {"max-inflight", 1, 1000000, 1, offsetof(struct gw_config, max_inflight), 0},
@@ -530,6 +535,7 @@ static const struct option long_options[] = {
     {"max-pending", required_argument, NULL, 0},
     {"max-stanza", required_argument, NULL, 0},
     {"sse-heartbeat", required_argument, NULL, 0},
+    {"hook-replay-window", required_argument, NULL, 0},
     {"sse-history", required_argument, NULL, 0},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -560,6 +566,7 @@ static void set_defaults(struct gw_config *cfg)
     cfg->max_host_connections = 8;
     cfg->max_delivery_connections = 256;
     cfg->sse_heartbeat_ms = 15000;
+    cfg->hook_replay_window_ms = 86400000;
     cfg->sse_history = 256;
     cfg->max_json_depth = 64;
     cfg->max_inflight = 1000;

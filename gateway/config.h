@@ -70,6 +70,7 @@ struct gw_config {
     /* inbound webhooks and streams */
     struct gw_hook_secret *hook_secrets;
     int nhook_secrets;
+    int64_t hook_replay_window_ms; /* 0: no replay check */
     int sse_heartbeat_ms;
     int sse_history;
     /* security and limits */

@@ -2,6 +2,8 @@
  * the field at fault in its detail, as the API contract asks. */
 #include "request.h"
 
+#include "replay.h"
+
 #include "../gateway/itemid.h"
 #include "../gateway/sign.h"
 #include "../gateway/webhooks.h"
@@ -696,6 +698,13 @@ static int prepare_hook(const struct gw_http_request *req, struct gw_cmd *cmd,
         if (sig == NULL || !gw_const_eq(sig, want))
             return fail(reply, 403, "Invalid signature",
                         "X-Hub-Signature-256: missing or does not match the body");
+        /* A captured request sent again under another delivery id would publish its body
+         * again as a new item: the signature is remembered with the id it came with. */
+        if (req->replay != NULL &&
+            gw_replay_check(req->replay, req->match->node, want, req->delivery_id, req->now_ms))
+            return fail(reply, 409, "Replayed hook",
+                        "X-Hub-Signature-256: this signed body was already accepted under another "
+                        "delivery id (or without one); resend it with its original delivery id");
     }
     if (req->delivery_id != NULL && gw_valid_id(req->delivery_id, strlen(req->delivery_id))) {
         /* The sender's delivery id: a redelivered hook overwrites instead of duplicating. */

@@ -10,17 +10,22 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct gw_query_param {
     char *key;   /* decoded */
     char *value; /* decoded */
 };
 
+struct gw_replay;
+
 struct gw_http_request {
     const struct gw_route_match *match;
     const struct gw_config *cfg; /* hook secrets; may be NULL (no secrets) */
     const char *hub_signature;   /* X-Hub-Signature-256, or NULL */
     const char *delivery_id;     /* X-GitHub-Delivery / Idempotency-Key, or NULL */
+    struct gw_replay *replay;    /* signed hooks seen recently; NULL: no replay check */
+    int64_t now_ms;              /* for the replay window */
     const char *content_type;    /* NULL when absent */
     const char *body;            /* NULL when empty */
     size_t body_len;

@@ -15,6 +15,7 @@
 #include "../gateway/stream.h"
 #include "auth.h"
 #include "openapi.h"
+#include "replay.h"
 #include "request.h"
 #include "router.h"
 
@@ -40,6 +41,7 @@ struct gw_http {
     uint64_t timer;
     atomic_int draining;
     atomic_llong last_request_ms; /* CLOCK_MONOTONIC ms of the latest request */
+    struct gw_replay *replay;     /* signed hooks seen recently (NULL: window 0) */
 };
 
 enum req_state { REQ_READING = 0, REQ_WAITING, REQ_ANSWERED };
@@ -289,6 +291,8 @@ static enum MHD_Result dispatch(struct req *r)
         .cfg = r->h->cfg,
         .hub_signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Hub-Signature-256"),
         .delivery_id = delivery_id(conn),
+        .replay = r->h->replay,
+        .now_ms = gw_now_ms(),
         .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
         .body = r->body,
         .body_len = r->len,
@@ -363,6 +367,16 @@ out:
     return rc;
 }
 
+/* A signed hook that failed on our side (XMPP down, timeout): its signature leaves the replay
+ * window, so the sender's retry under the same conditions is accepted. */
+static void forget_hook(struct req *r)
+{
+    const char *secret = gw_config_hook_secret(r->h->cfg, r->match.node);
+    const char *sig = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Hub-Signature-256");
+    if (secret != NULL && sig != NULL)
+        gw_replay_forget(r->h->replay, r->match.node, sig);
+}
+
 /* Checks the bearer token and the node of the path. Returns 1 with *rc set when the request was
  * refused (answer queued), 0 when it may go on (r->token set). */
 static int refuse_unauthorized(struct req *r, enum MHD_Result *rc)
@@ -425,6 +439,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->state == REQ_WAITING) {
         /* Resumed: the loop thread has set the result. */
         r->state = REQ_ANSWERED;
+        if (r->match.route == GW_ROUTE_HOOK && r->cmd->status >= 500 && h->replay != NULL)
+            forget_hook(r);
         if (r->cmd->op == GW_OP_STREAM_OPEN && r->cmd->status == 200)
             return send_stream(conn, r->cmd->stream);
         return send_reply(conn, r->cmd->status, r->cmd->result, r->cmd->retry_after, NULL, NULL);
@@ -571,6 +587,11 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
         return NULL;
     }
     struct gw_http *h = calloc(1, sizeof(*h));
+    if (h != NULL && cfg->hook_replay_window_ms > 0 &&
+        (h->replay = gw_replay_new(cfg->hook_replay_window_ms, 100000)) == NULL) {
+        free(h);
+        h = NULL;
+    }
     if (h == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -673,5 +694,6 @@ void gw_http_stop(struct gw_http *h)
             gw_loop_timer_cancel(h->loop, h->timer);
     }
     MHD_stop_daemon(h->daemon);
+    gw_replay_free(h->replay);
     free(h);
 }

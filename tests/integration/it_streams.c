@@ -287,6 +287,16 @@ int main(void)
         json_object_get(json_array_get(json_object_get(r.json, "items"), 0), "payload"), want));
     json_decref(want);
     it_resp_free(&r);
+    /* The captured request replayed under another delivery id, or none: refused, no new item. */
+    hook(hooked, "application/json", push, "s3cret", "another-delivery-id", &r);
+    it_check_problem(&r, 409, "delivery id");
+    it_resp_free(&r);
+    hook(hooked, "application/json", push, "s3cret", NULL, &r);
+    it_check_problem(&r, 409, "X-Hub-Signature-256");
+    it_resp_free(&r);
+    it_get(&gw, path, &r);
+    CHECK_INT(json_array_size(json_object_get(r.json, "items")), 1);
+    it_resp_free(&r);
     hook(hooked, "application/json", push, "wrong", NULL, &r);
     it_check_problem(&r, 403, "X-Hub-Signature-256");
     it_resp_free(&r);
