@@ -64,6 +64,18 @@ static void arm(struct gw_hooks *h, struct hsub *s, int64_t delay_ms)
 }
 
 /* Exponential backoff from the configured initial interval, capped, with +-20% jitter. */
+static int64_t backoff_ms(const struct gw_config *cfg, int attempts);
+
+int64_t gw_retry_delay_ms(const struct gw_config *cfg, int attempts, long status,
+                          long retry_after_s)
+{
+    /* A callback's Retry-After is clamped to an hour before any arithmetic: the header is the
+     * receiver's to choose, and a huge value must not overflow. */
+    if ((status == 429 || status == 503) && retry_after_s > 0)
+        return (int64_t)(retry_after_s > 3600 ? 3600 : retry_after_s) * 1000;
+    return backoff_ms(cfg, attempts);
+}
+
 static int64_t backoff_ms(const struct gw_config *cfg, int attempts)
 {
     int64_t d = cfg->retry_initial_ms;
@@ -147,9 +159,7 @@ static void on_result(void *arg, const struct gw_send_result *res)
     int attempts = a->attempts + 1;
     int dead =
         attempts >= h->cfg->retry_attempts || now - a->created_ms >= h->cfg->retry_max_age_ms;
-    int64_t delay = backoff_ms(h->cfg, attempts);
-    if ((res->status == 429 || res->status == 503) && res->retry_after_s > 0)
-        delay = res->retry_after_s * 1000 > 3600000 ? 3600000 : res->retry_after_s * 1000;
+    int64_t delay = gw_retry_delay_ms(h->cfg, attempts, res->status, res->retry_after_s);
     gw_store_delivery_failed(h->store, a->seq, attempts, now + delay, error, dead);
     if (dead) {
         gw_pending_add(h, s, -1);

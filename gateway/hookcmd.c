@@ -18,8 +18,9 @@ struct creating {
     struct hsub *s;
     int replay;
     int generated;
-    int fresh;        /* the node was not followed: baseline taken before subscribing */
-    json_t *baseline; /* its items then, oldest first */
+    int fresh;             /* the node was not followed: baseline taken before subscribing */
+    uint64_t unsubscribes; /* h->unsubscribes when the node's XMPP subscription was known good */
+    json_t *baseline;      /* its items then, oldest first */
     char challenge[65];
 };
 
@@ -55,6 +56,10 @@ static void finish_create(struct creating *c, json_t *replay_items)
     struct hsub *s = c->s;
     struct gw_store_sub st = {s->id,     s->service, s->node,      s->callback,
                               s->secret, s->events,  s->created_ms};
+    /* The node's last user left while this one was being created, and its unsubscribe went out
+     * after our subscription was made or found: subscribe again, after it. */
+    int crossed =
+        gw_hooks_find_node(h, s->service, s->node) == NULL && h->unsubscribes != c->unsubscribes;
     if (gw_store_begin(h->store) != 0)
         goto fail;
     if (gw_store_sub_insert(h->store, &st) != 0 || gw_hooks_attach(h, s) != 0) {
@@ -93,6 +98,7 @@ static void finish_create(struct creating *c, json_t *replay_items)
         }
     }
     if (gw_store_commit(h->store) != 0) {
+        gw_store_rollback(h->store);
         gw_hooks_remove(h, s, "could not be stored");
         gw_cmd_fail(c->cmd, 500, "Internal error", "the subscription could not be stored", NULL);
         creating_free(c);
@@ -100,7 +106,9 @@ static void finish_create(struct creating *c, json_t *replay_items)
     }
     /* What was published between the baseline and now is caught up; a re-send of the last
      * item that the subscribe caused is held and dropped (nodesync.c). */
-    if (c->fresh && !s->hn->syncing)
+    if (crossed)
+        gw_nodesync_resubscribe(h, s->hn);
+    else if (c->fresh && !s->hn->syncing)
         gw_nodesync_start(h, s->hn, 0);
     gw_info("subscription %s: %s/%s -> %s", s->id, s->service, s->node, s->callback);
     gw_delivery_kick(h, s);
@@ -197,6 +205,7 @@ static void follow_node(struct creating *c)
 {
     struct gw_hooks *h = c->h;
     struct hnode *hn = gw_hooks_find_node(h, c->s->service, c->s->node);
+    c->unsubscribes = h->unsubscribes;
     if (hn != NULL && hn->subscribed && !hn->missing) {
         fetch_replay(c);
         return;
@@ -219,6 +228,7 @@ static void follow_node(struct creating *c)
 
 static void subscribe_node(struct creating *c)
 {
+    c->unsubscribes = c->h->unsubscribes;
     struct gw_cmd *xc =
         gw_hooks_xmpp_cmd(GW_OP_SUBSCRIBE, c->s->service, c->s->node, on_subscribed, c);
     if (xc == NULL) {
@@ -354,8 +364,12 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         return;
     case GW_OP_SUB_DELETE:
         if ((s = lookup(h, cmd)) != NULL) {
-            gw_hooks_remove(h, s, "deleted through the API");
-            gw_cmd_finish(cmd, 204, NULL);
+            if (gw_hooks_remove(h, s, "deleted through the API") != 0)
+                gw_cmd_fail(cmd, 500, "Internal error",
+                            "the subscription could not be removed from the store; it is unchanged",
+                            NULL);
+            else
+                gw_cmd_finish(cmd, 204, NULL);
         }
         return;
     case GW_OP_DEAD_LIST:

@@ -204,6 +204,12 @@ static void subscribe_again(struct gw_hooks *h, struct hnode *hn)
     h->exec(h->exec_arg, c);
 }
 
+void gw_nodesync_resubscribe(struct gw_hooks *h, struct hnode *hn)
+{
+    hn->subscribed = 0;
+    subscribe_again(h, hn);
+}
+
 static void probe(struct gw_hooks *h, struct hnode *hn)
 {
     if (hn->probing || hn->subscribed)

@@ -49,6 +49,7 @@ enum {
     S_SEEN_HAS,
     S_SEEN_PRUNE,
     S_EVENTS_ORPHANS,
+    S_SUB_EVENTS_ORPHANED,
     S_PENDING_BY_SUB,
     S_COUNT
 };
@@ -89,6 +90,11 @@ static const char *const sql[S_COUNT] = {
     [S_PENDING_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 0 GROUP BY sub_id",
     [S_EVENTS_ORPHANS] = "DELETE FROM events WHERE NOT EXISTS "
                          "(SELECT 1 FROM deliveries WHERE event = events.id)",
+    /* The events of one subscription's deliveries that no other subscription still needs: by
+     * id through both delivery indexes, not a scan of the events table. */
+    [S_SUB_EVENTS_ORPHANED] =
+        "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_id = ?1) "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_id <> ?1)",
 };
 
 static const char schema[] =
@@ -325,15 +331,22 @@ int gw_store_sub_insert(struct gw_store *s, const struct gw_store_sub *sub)
 
 int gw_store_sub_delete(struct gw_store *s, const char *id)
 {
-    sqlite3_stmt *q = stmt(s, S_SUB_DELETE_DELIVERIES);
-    bind_text(q, 1, id);
-    if (step_done(s, q) != 0)
+    if (gw_store_begin(s) != 0)
         return -1;
-    q = stmt(s, S_SUB_DELETE);
-    bind_text(q, 1, id);
-    if (step_done(s, q) != 0)
+    const int steps[] = {S_SUB_EVENTS_ORPHANED, S_SUB_DELETE_DELIVERIES, S_SUB_DELETE};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        sqlite3_stmt *q = stmt(s, steps[i]);
+        bind_text(q, 1, id);
+        if (step_done(s, q) != 0) {
+            gw_store_rollback(s);
+            return -1;
+        }
+    }
+    if (gw_store_commit(s) != 0) {
+        gw_store_rollback(s);
         return -1;
-    return step_done(s, stmt(s, S_EVENTS_ORPHANS));
+    }
+    return 0;
 }
 
 static char *col_dup(sqlite3_stmt *q, int i)

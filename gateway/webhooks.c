@@ -114,6 +114,7 @@ void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn)
                                              gw_hooks_background_done, NULL);
         if (c)
             h->exec(h->exec_arg, c);
+        h->unsubscribes++;
     }
     gw_nodesync_forget(h, hn);
     char key[4200];
@@ -160,10 +161,14 @@ struct gw_cmd *gw_hooks_xmpp_cmd(enum gw_op op, const char *service, const char 
     return c;
 }
 
-void gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
+int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
 {
+    /* The store first, in one transaction: when it fails, nothing changes anywhere. */
+    if (gw_store_sub_delete(h->store, s->id) != 0) {
+        gw_error("subscription %s could not be removed from the store (%s); it stays", s->id, why);
+        return -1;
+    }
     gw_info("subscription %s to %s/%s removed: %s", s->id, s->service, s->node, why);
-    gw_store_sub_delete(h->store, s->id);
     gw_pending_add(h, s, -s->pending);
     gw_hmap_del(h->subs, s->id, strlen(s->id));
     if (s->prev)
@@ -185,6 +190,7 @@ void gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
     gw_hooks_node_release(h, hn);
     if (gw_delivery_detach(h, s))
         gw_hsub_free(s);
+    return 0;
 }
 
 int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *extra,

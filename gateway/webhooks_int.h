@@ -73,9 +73,16 @@ struct gw_hooks {
     } * done;
     size_t ndone, capdone;
     uint64_t flush_timer;
+    /* counts the XMPP unsubscriptions sent when a node's last user left: a subscription being
+     * created across one must subscribe again (see hookcmd.c) */
+    uint64_t unsubscribes;
 };
 
 /* delivery.c */
+/* The wait before attempt attempts + 1: the callback's Retry-After (429/503, at most an hour),
+ * else exponential backoff with jitter. */
+int64_t gw_retry_delay_ms(const struct gw_config *cfg, int attempts, long status,
+                          long retry_after_s);
 /* Starts the next delivery of s when it is idle and has one due (or arms its retry timer). */
 void gw_delivery_kick(struct gw_hooks *h, struct hsub *s);
 /* Stops s's delivery activity; returns 1 when s can be freed now, 0 when a delivery in flight
@@ -90,8 +97,10 @@ void gw_delivery_flush(struct gw_hooks *h);
 void gw_delivery_flush_in_tx(struct gw_hooks *h);
 
 /* webhooks.c */
-/* Removes a subscription (store, registry, XMPP when it was the node's last). */
-void gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why);
+/* Removes a subscription: from the store in one transaction, then from the registry (and the
+ * XMPP subscription when it was the node's last). Returns 0, or -1 when the store refused: then
+ * nothing was changed. */
+int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why);
 /* A subscription object from its parts; NULL when out of memory or the secret is malformed. */
 struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
                          const char *callback, const char *secret, unsigned events,
@@ -125,6 +134,9 @@ int gw_nodesync_hold(struct gw_hooks *h, struct hnode *hn, json_t *event);
 /* Fetches hn's items: baseline = 1 marks them seen (a node newly followed), 0 catches up on
  * those not seen. Live events of hn are held until it is done. */
 void gw_nodesync_start(struct gw_hooks *h, struct hnode *hn, int baseline);
+/* Subscribes hn again (its XMPP subscription may have been ended meanwhile), then catches up;
+ * its live events are held until then. */
+void gw_nodesync_resubscribe(struct gw_hooks *h, struct hnode *hn);
 /* A node.deleted event was delivered: the node's subscriptions wait for it to exist again. */
 void gw_nodesync_deleted(struct gw_hooks *h, struct hnode *hn);
 /* Releases what hn holds for synchronisation, before it is freed. */

@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "receiver.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -266,6 +267,63 @@ static void test_no_duplicates(void)
     it_receiver_stop(rc2);
 }
 
+struct bg_create {
+    const char *body;
+    struct it_resp r;
+    pthread_t t;
+};
+
+static void *bg_create(void *arg)
+{
+    struct bg_create *b = arg;
+    it_req(&gw, "POST", "/v1/subscriptions", b->body, &b->r);
+    return NULL;
+}
+
+/* A subscription created while the node's last user is leaving ends subscribed, in the registry
+ * and on the server: the server is frozen while the new one fetches its replay and the old one
+ * is deleted (its unsubscribe is queued behind), then thawed. */
+static void test_crossing(void)
+{
+    struct it_resp r;
+    const char *node = it_unique("cross");
+    make_node(node);
+    CHECK_INT(publish(node, "r1", &r), 201);
+    it_resp_free(&r);
+    struct it_receiver *a = it_receiver_start(IT_OK, 0), *b = it_receiver_start(IT_OK, 0);
+    char body[600], path[300], sub_a[80];
+    snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\"}", node, it_receiver_url(a));
+    CHECK_INT(it_req(&gw, "POST", "/v1/subscriptions", body, &r), 201);
+    snprintf(sub_a, sizeof(sub_a), "%s", jstr(r.json, "id"));
+    it_resp_free(&r);
+    pid_t pid = it_server_pid(&srv);
+    kill(pid, SIGSTOP);
+    char body_b[600];
+    snprintf(body_b, sizeof(body_b), "{\"node\":\"%s\",\"callback\":\"%s\",\"replay\":1}", node,
+             it_receiver_url(b));
+    struct bg_create bc = {.body = body_b};
+    pthread_create(&bc.t, NULL, bg_create, &bc);
+    usleep(300000); /* B's replay request is on its way to the frozen server */
+    snprintf(path, sizeof(path), "/v1/subscriptions/%s", sub_a);
+    CHECK_INT(it_req(&gw, "DELETE", path, NULL, &r), 204);
+    it_resp_free(&r);
+    usleep(200000);
+    kill(pid, SIGCONT);
+    pthread_join(bc.t, NULL);
+    CHECK_INT(bc.r.status, 201);
+    it_resp_free(&bc.r);
+    CHECK_INT(it_receiver_wait(b, 1, 10000), 1); /* the replay */
+    CHECK_INT(publish(node, "after", &r), 201);
+    it_resp_free(&r);
+    CHECK_INT(it_receiver_wait(b, 2, 10000), 2);
+    snprintf(path, sizeof(path), "/v1/nodes/%s/subscriptions", node);
+    CHECK_INT(it_req(&gw, "GET", path, NULL, &r), 200);
+    CHECK(strstr(r.body, "gw@localhost") != NULL);
+    it_resp_free(&r);
+    it_receiver_stop(a);
+    it_receiver_stop(b);
+}
+
 /* A frozen server is noticed by the keepalive ping; the session comes back when it answers,
  * and catch-up brings what was published meanwhile. */
 static void test_liveness(void)
@@ -410,6 +468,7 @@ int main(void)
     test_semantics();
     test_autocreate();
     test_no_duplicates();
+    test_crossing();
     test_liveness();
     test_reasons();
     if (it_server_is("ejabberd"))
