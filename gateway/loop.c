@@ -1,6 +1,7 @@
 /* Event loop implementation. Descriptors live in a flat pollfd array rebuilt only when a watch
- * changes; timers are a list kept sorted by deadline (there are only a handful at a time: the
- * XMPP tick, the reconnect and IQ-expiry timers, delivery retries). */
+ * changes; timers are a list kept sorted by deadline: the XMPP tick, the reconnect, ping and
+ * IQ-expiry timers, and one retry timer per subscription that waits to retry (an insertion walks
+ * the list, so very many failing subscriptions make arming a retry cost more). */
 #include "loop.h"
 
 #include "log.h"

@@ -72,8 +72,13 @@ static void drain_mailbox(struct gw_loop *loop, void *arg)
     struct gw_cmd *cmd = gw_mailbox_take(&app->mb);
     while (cmd != NULL) {
         struct gw_cmd *next = cmd->next;
-        if ((cmd->op == GW_OP_PUBLISH || cmd->op == GW_OP_SUB_CREATE) &&
-            gw_hooks_backlog_full(app->hooks)) {
+        if (cmd->status != 0) {
+            /* Settled before it reached the loop (a refused callback): just complete it here. */
+            json_t *result = cmd->result;
+            cmd->result = NULL;
+            gw_cmd_finish(cmd, cmd->status, result);
+        } else if ((cmd->op == GW_OP_PUBLISH || cmd->op == GW_OP_SUB_CREATE) &&
+                   gw_hooks_backlog_full(app->hooks)) {
             /* Backpressure: the callbacks are this far behind; take no more until they catch up. */
             cmd->retry_after = 30;
             gw_cmd_fail(cmd, 503, "Delivery backlog full",

@@ -1,7 +1,8 @@
 /* Which network addresses webhook callbacks may reach: loopback, private, link-local (cloud
  * metadata), multicast and other special ranges are refused, IPv4 and IPv6 alike (mapped,
  * NAT64 and 6to4 forms are checked by the IPv4 address they carry), unless an allow-list
- * CIDR covers the address. Pure functions. */
+ * CIDR covers the address. Pure functions, but for gw_url_allowed, which resolves a name and may
+ * block for seconds: it runs on a worker thread, never on the loop. */
 #ifndef GW_NETPOLICY_H
 #define GW_NETPOLICY_H
 
@@ -22,7 +23,8 @@ int gw_cidr_parse(const char *text, struct gw_cidr *out);
 int gw_addr_allowed(const struct sockaddr *sa, const struct gw_cidr *allow, size_t nallow);
 
 /* Resolves the host of an http(s) URL already validated by the API and checks every address it
- * has. Returns 1 when all may be reached; 0 with a reason in err otherwise. */
+ * has. Returns 1 when all may be reached; 0 with a reason in err otherwise. Blocks while the
+ * name is resolved. */
 int gw_url_allowed(const char *url, const struct gw_cidr *allow, size_t nallow, char *err,
                    size_t errlen);
 

@@ -371,6 +371,11 @@ struct gw_httpc *gw_httpc_new(struct gw_loop *loop, long max_host, long max_tota
     if (c == NULL)
         return NULL;
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* Deliveries resolve callback hosts inside libcurl: only its threaded (or c-ares) resolver
+     * keeps that off the loop. */
+    if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
+        gw_warn("this libcurl resolves names synchronously: a slow DNS server will stall the "
+                "gateway during deliveries");
     c->sender.send = send_req;
     c->loop = loop;
     c->multi = curl_multi_init();

@@ -13,6 +13,7 @@
 #include "../gateway/loop.h"
 #include "../gateway/status.h"
 #include "../gateway/stream.h"
+#include "../gateway/workq.h"
 #include "auth.h"
 #include "openapi.h"
 #include "replay.h"
@@ -42,6 +43,7 @@ struct gw_http {
     atomic_int draining;
     atomic_llong last_request_ms; /* CLOCK_MONOTONIC ms of the latest request */
     struct gw_replay *replay;     /* signed hooks seen recently (NULL: window 0) */
+    struct gw_workq *resolver;    /* workers that resolve callback hosts */
 };
 
 enum req_state { REQ_READING = 0, REQ_WAITING, REQ_ANSWERED };
@@ -253,6 +255,40 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* Hands r's command to the loop; when the mailbox is closed (shutdown) answers 503 at once. */
+static void post_cmd(struct req *r)
+{
+    struct gw_cmd *cmd = r->cmd;
+    if (gw_mailbox_post(r->h->mb, cmd) != 0) {
+        cmd->retry_after = 5;
+        cmd->status = 503;
+        json_decref(cmd->result);
+        cmd->result = gw_problem_new(503, "Shutting down", "the gateway is stopping", NULL);
+        resume_conn(r->conn);
+    }
+}
+
+/* Worker thread: the SSRF check of a new subscription's callback, which resolves its host. A
+ * refusal goes through the mailbox too (already settled), so that the connection is resumed
+ * from the loop, which runs libmicrohttpd. */
+static void check_callback(void *arg)
+{
+    struct req *r = arg;
+    struct gw_cmd *cmd = r->cmd;
+    const struct gw_config *cfg = r->h->cfg;
+    const char *delay = getenv("PUBSUBGW_TEST_RESOLVE_DELAY_MS");
+    if (delay != NULL && atoi(delay) > 0)
+        usleep((useconds_t)atoi(delay) * 1000); /* tests: a slow resolver */
+    char err[512];
+    const char *callback = json_string_value(json_object_get(cmd->args, "callback"));
+    if (!gw_url_allowed(callback, cfg->callback_allow, (size_t)cfg->ncallback_allow, err,
+                        sizeof(err))) {
+        cmd->status = 400;
+        cmd->result = gw_problem_new(400, "Invalid request body", err, NULL);
+    }
+    post_cmd(r);
+}
+
 static enum MHD_Result dispatch(struct req *r)
 {
     struct MHD_Connection *conn = r->conn;
@@ -321,16 +357,6 @@ static enum MHD_Result dispatch(struct req *r)
                           0, NULL, NULL);
         goto out;
     }
-    if (cmd->op == GW_OP_SUB_CREATE) {
-        char err[512];
-        const char *callback = json_string_value(json_object_get(cmd->args, "callback"));
-        if (!gw_url_allowed(callback, r->h->cfg->callback_allow, (size_t)r->h->cfg->ncallback_allow,
-                            err, sizeof(err))) {
-            gw_cmd_free(cmd);
-            rc = send_problem(conn, 400, "Invalid request body", err, 0, NULL, NULL);
-            goto out;
-        }
-    }
     if (GW_OP_NEEDS_XMPP(cmd->op) && !atomic_load(&gw_status.xmpp_up)) {
         gw_cmd_free(cmd);
         rc = send_problem(conn, 503, "XMPP session unavailable",
@@ -353,12 +379,11 @@ static enum MHD_Result dispatch(struct req *r)
     r->state = REQ_WAITING;
     /* Suspend before posting: the answer may come back before this function returns. */
     MHD_suspend_connection(conn);
-    if (gw_mailbox_post(r->h->mb, cmd) != 0) {
-        cmd->retry_after = 5;
-        cmd->status = 503;
-        cmd->result = gw_problem_new(503, "Shutting down", "the gateway is stopping", NULL);
-        resume_conn(conn);
-    }
+    /* A callback's host is resolved (and its addresses checked) on a worker: name resolution
+     * may take seconds, and the loop must not wait for it. The worker posts the command on. */
+    if (cmd->op == GW_OP_SUB_CREATE && gw_workq_submit(r->h->resolver, check_callback, r) == 0)
+        goto out;
+    post_cmd(r);
 out:
     for (size_t i = 0; i < q.n; i++) {
         free(params[i].key);
@@ -587,8 +612,10 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
         return NULL;
     }
     struct gw_http *h = calloc(1, sizeof(*h));
-    if (h != NULL && cfg->hook_replay_window_ms > 0 &&
-        (h->replay = gw_replay_new(cfg->hook_replay_window_ms, 100000)) == NULL) {
+    if (h != NULL && ((cfg->hook_replay_window_ms > 0 &&
+                       (h->replay = gw_replay_new(cfg->hook_replay_window_ms, 100000)) == NULL) ||
+                      (h->resolver = gw_workq_new(4)) == NULL)) {
+        gw_replay_free(h->replay);
         free(h);
         h = NULL;
     }
@@ -676,6 +703,10 @@ void gw_http_stop(struct gw_http *h)
             break;
         serve_10ms(h);
     }
+    /* Resolutions under way post their commands (refused with 503 once the mailbox is closed),
+     * so no connection stays suspended. */
+    gw_workq_free(h->resolver);
+    h->resolver = NULL;
     MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
