@@ -69,6 +69,8 @@ static const char usage_text[] =
     "  --max-pending N        undelivered events in all; beyond it publishing and new\n"
     "                         subscriptions get 503 (default 5000000)\n"
     "  --max-stanza BYTES     larger notifications from the server are dropped (default 1048576)\n"
+    "  --dead-letter-max N    dead letters kept per subscription; older ones go (default 10000)\n"
+    "  --dead-letter-max-age SECONDS  dead letters are removed after this (default 2592000)\n"
     "Inbound webhooks and event streams:\n"
     "  --hook-secret NODE=SECRET  secret for POST /v1/hooks/NODE (X-Hub-Signature-256);\n"
     "                         NODE '*' for every node; repeatable\n"
@@ -77,6 +79,8 @@ static const char usage_text[] =
     "                         0 = off)\n"
     "  --sse-heartbeat SECONDS  comment line sent to idle event streams (default 15)\n"
     "  --sse-history N        events kept per node for Last-Event-ID resume (default 256)\n"
+    "  --sse-history-bytes BYTES  ... and at most this many bytes of them (default 1048576)\n"
+    "  --sse-queue-bytes BYTES  a stream client further behind is cut off (default 1048576)\n"
     "  --help                 show this text and exit\n"
     "  --version              show the version and exit\n";
 
@@ -394,7 +398,7 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         const char *name;
         long min, max, scale;
         size_t offset;
-        int kind; /* 0 int, 1 long, 2 int64 */
+        int kind; /* 0 int, 1 long, 2 int64, 3 size_t */
     } numbers[] = {
         {"delivery-timeout", 1, 3600, 1000, offsetof(struct gw_config, delivery_timeout_ms), 1},
         {"retry-attempts", 1, 1000, 1, offsetof(struct gw_config, retry_attempts), 0},
@@ -419,6 +423,11 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
          offsetof(struct gw_config, max_pending_sub), 2},
         {"max-pending", 1, 1000000000, 1, offsetof(struct gw_config, max_pending), 2},
         {"max-stanza", 1024, 64L * 1024 * 1024, 1, offsetof(struct gw_config, max_stanza), 1},
+        {"dead-letter-max", 1, 10000000, 1, offsetof(struct gw_config, dead_letter_max), 0},
+        {"dead-letter-max-age", 60, 3650L * 86400, 1000,
+         offsetof(struct gw_config, dead_letter_max_age_ms), 2},
+        {"sse-history-bytes", 0, 1L << 30, 1, offsetof(struct gw_config, sse_history_bytes), 3},
+        {"sse-queue-bytes", 4096, 1L << 30, 1, offsetof(struct gw_config, sse_queue_bytes), 3},
     };
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
         if (strcmp(name, numbers[i].name) != 0)
@@ -430,8 +439,10 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
             *(int *)field = (int)(v * numbers[i].scale);
         else if (numbers[i].kind == 1)
             *(long *)field = v * numbers[i].scale;
-        else
+        else if (numbers[i].kind == 2)
             *(int64_t *)field = (int64_t)v * numbers[i].scale;
+        else
+            *(size_t *)field = (size_t)v * (size_t)numbers[i].scale;
         return 0;
     }
     snprintf(err, errlen, "unknown option '%s'", name);
@@ -534,6 +545,10 @@ static const struct option long_options[] = {
     {"max-pending-per-subscription", required_argument, NULL, 0},
     {"max-pending", required_argument, NULL, 0},
     {"max-stanza", required_argument, NULL, 0},
+    {"dead-letter-max", required_argument, NULL, 0},
+    {"dead-letter-max-age", required_argument, NULL, 0},
+    {"sse-history-bytes", required_argument, NULL, 0},
+    {"sse-queue-bytes", required_argument, NULL, 0},
     {"sse-heartbeat", required_argument, NULL, 0},
     {"hook-replay-window", required_argument, NULL, 0},
     {"sse-history", required_argument, NULL, 0},
@@ -573,6 +588,10 @@ static void set_defaults(struct gw_config *cfg)
     cfg->max_pending_sub = 100000;
     cfg->max_pending = 5000000;
     cfg->max_stanza = 1024 * 1024;
+    cfg->dead_letter_max = 10000;
+    cfg->dead_letter_max_age_ms = 30LL * 86400 * 1000;
+    cfg->sse_history_bytes = 1024 * 1024;
+    cfg->sse_queue_bytes = 1024 * 1024;
 }
 
 int gw_token_allows_node(const struct gw_token *token, const char *node)

@@ -82,6 +82,10 @@ struct gw_config {
     int max_inflight;
     int64_t max_pending_sub;
     int64_t max_pending;
+    int dead_letter_max; /* per subscription */
+    int64_t dead_letter_max_age_ms;
+    size_t sse_history_bytes; /* per node */
+    size_t sse_queue_bytes;   /* per client */
     long max_stanza;
 };
 

@@ -160,10 +160,10 @@ static void on_result(void *arg, const struct gw_send_result *res)
     int dead =
         attempts >= h->cfg->retry_attempts || now - a->created_ms >= h->cfg->retry_max_age_ms;
     int64_t delay = gw_retry_delay_ms(h->cfg, attempts, res->status, res->retry_after_s);
-    gw_store_delivery_failed(h->store, a->seq, attempts, now + delay, error, dead);
+    gw_store_delivery_failed(h->store, a->seq, attempts, dead ? now : now + delay, error, dead);
     if (dead) {
         gw_pending_add(h, s, -1);
-        atomic_fetch_add(&gw_status.dead_letters, 1);
+        gw_dead_letter_added(h, s);
         gw_warn("subscription %s: event moved to dead letters after %d attempts (%s)", s->id,
                 attempts, error);
         free(a);
@@ -174,6 +174,21 @@ static void on_result(void *arg, const struct gw_send_result *res)
              (long long)delay);
     free(a);
     arm(h, s, delay);
+}
+
+void gw_dead_letter_added(struct gw_hooks *h, struct hsub *s)
+{
+    atomic_fetch_add(&gw_status.dead_letters, 1);
+    /* Dead letters are capped per subscription: every tenth of the cap, the oldest beyond it go
+     * (an indexed delete of at most a few hundred rows, so the loop is never held long). */
+    int every = h->cfg->dead_letter_max / 10 > 0 ? h->cfg->dead_letter_max / 10 : 1;
+    if (++s->dead_added < every)
+        return;
+    s->dead_added = 0;
+    int n;
+    do
+        n = gw_store_dead_prune_count(h->store, s->id, h->cfg->dead_letter_max, 256);
+    while (n == 256);
 }
 
 /* The delivery body: the stored event plus this subscription's id. The stored event is a compact

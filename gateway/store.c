@@ -50,6 +50,8 @@ enum {
     S_SEEN_PRUNE,
     S_EVENTS_ORPHANS,
     S_SUB_EVENTS_ORPHANED,
+    S_DEAD_OLD,
+    S_DEAD_EXCESS,
     S_PENDING_BY_SUB,
     S_COUNT
 };
@@ -92,6 +94,12 @@ static const char *const sql[S_COUNT] = {
                          "(SELECT 1 FROM deliveries WHERE event = events.id)",
     /* The events of one subscription's deliveries that no other subscription still needs: by
      * id through both delivery indexes, not a scan of the events table. */
+    /* Dead letters past their age (next_at is when they died), through deliveries_dead. */
+    [S_DEAD_OLD] = "SELECT seq, event FROM deliveries WHERE dead = 1 AND next_at < ?1 LIMIT ?2",
+    /* A subscription's dead letters beyond the newest ?2, through deliveries_sub. */
+    [S_DEAD_EXCESS] = "SELECT seq, event FROM deliveries WHERE sub_id = ?1 AND dead = 1 AND seq <= "
+                      "(SELECT seq FROM deliveries WHERE sub_id = ?1 AND dead = 1 "
+                      "ORDER BY seq DESC LIMIT 1 OFFSET ?2) LIMIT ?3",
     [S_SUB_EVENTS_ORPHANED] =
         "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_id = ?1) "
         "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_id <> ?1)",
@@ -114,6 +122,7 @@ static const char schema[] =
     " dead INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries(sub_id, dead, seq);"
     "CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event);"
+    "CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(dead, next_at);"
     "CREATE TABLE IF NOT EXISTS seen_items ("
     " service TEXT NOT NULL, node TEXT NOT NULL, item TEXT NOT NULL,"
     " UNIQUE(service, node, item));";
@@ -470,6 +479,55 @@ int gw_store_delivery_done(struct gw_store *s, int64_t seq, int64_t event)
     q = stmt(s, S_EVENT_GC);
     sqlite3_bind_int64(q, 1, event);
     return step_done(s, q);
+}
+
+/* Removes the rows q selects (seq, event), at most limit, each with its event once unneeded. */
+static int remove_selected(struct gw_store *s, sqlite3_stmt *q, int limit)
+{
+    int64_t rows[2][256];
+    int n = 0, total = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW && total < limit) {
+        rows[0][n] = sqlite3_column_int64(q, 0);
+        rows[1][n] = sqlite3_column_int64(q, 1);
+        n++;
+        total++;
+        if (n == 256)
+            break; /* the statement is reset below; the caller asks again */
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return -1;
+    /* One transaction for the lot, unless the caller's is open already. */
+    int own = n > 0 && sqlite3_get_autocommit(s->db) && gw_store_begin(s) == 0;
+    for (int i = 0; i < n; i++) {
+        if (gw_store_delivery_done(s, rows[0][i], rows[1][i]) != 0) {
+            if (own)
+                gw_store_rollback(s);
+            return -1;
+        }
+    }
+    if (own && gw_store_commit(s) != 0) {
+        gw_store_rollback(s);
+        return -1;
+    }
+    return n;
+}
+
+int gw_store_dead_prune_age(struct gw_store *s, int64_t before_ms, int limit)
+{
+    sqlite3_stmt *q = stmt(s, S_DEAD_OLD);
+    sqlite3_bind_int64(q, 1, before_ms);
+    sqlite3_bind_int(q, 2, limit < 256 ? limit : 256);
+    return remove_selected(s, q, limit);
+}
+
+int gw_store_dead_prune_count(struct gw_store *s, const char *sub_id, int keep, int limit)
+{
+    sqlite3_stmt *q = stmt(s, S_DEAD_EXCESS);
+    bind_text(q, 1, sub_id);
+    sqlite3_bind_int(q, 2, keep);
+    sqlite3_bind_int(q, 3, limit < 256 ? limit : 256);
+    return remove_selected(s, q, limit);
 }
 
 int gw_store_delivery_failed(struct gw_store *s, int64_t seq, int attempts, int64_t next_at,

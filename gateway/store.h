@@ -62,12 +62,19 @@ int gw_store_delivery_head(struct gw_store *st, const char *sub_id, int64_t afte
 void gw_store_delivery_clear(struct gw_store_delivery *d);
 /* Delivered: removes the row (and the event once no delivery needs it). */
 int gw_store_delivery_done(struct gw_store *st, int64_t seq, int64_t event);
-/* Failed: records the attempt; dead moves it to the dead letters. */
+/* Failed: records the attempt; dead moves it to the dead letters (next_at is then the time it
+ * died, which the age limit of dead letters counts from). */
 int gw_store_delivery_failed(struct gw_store *st, int64_t seq, int attempts, int64_t next_at,
                              const char *error, int dead);
 /* Dead letters of sub_id, oldest first, through cb. */
 int gw_store_dead_each(struct gw_store *st, const char *sub_id,
                        void (*cb)(const struct gw_store_delivery *d, void *arg), void *arg);
+/* Removes up to limit (at most 256 a call) dead letters that died before before_ms; returns
+ * how many, or -1. */
+int gw_store_dead_prune_age(struct gw_store *st, int64_t before_ms, int limit);
+/* Removes up to limit (at most 256 a call) of sub_id's oldest dead letters beyond the newest
+ * keep; returns how many, or -1. */
+int gw_store_dead_prune_count(struct gw_store *st, const char *sub_id, int keep, int limit);
 /* Makes dead letter seq of sub_id live again with a fresh attempt count; 1 if found, 0 if not. */
 int gw_store_dead_retry(struct gw_store *st, const char *sub_id, int64_t seq, int64_t now_ms);
 

@@ -73,6 +73,8 @@ int gw_stream_push(struct gw_stream *st, const char *text, size_t len)
             cap *= 2;
         char *b = realloc(st->buf, cap);
         if (b == NULL) {
+            st->closed = 1; /* as if cut off: the client reconnects with Last-Event-ID */
+            wake_locked(st);
             rc = -1;
             goto out;
         }

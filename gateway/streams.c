@@ -26,10 +26,11 @@ static char *frame(const char *id, json_t *ev, size_t *len)
     return out;
 }
 
+/* The node's history keeps the last --sse-history frames within --sse-history-bytes. */
 static void remember(struct gw_hooks *h, struct hnode *hn, const char *id, char *text, size_t len)
 {
     int cap = h->cfg->sse_history;
-    if (cap <= 0) {
+    if (cap <= 0 || len > h->cfg->sse_history_bytes) {
         free(text);
         return;
     }
@@ -40,16 +41,19 @@ static void remember(struct gw_hooks *h, struct hnode *hn, const char *id, char 
         }
         hn->hcap = cap;
     }
-    int slot = (hn->hhead + hn->hcount) % cap;
-    if (hn->hcount == cap) {
-        free(hn->history[hn->hhead].text);
+    while (hn->hcount == cap || (hn->hcount > 0 && hn->hbytes + len > h->cfg->sse_history_bytes)) {
+        struct history_entry *old = &hn->history[hn->hhead];
+        hn->hbytes -= old->len;
+        free(old->text);
+        old->text = NULL;
         hn->hhead = (hn->hhead + 1) % cap;
         hn->hcount--;
     }
-    struct history_entry *e = &hn->history[slot];
+    struct history_entry *e = &hn->history[(hn->hhead + hn->hcount) % cap];
     snprintf(e->id, sizeof(e->id), "%s", id);
     e->text = text;
     e->len = len;
+    hn->hbytes += len;
     hn->hcount++;
 }
 
@@ -84,6 +88,18 @@ void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40])
             continue;
         size_t len;
         char *text = frame(ids[i], ev, &len);
+        if (text != NULL && len > h->cfg->sse_queue_bytes / 2) {
+            /* A frame no client queue could hold comfortably would cut off every client: they
+             * get the event without its payload, marked, and fetch the item over REST. */
+            free(text);
+            json_t *slim = json_deep_copy(ev);
+            json_t *item = json_object_get(slim, "item");
+            json_object_del(item, "payload");
+            json_object_del(item, "xml");
+            json_object_set_new(slim, "truncated", json_true());
+            text = slim ? frame(ids[i], slim, &len) : NULL;
+            json_decref(slim);
+        }
         if (text == NULL)
             continue;
         int dead = 0;
@@ -117,7 +133,21 @@ void gw_streams_attach(struct gw_hooks *h, struct hnode *hn, struct gw_stream *s
         gw_stream_push(st, miss, sizeof(miss) - 1);
         return;
     }
-    for (int k = found + 1; k < hn->hcount; k++) {
+    /* What follows it, newest last; as much as fits in half the client's queue, so that a
+     * resume never cuts the client off (it is told what was left out). */
+    size_t room = h->cfg->sse_queue_bytes / 2, sum = 0;
+    int from = hn->hcount;
+    while (from > found + 1 && sum + hn->history[(hn->hhead + from - 1) % cap].len <= room)
+        sum += hn->history[(hn->hhead + --from) % cap].len;
+    if (from > found + 1) {
+        char note[160];
+        int len = snprintf(note, sizeof(note),
+                           ": %d events after the last event id do not fit this stream; fetch them "
+                           "from the node's items\n\n",
+                           from - found - 1);
+        gw_stream_push(st, note, (size_t)len);
+    }
+    for (int k = from; k < hn->hcount; k++) {
         struct history_entry *e = &hn->history[(hn->hhead + k) % cap];
         gw_stream_push(st, e->text, e->len);
     }
@@ -179,28 +209,41 @@ void gw_streams_open(struct gw_hooks *h, struct gw_cmd *cmd)
     h->exec(h->exec_arg, xc);
 }
 
+struct beat {
+    struct hnode **dirty;
+    size_t n, cap;
+};
+
 static void beat_node(void *value, void *arg)
 {
     struct hnode *hn = value;
-    struct hnode **dirty = arg;
+    struct beat *b = arg;
     static const char beat[] = ": keep-alive\n\n";
     int dead = 0;
     for (struct gw_stream *st = hn->streams; st; st = st->next)
         dead |= gw_stream_push(st, beat, sizeof(beat) - 1) != 0;
-    if (dead && *dirty == NULL)
-        *dirty = hn; /* swept after the walk: the map must not change during it */
+    if (!dead)
+        return;
+    /* Swept after the walk (the map must not change during it), each node once. */
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 8;
+        struct hnode **d = realloc(b->dirty, cap * sizeof(*d));
+        if (d == NULL)
+            return; /* swept at the next heartbeat */
+        b->dirty = d;
+        b->cap = cap;
+    }
+    b->dirty[b->n++] = hn;
 }
 
 static void on_heartbeat(struct gw_loop *loop, void *arg)
 {
     struct gw_hooks *h = arg;
-    for (;;) {
-        struct hnode *dirty = NULL;
-        gw_hmap_each(h->nodes, beat_node, &dirty);
-        if (dirty == NULL)
-            break;
-        sweep(h, dirty);
-    }
+    struct beat b = {NULL, 0, 0};
+    gw_hmap_each(h->nodes, beat_node, &b);
+    for (size_t i = 0; i < b.n; i++)
+        sweep(h, b.dirty[i]);
+    free(b.dirty);
     h->heartbeat_timer = gw_loop_timer_add(loop, h->cfg->sse_heartbeat_ms, on_heartbeat, h);
 }
 

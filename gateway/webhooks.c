@@ -215,8 +215,16 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
         if (hn == NULL)
             continue;
         const char *item_id = json_string_value(json_object_get(json_object_get(ev, "item"), "id"));
-        if (mark_seen && item_id && strcmp(type, "item.published") == 0)
+        if (mark_seen && item_id && strcmp(type, "item.published") == 0) {
             gw_store_seen_add(h->store, service, node, item_id);
+            /* Catch-up looks at no more than --catchup-max items, so twice that many seen ids
+             * per node are all it needs; pruned as they come, not only at reconnects. */
+            int keep = 2 * h->cfg->catchup_max > 16 ? 2 * h->cfg->catchup_max : 16;
+            if (++hn->seen_added >= keep / 2) {
+                hn->seen_added = 0;
+                gw_store_seen_prune(h->store, service, node, keep);
+            }
+        }
         unsigned bit = type_bit(type);
         int64_t row = 0;
         for (struct hsub *s = hn->subs; s; s = s->node_next) {
@@ -244,7 +252,7 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
             if (gw_store_delivery_add(h->store, s->id, row, now, full ? "outbox full" : NULL) != 0)
                 goto fail;
             if (full) {
-                atomic_fetch_add(&gw_status.dead_letters, 1);
+                gw_dead_letter_added(h, s);
                 continue;
             }
             gw_pending_add(h, s, 1);
@@ -379,6 +387,15 @@ static void load_one(const struct gw_store_sub *st, void *arg)
     }
 }
 
+/* Dead letters older than --dead-letter-max-age leave, a few hundred at a time: every minute,
+ * or at once again while there are more. */
+static void on_dead_age(struct gw_loop *loop, void *arg)
+{
+    struct gw_hooks *h = arg;
+    int n = gw_store_dead_prune_age(h->store, gw_wall_ms() - h->cfg->dead_letter_max_age_ms, 256);
+    h->dead_age_timer = gw_loop_timer_add(loop, n == 256 ? 10 : 60000, on_dead_age, h);
+}
+
 struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
                               struct gw_store *store, struct gw_sender *sender,
                               gw_xmpp_exec_fn exec, void *exec_arg)
@@ -402,6 +419,7 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
     gw_info("%zu webhook subscriptions on %zu nodes, %lld deliveries pending",
             gw_hmap_size(h->subs), gw_hmap_size(h->nodes), (long long)h->pending_total);
     gw_streams_heartbeat_start(h);
+    h->dead_age_timer = gw_loop_timer_add(loop, 1000, on_dead_age, h);
     /* Deliveries left in the outbox by the previous run start right away. */
     for (struct hsub *s = h->first; s; s = s->next)
         gw_delivery_kick(h, s);
@@ -420,6 +438,8 @@ void gw_hooks_free(struct gw_hooks *h)
         return;
     if (h->heartbeat_timer)
         gw_loop_timer_cancel(h->loop, h->heartbeat_timer);
+    if (h->dead_age_timer)
+        gw_loop_timer_cancel(h->loop, h->dead_age_timer);
     gw_delivery_flush(h);
     free(h->done);
     struct hsub *s = h->first;

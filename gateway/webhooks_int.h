@@ -26,6 +26,7 @@ struct hsub {
     int64_t done_seq; /* delivered up to here; the outbox rows go in the next batch */
     int64_t pending;  /* live deliveries in the outbox */
     int gone;         /* removed while a delivery was in flight: freed when it ends */
+    int dead_added;   /* dead letters since its count was last capped */
     uint64_t timer;
 };
 
@@ -44,6 +45,7 @@ struct hnode {
     int nstreams;
     struct history_entry *history; /* ring of the last cfg->sse_history frames */
     int hhead, hcount, hcap;
+    size_t hbytes;  /* bytes of the frames held */
     int subscribed; /* the service confirmed the XMPP subscription in this session */
     /* synchronisation (nodesync.c) */
     struct gw_hooks *hooks;
@@ -53,6 +55,7 @@ struct hnode {
     json_t *held; /* live events waiting for the catch-up, oldest first */
     uint64_t probe_timer;
     int probe_ms;
+    int seen_added; /* seen item ids stored since the node's were last pruned */
 };
 
 struct gw_hooks {
@@ -66,6 +69,7 @@ struct gw_hooks {
     struct gw_hmap *nodes; /* service NUL node -> hnode */
     struct hsub *first, *last;
     uint64_t heartbeat_timer;
+    uint64_t dead_age_timer; /* removes dead letters past --dead-letter-max-age */
     int64_t pending_total;
     /* deliveries answered 2xx whose outbox rows are still to be removed (see delivery.c) */
     struct done_entry {
@@ -89,6 +93,8 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s);
  * will free it. */
 int gw_delivery_detach(struct gw_hooks *h, struct hsub *s);
 void gw_hsub_free(struct hsub *s);
+/* Counts a new dead letter of s, and keeps s's dead letters within --dead-letter-max. */
+void gw_dead_letter_added(struct gw_hooks *h, struct hsub *s);
 /* Moves s's count of live deliveries, and the total with it, by n. */
 void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n);
 /* Removes the outbox rows of the deliveries answered 2xx since the last call, in one

@@ -365,7 +365,7 @@ static enum MHD_Result dispatch(struct req *r)
     }
     if (cmd->op == GW_OP_STREAM_OPEN) {
         cmd->stream =
-            gw_stream_new(1024 * 1024, resume_conn, conn,
+            gw_stream_new(r->h->cfg->sse_queue_bytes, resume_conn, conn,
                           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID"));
         if (cmd->stream == NULL) {
             gw_cmd_free(cmd);
