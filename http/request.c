@@ -273,16 +273,25 @@ static int check_publish_options(json_t *opts, struct gw_http_reply *reply)
 }
 
 /* Collects ?publish-option.FIELD=VALUE parameters into an object (NULL when there are none). */
+/* Publish-options from the query: `publish-option.FIELD=V`, or the OpenAPI deepObject form
+ * `publish-option[FIELD]=V` that generated clients send. */
 static json_t *query_publish_options(const struct gw_http_request *req)
 {
     json_t *opts = NULL;
     for (size_t i = 0; i < req->nquery; i++) {
         const char *k = req->query[i].key;
-        if (strncmp(k, "publish-option.", 15) != 0 || k[15] == '\0')
+        char field[1100];
+        if (strncmp(k, "publish-option.", 15) == 0 && k[15] != '\0') {
+            snprintf(field, sizeof(field), "%s", k + 15);
+        } else if (strncmp(k, "publish-option[", 15) == 0 && k[15] != ']' && strlen(k) > 16 &&
+                   k[strlen(k) - 1] == ']') {
+            snprintf(field, sizeof(field), "%.*s", (int)(strlen(k) - 16), k + 15);
+        } else {
             continue;
+        }
         if (opts == NULL)
             opts = json_object();
-        json_object_set_new(opts, k + 15, json_string(req->query[i].value));
+        json_object_set_new(opts, field, json_string(req->query[i].value));
     }
     return opts;
 }

@@ -290,6 +290,38 @@ int it_http(const char *method, const char *url, const char *content_type, const
     return it_http_ex(method, url, content_type, body, len, NULL, 0, r);
 }
 
+/* With PUBSUBGW_CONTRACT_LOG set, every answer the suite receives is appended to that file as
+ * one JSON line (method, path, status, headers, body) for the contract check against
+ * openapi/openapi.json (tests/contract/check.py). */
+static void contract_log(const char *method, const char *url, const struct it_resp *r,
+                         size_t body_len)
+{
+    const char *file = getenv("PUBSUBGW_CONTRACT_LOG");
+    if (file == NULL || file[0] == '\0')
+        return;
+    const char *path = strstr(url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    json_t *line = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "method", method, "path",
+                             path ? path : "/", "status", (json_int_t)r->status, "content_type",
+                             r->content_type, "retry_after", r->retry_after, "allow", r->allow,
+                             "body", body_len <= 256 * 1024 ? r->body : "");
+    if (line != NULL && body_len > 256 * 1024)
+        json_object_set_new(line, "body_skipped", json_true());
+    char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    json_decref(line);
+    if (text == NULL)
+        return;
+    int fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        size_t n = strlen(text);
+        text[n] = '\n'; /* replaces the NUL: written as one line with one write */
+        if (write(fd, text, n + 1) != (ssize_t)(n + 1))
+            fprintf(stderr, "contract log: short write to %s\n", file);
+        close(fd);
+    }
+    free(text);
+}
+
 int it_http_ex(const char *method, const char *url, const char *content_type, const char *body,
                size_t len, const char *const *headers, int nheaders, struct it_resp *r)
 {
@@ -331,6 +363,8 @@ int it_http_ex(const char *method, const char *url, const char *content_type, co
     r->body = b.data ? b.data : strdup("");
     if (b.len > 0)
         r->json = json_loads(b.data, JSON_DECODE_ANY, NULL);
+    if (rc == CURLE_OK)
+        contract_log(method, url, r, b.len);
     return rc == CURLE_OK ? 0 : -1;
 }
 

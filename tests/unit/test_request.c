@@ -72,6 +72,14 @@ int main(void)
     CHECK_STR(cmd->service, "pubsub.example.org");
     CHECK_STR(json_string_value(json_object_get(cmd->config, "pubsub#access_model")), "open");
     gw_cmd_free(cmd);
+    /* the deepObject form generated clients send */
+    struct gw_query_param q2[] = {{"publish-option[pubsub#max_items]", "5"},
+                                  {"publish-option[]", "ignored"}};
+    rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/json", "{}", q2, 2, &cmd, &reply);
+    CHECK_INT(rc, 0);
+    CHECK_STR(json_string_value(json_object_get(cmd->config, "pubsub#max_items")), "5");
+    CHECK_INT(json_object_size(cmd->config), 1);
+    gw_cmd_free(cmd);
 
     rc = prep(
         GW_ROUTE_ITEM_PUBLISH, "n", "application/vnd.pubsubgw.publish+json",
