@@ -10,3 +10,23 @@ print(s.getsockname()[1])
 s.close()
 PY
 }
+
+# Exits with a message when something already listens on 127.0.0.1:$1 (a port picked as free
+# may have been taken since by a server started at the same time).
+port_unused() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        echo "port $1 is already in use" >&2
+        exit 1
+    fi
+}
+
+# 0 when process $2 (or one of its children) listens on TCP port $1.
+listens_on() {
+    local pids
+    pids=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2)
+    for p in $pids; do
+        [ "$p" = "$2" ] && return 0
+        [ "$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')" = "$2" ] && return 0
+    done
+    return 1
+}

@@ -58,6 +58,7 @@ dir=$(cd "$dir" && pwd)
 stop
 port=${3:-0}
 [ "$port" != 0 ] || port=$(free_port)
+port_unused "$port"
 # A restart on the same port keeps the spool (accounts, nodes and items, as a server restart
 # does); a new port starts clean.
 if [ "$(cat "$dir/node" 2>/dev/null)" != "pubsubgw_$port@localhost" ]; then
@@ -159,7 +160,7 @@ for user in gw gw2 gw3 gw4 gw5 gw6 gw7 gw8 gw9 gw10 gw11 gw12 alice bob; do
         case "$out" in *"already registered"*) ;; *) echo "$out" >&2; stop; exit 1 ;; esac
 done
 for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if listens_on "$port" "$(cat "$dir/ejabberd.pid")"; then
         echo "$tls_port" >"$dir/tls_port"
         echo "$port" >"$dir/port"
         echo "$port"

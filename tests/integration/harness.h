@@ -25,6 +25,7 @@ const char *it_unique(const char *prefix);
 struct it_server {
     char dir[256];
     int port;
+    int started; /* once started, restarts keep the port */
 };
 /* Creates the directory and picks a port on the first start; starts the server. 0 or -1. */
 int it_server_start(struct it_server *p);
