@@ -81,6 +81,7 @@ static const char usage_text[] =
     "  --sse-history N        events kept per node for Last-Event-ID resume (default 256)\n"
     "  --sse-history-bytes BYTES  ... and at most this many bytes of them (default 1048576)\n"
     "  --sse-queue-bytes BYTES  a stream client further behind is cut off (default 1048576)\n"
+    "  --check-config         check the options and the config file, then exit (0 or 2)\n"
     "  --help                 show this text and exit\n"
     "  --version              show the version and exit\n";
 
@@ -241,9 +242,15 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
     long v;
     if (strcmp(name, "listen") == 0) {
         char *host = NULL;
-        int port = 8080;
+        int port = -1;
         if (gw_config_split_hostport(value, &host, &port) != 0)
             goto bad;
+        if (port < 0) {
+            free(host);
+            snprintf(err, errlen, "invalid value for --listen: '%.200s' has no port (ADDR:PORT)",
+                     value);
+            return -1;
+        }
         free(cfg->listen_host);
         cfg->listen_host = host;
         cfg->listen_port = port;
@@ -489,6 +496,13 @@ static int load_file(struct gw_config *cfg, const char *path, char *err, size_t 
         if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
             value[vlen - 1] = '\0';
             value++;
+        } else if (value[0] == '"' || (vlen > 0 && value[vlen - 1] == '"')) {
+            /* Never taken literally: a password with a stray quote would fail to log in later,
+             * far from the cause. The value is not echoed (it may be a secret). */
+            snprintf(err, errlen, "%s:%d: unbalanced double quote in the value of '%.100s'", path,
+                     lineno, key);
+            rc = -1;
+            break;
         }
         if (strcmp(key, "config") == 0) {
             snprintf(err, errlen, "%s:%d: 'config' cannot be nested", path, lineno);
@@ -552,6 +566,7 @@ static const struct option long_options[] = {
     {"sse-heartbeat", required_argument, NULL, 0},
     {"hook-replay-window", required_argument, NULL, 0},
     {"sse-history", required_argument, NULL, 0},
+    {"check-config", no_argument, NULL, 'C'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -634,6 +649,8 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
             return GW_CONFIG_HELP;
         if (c == 'V')
             return GW_CONFIG_VERSION;
+        if (c == 'C')
+            cfg->check_only = 1;
         if (c == '?') {
             snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
             return GW_CONFIG_ERROR;

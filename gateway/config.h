@@ -87,6 +87,7 @@ struct gw_config {
     size_t sse_history_bytes; /* per node */
     size_t sse_queue_bytes;   /* per client */
     long max_stanza;
+    int check_only; /* --check-config: validate and exit */
 };
 
 /* 1 when token may act on node: it has no node patterns, or one matches (NULL token: no tokens

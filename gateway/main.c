@@ -128,6 +128,11 @@ int main(int argc, char **argv)
     case GW_CONFIG_OK:
         break;
     }
+    if (cfg.check_only) {
+        printf("pubsubgw: configuration OK\n");
+        gw_config_free(&cfg);
+        return 0;
+    }
     gw_log_threshold = cfg.log_level;
     atomic_store(&gw_status.started_at, (long)time(NULL));
 

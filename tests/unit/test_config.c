@@ -55,6 +55,23 @@ int main(void)
     CHECK_STR(cfg.service, "ps.other");
     gw_config_free(&cfg);
 
+    /* --listen needs its port; flags take no value or a boolean; --check-config only checks. */
+    CHECK_INT(load(&cfg, err, 5, "--jid", "gw@example.org", "--listen", "127.0.0.1"),
+              GW_CONFIG_ERROR);
+    CHECK(strstr(err, "no port") != NULL);
+    gw_config_free(&cfg);
+    CHECK_INT(load(&cfg, err, 6, "--jid", "gw@example.org", "--tls-insecure", "--auto-create=no",
+                   "--check-config"),
+              GW_CONFIG_OK);
+    CHECK_INT(cfg.tls_insecure, 1);
+    CHECK_INT(cfg.auto_create, 0);
+    CHECK_INT(cfg.check_only, 1);
+    CHECK_INT(cfg.ping_interval_ms, 10000);
+    gw_config_free(&cfg);
+    CHECK_INT(load(&cfg, err, 4, "--jid", "gw@example.org", "--exit-on-auth-failure=maybe"),
+              GW_CONFIG_ERROR);
+    gw_config_free(&cfg);
+
     CHECK_INT(load(&cfg, err, 5, "--jid", "gw@example.org", "--tls", "maybe"), GW_CONFIG_ERROR);
     CHECK(strstr(err, "--tls") != NULL);
     gw_config_free(&cfg);
@@ -88,6 +105,13 @@ int main(void)
     CHECK_INT(cfg.iq_timeout_ms, 4000);
     gw_config_free(&cfg);
 
+    f = fopen(path, "w");
+    fputs("jid = a@b\npassword = \"unterminated\n", f);
+    fclose(f);
+    CHECK_INT(load(&cfg, err, 3, "--config", path), GW_CONFIG_ERROR);
+    CHECK(strstr(err, ":2:") != NULL && strstr(err, "quote") != NULL &&
+          strstr(err, "unterminated") == NULL); /* named, not echoed */
+    gw_config_free(&cfg);
     f = fopen(path, "w");
     fputs("jid = a@b\nbogus-key = 1\n", f);
     fclose(f);
