@@ -62,6 +62,7 @@ struct gw_cmd {
     char *sub_id;             /* webhook subscription id */
     char *letter;             /* dead letter id */
     struct gw_stream *stream; /* stream open: the client's stream (one reference) */
+    char rid[72];             /* the HTTP request's id (X-Request-Id), "" for our own */
     const struct gw_token *token; /* the API token of the request, NULL when none is configured:
                                    * a token limited to nodes sees and touches only those */
     json_t *args;                 /* validated request object: subscription create; owner lists

@@ -29,6 +29,7 @@ static const char usage_text[] =
     "  --data-dir DIR         directory for persistent state (default ./pubsubgw-data)\n"
     "  --tls MODE             required | optional | off (default required)\n"
     "  --log-level LEVEL      error | warn | info | debug (default info)\n"
+    "  --log-format FORMAT    text | json: one JSON object per line (default text)\n"
     "  --iq-timeout SECONDS   time to wait for an XMPP answer (default 10)\n"
     "  --reconnect-max SECONDS  cap of the reconnect backoff (default 30)\n"
     "  --ping-interval SECONDS  ping the server after this long without traffic; no answer\n"
@@ -58,8 +59,10 @@ static const char usage_text[] =
     "  --max-delivery-connections N  callback connections in total (default 256)\n"
     "Security and limits:\n"
     "  --api-token TOKEN      bearer token required on every route but /v1/health; repeatable.\n"
-    "                         'TOKEN scopes=read,publish,subscribe,admin nodes=news,team/*'\n"
-    "                         limits a token (default: every scope, every node)\n"
+    "                         'TOKEN name=ci scopes=read,publish,subscribe,admin "
+    "nodes=news,team/*'\n"
+    "                         names (for logs; default token-N) and limits a token (default:\n"
+    "                         every scope, every node)\n"
     "  --callback-allow CIDR  let callbacks reach this otherwise refused range (loopback,\n"
     "                         private, link-local...), e.g. 127.0.0.0/8; repeatable\n"
     "  --max-json-depth N     deepest nesting accepted in JSON bodies (default 64)\n"
@@ -195,6 +198,9 @@ static int add_token(struct gw_config *cfg, const char *value, char *err, size_t
                 }
                 t.scopes |= bit;
             }
+        } else if (strncmp(word, "name=", 5) == 0 && word[5] != '\0') {
+            free(t.name);
+            t.name = strdup(word + 5);
         } else if (strncmp(word, "nodes=", 6) == 0) {
             char *s2 = NULL;
             for (char *n = strtok_r(word + 6, ",", &s2); n; n = strtok_r(NULL, ",", &s2)) {
@@ -207,7 +213,8 @@ static int add_token(struct gw_config *cfg, const char *value, char *err, size_t
                 t.nodes[t.nnodes++] = strdup(n);
             }
         } else {
-            snprintf(err, errlen, "--api-token: expected 'TOKEN [scopes=…] [nodes=…]'");
+            snprintf(err, errlen,
+                     "--api-token: expected 'TOKEN [name=LABEL] [scopes=…] [nodes=…]'");
             rc = -1;
         }
         if (rc != 0)
@@ -221,12 +228,18 @@ static int add_token(struct gw_config *cfg, const char *value, char *err, size_t
         rc == 0 ? realloc(cfg->tokens, (size_t)(cfg->ntokens + 1) * sizeof(*list)) : NULL;
     if (list == NULL) {
         free(t.token);
+        free(t.name);
         for (int i = 0; i < t.nnodes; i++)
             free(t.nodes[i]);
         free(t.nodes);
         rc = -1;
     } else {
         gw_sha256(t.token, strlen(t.token), t.digest);
+        if (t.name == NULL) {
+            char name[32];
+            snprintf(name, sizeof(name), "token-%d", cfg->ntokens + 1);
+            t.name = strdup(name);
+        }
         cfg->tokens = list;
         list[cfg->ntokens++] = t;
     }
@@ -307,6 +320,12 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         if (level < 0)
             goto bad;
         cfg->log_level = level;
+        return 0;
+    }
+    if (strcmp(name, "log-format") == 0) {
+        if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
+            goto bad;
+        cfg->log_json = strcmp(value, "json") == 0;
         return 0;
     }
     if (strcmp(name, "iq-timeout") == 0) {
@@ -530,6 +549,7 @@ static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 0},
     {"tls", required_argument, NULL, 0},
     {"log-level", required_argument, NULL, 0},
+    {"log-format", required_argument, NULL, 0},
     {"iq-timeout", required_argument, NULL, 0},
     {"reconnect-max", required_argument, NULL, 0},
     {"ping-interval", required_argument, NULL, 0},
@@ -740,6 +760,7 @@ void gw_config_free(struct gw_config *cfg)
     for (int i = 0; i < cfg->ntokens; i++) {
         memset(cfg->tokens[i].token, 0, strlen(cfg->tokens[i].token));
         free(cfg->tokens[i].token);
+        free(cfg->tokens[i].name);
         for (int k = 0; k < cfg->tokens[i].nnodes; k++)
             free(cfg->tokens[i].nodes[k]);
         free(cfg->tokens[i].nodes);

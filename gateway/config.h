@@ -21,6 +21,7 @@ enum {
 /* An API bearer token with what it may do and, optionally, on which nodes (glob patterns). */
 struct gw_token {
     char *token;
+    char *name;               /* shown in logs instead of the token: name=, else "token-N" */
     unsigned char digest[32]; /* SHA-256 of token: what requests are compared against */
     unsigned scopes;
     char **nodes; /* NULL: every node */
@@ -45,6 +46,7 @@ struct gw_config {
     char *resource;
     enum gw_tls_mode tls;
     int log_level;
+    int log_json; /* --log-format json */
     int iq_timeout_ms;
     int reconnect_max_ms;
     int ping_interval_ms; /* 0: no keepalive pings */

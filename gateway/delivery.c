@@ -16,6 +16,8 @@ struct attempt {
     struct hsub *s;
     int64_t seq, event, created_ms;
     int attempts;
+    int64_t sent_ms;
+    char event_id[40];
 };
 
 int64_t gw_wall_ms(void)
@@ -116,6 +118,14 @@ static void on_result(void *arg, const struct gw_send_result *res)
         free(a);
         return;
     }
+    /* One line per attempt: what was sent where, and how it went. */
+    if (res->status > 0)
+        gw_info("delivery %s %s attempt %d: HTTP %ld in %lld ms", s->id, a->event_id,
+                a->attempts + 1, res->status, (long long)(gw_now_ms() - a->sent_ms));
+    else
+        gw_info("delivery %s %s attempt %d: %.200s after %lld ms", s->id, a->event_id,
+                a->attempts + 1, res->error ? res->error : "no answer",
+                (long long)(gw_now_ms() - a->sent_ms));
     if (res->status >= 200 && res->status < 300) {
         /* Committing each removal would cost a transaction per delivery; they are batched (see
          * gw_delivery_flush). */
@@ -258,6 +268,8 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
     a->event = d.event;
     a->created_ms = d.created_ms;
     a->attempts = d.attempts;
+    a->sent_ms = gw_now_ms();
+    snprintf(a->event_id, sizeof(a->event_id), "%s", d.event_id);
     gw_store_delivery_clear(&d);
     s->inflight = 1;
     if (h->sender->send(h->sender, &req, on_result, a) != 0) {

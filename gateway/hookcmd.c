@@ -110,7 +110,8 @@ static void finish_create(struct creating *c, json_t *replay_items)
         gw_nodesync_resubscribe(h, s->hn);
     else if (c->fresh && !s->hn->syncing)
         gw_nodesync_start(h, s->hn, 0);
-    gw_info("subscription %s: %s/%s -> %s", s->id, s->service, s->node, s->callback);
+    gw_info("subscription %s: %s/%s -> %s rid=%s", s->id, s->service, s->node, s->callback,
+            c->cmd->rid);
     gw_delivery_kick(h, s);
     json_t *out = gw_hsub_json(s);
     if (out && c->generated)
@@ -364,7 +365,9 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         return;
     case GW_OP_SUB_DELETE:
         if ((s = lookup(h, cmd)) != NULL) {
-            if (gw_hooks_remove(h, s, "deleted through the API") != 0)
+            char why[120];
+            snprintf(why, sizeof(why), "deleted through the API (rid=%s)", cmd->rid);
+            if (gw_hooks_remove(h, s, why) != 0)
                 gw_cmd_fail(cmd, 500, "Internal error",
                             "the subscription could not be removed from the store; it is unchanged",
                             NULL);

@@ -6,12 +6,23 @@
 enum gw_log_level { GW_LOG_ERROR = 0, GW_LOG_WARN, GW_LOG_INFO, GW_LOG_DEBUG };
 
 extern int gw_log_threshold;
+/* 1: every line is a JSON object {"ts","level","msg"} (--log-format json); 0: text. */
+extern int gw_log_json;
 
 /* Parses "error", "warn", "info" or "debug"; returns -1 for anything else. */
 int gw_log_level_parse(const char *name);
 
 void gw_log_write(enum gw_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* One HTTP request, for the access log (info level): never the token, only its name. */
+struct gw_access {
+    const char *method, *path, *request_id, *token_name; /* token_name NULL: none */
+    int status;
+    unsigned long long bytes;
+    double ms;
+};
+void gw_log_access(const struct gw_access *a);
 
 #define gw_log(level, ...)                                                                         \
     do {                                                                                           \

@@ -134,6 +134,7 @@ int main(int argc, char **argv)
         return 0;
     }
     gw_log_threshold = cfg.log_level;
+    gw_log_json = cfg.log_json;
     atomic_store(&gw_status.started_at, (long)time(NULL));
 
     /* Signals are taken through a signalfd in the loop: block them before any thread starts so

@@ -9,6 +9,7 @@
  * stays inside a node id. */
 #include "server.h"
 
+#include "../gateway/itemid.h"
 #include "../gateway/log.h"
 #include "../gateway/loop.h"
 #include "../gateway/status.h"
@@ -21,6 +22,7 @@
 #include "router.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -59,7 +61,30 @@ struct req {
     int too_large;
     struct gw_cmd *cmd;
     const struct gw_token *token; /* the caller's API token, NULL when none are configured */
+    /* for the access log */
+    char rid[72]; /* X-Request-Id: the client's when valid, else generated */
+    char method[16];
+    char *path;
+    int64_t start_ms;
+    int status;
+    unsigned long long bytes;
 };
+
+/* The request being handled on this thread: every answer queued while it runs carries its
+ * X-Request-Id and is counted for its access log line. */
+static _Thread_local struct req *current;
+
+/* Queues resp for status, with the current request's id; frees nothing. */
+static enum MHD_Result queue(struct MHD_Connection *conn, unsigned int status,
+                             struct MHD_Response *resp, unsigned long long bytes)
+{
+    if (current != NULL) {
+        MHD_add_response_header(resp, "X-Request-Id", current->rid);
+        current->status = (int)status;
+        current->bytes = bytes;
+    }
+    return MHD_queue_response(conn, status, resp);
+}
 
 static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 {
@@ -100,7 +125,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, json_
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (status >= 400)
         atomic_fetch_add(&gw_status.http_errors, 1);
-    enum MHD_Result rc = MHD_queue_response(conn, (unsigned int)status, resp);
+    enum MHD_Result rc = queue(conn, (unsigned int)status, resp, len);
     MHD_destroy_response(resp);
     return rc;
 }
@@ -123,7 +148,7 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, 
     if (resp == NULL)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    enum MHD_Result rc = queue(conn, MHD_HTTP_OK, resp, len);
     MHD_destroy_response(resp);
     return rc;
 }
@@ -199,7 +224,7 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, struct gw_stream
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    enum MHD_Result rc = queue(conn, MHD_HTTP_OK, resp, 0);
     MHD_destroy_response(resp);
     return rc;
 }
@@ -343,6 +368,7 @@ static enum MHD_Result dispatch(struct req *r)
         goto out;
     }
     cmd->token = r->token;
+    snprintf(cmd->rid, sizeof(cmd->rid), "%s", r->rid);
     /* The node a request names outside its path (a body, ?node=) is checked here; nodes the
      * request reaches through an id are checked where the id is resolved. */
     const char *target =
@@ -430,9 +456,47 @@ static int refuse_unauthorized(struct req *r, enum MHD_Result *rc)
     return 1;
 }
 
+/* A request id the client sent is kept when it is short and plain (letters, digits, . _ - :),
+ * so it can be followed through its systems; otherwise one is made. */
+static void request_start(struct req *r, const char *method, const char *url)
+{
+    r->start_ms = gw_now_ms();
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    size_t plen = strcspn(url, "?");
+    r->path = strndup(url, plen > 512 ? 512 : plen);
+    const char *given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = given ? strlen(given) : 0;
+    int ok = n > 0 && n < 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)given[i]) || strchr("._-:", given[i]) != NULL;
+    if (ok) {
+        memcpy(r->rid, given, n + 1);
+    } else {
+        memcpy(r->rid, "req_", 4);
+        if (gw_itemid_new(r->rid + 4) != 0)
+            snprintf(r->rid, sizeof(r->rid), "req_unknown");
+    }
+}
+
+static enum MHD_Result on_request_inner(void *cls, struct MHD_Connection *conn, const char *url,
+                                        const char *method, const char *version,
+                                        const char *upload_data, size_t *upload_data_size,
+                                        void **con_cls);
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
+{
+    enum MHD_Result rc =
+        on_request_inner(cls, conn, url, method, version, upload_data, upload_data_size, con_cls);
+    current = NULL;
+    return rc;
+}
+
+static enum MHD_Result on_request_inner(void *cls, struct MHD_Connection *conn, const char *url,
+                                        const char *method, const char *version,
+                                        const char *upload_data, size_t *upload_data_size,
+                                        void **con_cls)
 {
     (void)version;
     struct gw_http *h = cls;
@@ -444,6 +508,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->h = h;
         r->conn = conn;
         *con_cls = r;
+        request_start(r, method, url);
+        current = r;
         atomic_fetch_add(&gw_status.http_requests, 1);
         atomic_store(&h->last_request_ms, (long long)gw_now_ms());
         r->mres = gw_route_match(method, url, &r->match);
@@ -461,6 +527,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
+    current = r;
     if (r->state == REQ_WAITING) {
         /* Resumed: the loop thread has set the result. */
         r->state = REQ_ANSWERED;
@@ -526,8 +593,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req *r = *con_cls;
     if (r == NULL)
         return;
+    struct gw_access a = {r->method,
+                          r->path ? r->path : "?",
+                          r->rid,
+                          r->token ? r->token->name : NULL,
+                          r->status,
+                          r->bytes,
+                          (double)(gw_now_ms() - r->start_ms)};
+    gw_log_access(&a);
     gw_cmd_free(r->cmd);
     free(r->body);
+    free(r->path);
     free(r);
     *con_cls = NULL;
 }

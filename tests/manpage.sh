@@ -8,7 +8,7 @@ for opt in $("$bin" --help | grep -o -- '^  --[a-z-]*' | tr -d ' '); do
     n=$((n + 1))
     esc=$(printf '%s' "$opt" | sed 's/-/\\\\-/g')
     if ! grep -q "^\.B $esc\( \|$\)" "$page"; then
-        echo "not in $page: $opt"
+        echo "not in $page: $opt (docs/gen-manpage.py BINARY regenerates the options)"
         missing=$((missing + 1))
     fi
 done

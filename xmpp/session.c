@@ -184,7 +184,8 @@ static void on_expiry(struct gw_loop *loop, void *arg)
         struct gw_iq *iq = x->head;
         unlink_iq(x, iq);
         atomic_fetch_add(&gw_status.iq_timeouts, 1);
-        gw_warn("no answer to IQ %s within %d ms", iq->id, x->cfg->iq_timeout_ms);
+        gw_warn("no answer to IQ %s within %d ms%s%s", iq->id, x->cfg->iq_timeout_ms,
+                iq->cmd->rid[0] ? " rid=" : "", iq->cmd->rid);
         gw_cmd_fail(iq->cmd, 504, "XMPP request timed out",
                     "the XMPP service did not answer in time", "remote-server-timeout");
         free(iq->to);

@@ -292,6 +292,7 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
     header_value(ptr, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
     header_value(ptr, size * n, "Retry-After", r->retry_after, sizeof(r->retry_after));
     header_value(ptr, size * n, "Allow", r->allow, sizeof(r->allow));
+    header_value(ptr, size * n, "X-Request-Id", r->request_id, sizeof(r->request_id));
     return size * n;
 }
 

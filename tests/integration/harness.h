@@ -64,6 +64,7 @@ struct it_resp {
     char content_type[128];
     char retry_after[32];
     char allow[64];
+    char request_id[80];
     double seconds;
     int curl_code; /* CURLE_* of the transfer: 0 when an answer came */
 };
