@@ -39,6 +39,7 @@ enum gw_op {
     GW_OP_SUB_DELETE,
     GW_OP_DEAD_LIST,
     GW_OP_DEAD_RETRY,
+    GW_OP_ATTEMPTS_LIST,
     GW_OP_STREAM_OPEN,
 };
 
@@ -67,7 +68,8 @@ struct gw_cmd {
                                    * a token limited to nodes sees and touches only those */
     json_t *args;                 /* validated request object: subscription create; owner lists
                                    * ("subscriptions"/"affiliations"); items ("ids", "max", "after",
-                                   * "before"); node delete ("redirect") */
+                                   * "before"); node delete ("redirect"); attempts ("limit",
+                               * "before") */
 
     int status;      /* HTTP status of the result */
     json_t *result;  /* success body or problem object, or NULL for no body */

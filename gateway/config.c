@@ -74,6 +74,8 @@ static const char usage_text[] =
     "  --max-stanza BYTES     larger notifications from the server are dropped (default 1048576)\n"
     "  --dead-letter-max N    dead letters kept per subscription; older ones go (default 10000)\n"
     "  --dead-letter-max-age SECONDS  dead letters are removed after this (default 2592000)\n"
+    "  --attempts-max N       delivery attempts logged per subscription (default 100)\n"
+    "  --attempts-max-age SECONDS  logged attempts are removed after this (default 604800)\n"
     "Inbound webhooks and event streams:\n"
     "  --hook-secret NODE=SECRET  secret for POST /v1/hooks/NODE (X-Hub-Signature-256);\n"
     "                         NODE '*' for every node; repeatable\n"
@@ -450,6 +452,9 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         {"max-pending", 1, 1000000000, 1, offsetof(struct gw_config, max_pending), 2},
         {"max-stanza", 1024, 64L * 1024 * 1024, 1, offsetof(struct gw_config, max_stanza), 1},
         {"dead-letter-max", 1, 10000000, 1, offsetof(struct gw_config, dead_letter_max), 0},
+        {"attempts-max", 1, 100000, 1, offsetof(struct gw_config, attempts_max), 0},
+        {"attempts-max-age", 60, 3650L * 86400, 1000,
+         offsetof(struct gw_config, attempts_max_age_ms), 2},
         {"dead-letter-max-age", 60, 3650L * 86400, 1000,
          offsetof(struct gw_config, dead_letter_max_age_ms), 2},
         {"sse-history-bytes", 0, 1L << 30, 1, offsetof(struct gw_config, sse_history_bytes), 3},
@@ -580,6 +585,8 @@ static const struct option long_options[] = {
     {"max-pending", required_argument, NULL, 0},
     {"max-stanza", required_argument, NULL, 0},
     {"dead-letter-max", required_argument, NULL, 0},
+    {"attempts-max", required_argument, NULL, 0},
+    {"attempts-max-age", required_argument, NULL, 0},
     {"dead-letter-max-age", required_argument, NULL, 0},
     {"sse-history-bytes", required_argument, NULL, 0},
     {"sse-queue-bytes", required_argument, NULL, 0},
@@ -624,6 +631,8 @@ static void set_defaults(struct gw_config *cfg)
     cfg->max_pending = 5000000;
     cfg->max_stanza = 1024 * 1024;
     cfg->dead_letter_max = 10000;
+    cfg->attempts_max = 100;
+    cfg->attempts_max_age_ms = 7LL * 86400 * 1000;
     cfg->dead_letter_max_age_ms = 30LL * 86400 * 1000;
     cfg->sse_history_bytes = 1024 * 1024;
     cfg->sse_queue_bytes = 1024 * 1024;

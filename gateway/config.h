@@ -85,6 +85,8 @@ struct gw_config {
     int64_t max_pending_sub;
     int64_t max_pending;
     int dead_letter_max; /* per subscription */
+    int attempts_max;    /* delivery attempts logged per subscription */
+    int64_t attempts_max_age_ms;
     int64_t dead_letter_max_age_ms;
     size_t sse_history_bytes; /* per node */
     size_t sse_queue_bytes;   /* per client */

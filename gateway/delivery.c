@@ -105,6 +105,54 @@ static void on_flush_timer(struct gw_loop *loop, void *arg)
     gw_delivery_flush(h);
 }
 
+/* Attempts go to the store with the next batch of removals (one transaction for both). */
+static void record_attempt(struct gw_hooks *h, struct hsub *s, const struct attempt *a,
+                           const struct gw_send_result *res)
+{
+    if (h->nrec == h->caprec) {
+        size_t cap = h->caprec ? h->caprec * 2 : 64;
+        struct attempt_rec *r = realloc(h->recs, cap * sizeof(*r));
+        if (r == NULL)
+            return; /* the log misses one line; the delivery itself is unaffected */
+        h->recs = r;
+        h->caprec = cap;
+    }
+    struct attempt_rec *r = &h->recs[h->nrec];
+    int64_t now = gw_now_ms();
+    r->sub_id = strdup(s->id);
+    r->event_id = strdup(a->event_id);
+    r->error = res->status == 0 ? strdup(res->error ? res->error : "no answer") : NULL;
+    r->answer = res->body && res->body_len > 0 ? strndup(res->body, 256) : NULL;
+    if (r->answer != NULL) {
+        /* Cut at 256 bytes: drop a UTF-8 sequence left incomplete at the end. */
+        size_t n = strlen(r->answer), k = n;
+        while (k > 0 && ((unsigned char)r->answer[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k > 0 && (unsigned char)r->answer[k - 1] >= 0xC0) {
+            unsigned char lead = (unsigned char)r->answer[k - 1];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+            if (n - (k - 1) < need)
+                r->answer[k - 1] = '\0';
+        }
+    }
+    r->at_ms = gw_wall_ms() - (now - a->sent_ms);
+    r->duration_ms = now - a->sent_ms;
+    r->number = a->attempts + 1;
+    r->status = res->status;
+    if (r->sub_id == NULL || r->event_id == NULL) {
+        free(r->sub_id);
+        free(r->event_id);
+        free(r->error);
+        free(r->answer);
+        return;
+    }
+    h->nrec++;
+    if (h->nrec >= FLUSH_MAX)
+        gw_delivery_flush(h);
+    else if (h->flush_timer == 0)
+        h->flush_timer = gw_loop_timer_add(h->loop, FLUSH_DELAY_MS, on_flush_timer, h);
+}
+
 static void on_result(void *arg, const struct gw_send_result *res)
 {
     struct attempt *a = arg;
@@ -126,6 +174,7 @@ static void on_result(void *arg, const struct gw_send_result *res)
         gw_info("delivery %s %s attempt %d: %.200s after %lld ms", s->id, a->event_id,
                 a->attempts + 1, res->error ? res->error : "no answer",
                 (long long)(gw_now_ms() - a->sent_ms));
+    record_attempt(h, s, a, res);
     if (res->status >= 200 && res->status < 300) {
         /* Committing each removal would cost a transaction per delivery; they are batched (see
          * gw_delivery_flush). */
@@ -284,6 +333,7 @@ void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n)
 {
     s->pending += n;
     h->pending_total += n;
+    atomic_store_explicit(&gw_status.pending, (long)h->pending_total, memory_order_relaxed);
 }
 
 void gw_delivery_flush_in_tx(struct gw_hooks *h)
@@ -295,11 +345,29 @@ void gw_delivery_flush_in_tx(struct gw_hooks *h)
     for (size_t i = 0; i < h->ndone; i++)
         gw_store_delivery_done(h->store, h->done[i].seq, h->done[i].event);
     h->ndone = 0;
+    int every = h->cfg->attempts_max / 10 > 0 ? h->cfg->attempts_max / 10 : 1;
+    for (size_t i = 0; i < h->nrec; i++) {
+        struct attempt_rec *r = &h->recs[i];
+        struct gw_store_attempt a = {0,         r->sub_id, r->at_ms,       r->event_id, r->number,
+                                     r->status, r->error,  r->duration_ms, r->answer};
+        gw_store_attempt_add(h->store, &a);
+        /* Each subscription keeps its newest --attempts-max attempts. */
+        struct hsub *sub = gw_hmap_get(h->subs, r->sub_id, strlen(r->sub_id));
+        if (sub != NULL && ++sub->attempts_added >= every) {
+            sub->attempts_added = 0;
+            gw_store_attempts_prune_count(h->store, sub->id, h->cfg->attempts_max);
+        }
+        free(r->sub_id);
+        free(r->event_id);
+        free(r->error);
+        free(r->answer);
+    }
+    h->nrec = 0;
 }
 
 void gw_delivery_flush(struct gw_hooks *h)
 {
-    if (h->ndone == 0)
+    if (h->ndone == 0 && h->nrec == 0)
         return;
     int tx = gw_store_begin(h->store) == 0;
     gw_delivery_flush_in_tx(h);

@@ -340,6 +340,25 @@ static void add_letter(const struct gw_store_delivery *d, void *arg)
                                          d->last_error, "created_at", created, "event", event));
 }
 
+static void add_attempt(const struct gw_store_attempt *a, void *arg)
+{
+    char at[GW_ISO_LEN], id[32];
+    gw_iso_time(a->at_ms, at, sizeof(at));
+    snprintf(id, sizeof(id), "%lld", (long long)a->id);
+    json_t *e = json_pack("{s:s, s:s, s:s, s:i, s:I}", "id", id, "at", at, "event_id",
+                          a->event_id ? a->event_id : "", "attempt", a->attempt, "duration_ms",
+                          (json_int_t)a->duration_ms);
+    if (e == NULL)
+        return;
+    json_object_set_new(e, "status", a->status > 0 ? json_integer(a->status) : json_null());
+    json_object_set_new(e, "error", a->error ? json_string(a->error) : json_null());
+    /* The answer's first bytes are the receiver's and may be anything: kept only as valid
+     * UTF-8 (jansson refuses anything else). */
+    json_t *answer = a->answer ? json_string(a->answer) : NULL;
+    json_object_set_new(e, "answer", answer ? answer : json_null());
+    json_array_append_new(arg, e);
+}
+
 void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
 {
     struct hsub *s;
@@ -399,6 +418,22 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
             gw_pending_add(h, s, 1);
             gw_delivery_kick(h, s);
             gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
+        }
+        return;
+    case GW_OP_ATTEMPTS_LIST:
+        if ((s = lookup(h, cmd)) != NULL) {
+            /* Newest first; `next` pages on to older ones. */
+            gw_delivery_flush(h); /* attempts waiting for their batch are shown too */
+            int limit = (int)json_integer_value(json_object_get(cmd->args, "limit"));
+            json_int_t before = json_integer_value(json_object_get(cmd->args, "before"));
+            json_t *list = json_array();
+            gw_store_attempts_each(h->store, s->id, before, limit > 0 ? limit : 50, add_attempt,
+                                   list);
+            json_t *last = json_array_get(list, json_array_size(list) - 1);
+            json_t *next = json_array_size(list) == (size_t)(limit > 0 ? limit : 50) && last
+                               ? json_incref(json_object_get(last, "id"))
+                               : json_null();
+            gw_cmd_finish(cmd, 200, json_pack("{s:o, s:o}", "attempts", list, "next", next));
         }
         return;
     case GW_OP_STREAM_OPEN:

@@ -70,6 +70,10 @@ char *gw_status_metrics_text(void)
             "# TYPE pubsubgw_streams_open gauge\npubsubgw_streams_open %ld\n",
             atomic_load(&gw_status.streams_open));
     fprintf(f,
+            "# HELP pubsubgw_deliveries_pending Webhook events in the outbox, not yet delivered.\n"
+            "# TYPE pubsubgw_deliveries_pending gauge\npubsubgw_deliveries_pending %ld\n",
+            atomic_load(&gw_status.pending));
+    fprintf(f,
             "# HELP pubsubgw_xmpp_up Whether the XMPP session is established.\n"
             "# TYPE pubsubgw_xmpp_up gauge\npubsubgw_xmpp_up %d\n",
             atomic_load(&gw_status.xmpp_up));

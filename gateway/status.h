@@ -21,6 +21,7 @@ struct gw_status {
     atomic_ulong deliveries_failed;
     atomic_ulong dead_letters;
     atomic_long streams_open;
+    atomic_long pending; /* undelivered webhook events in the outbox */
 };
 
 extern struct gw_status gw_status;

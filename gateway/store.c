@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,11 @@ enum {
     S_SUB_EVENTS_ORPHANED,
     S_DEAD_OLD,
     S_DEAD_EXCESS,
+    S_ATTEMPT_ADD,
+    S_ATTEMPT_LIST,
+    S_ATTEMPT_EXCESS,
+    S_ATTEMPT_OLD,
+    S_SUB_DELETE_ATTEMPTS,
     S_PENDING_BY_SUB,
     S_COUNT
 };
@@ -100,6 +106,15 @@ static const char *const sql[S_COUNT] = {
     [S_DEAD_EXCESS] = "SELECT seq, event FROM deliveries WHERE sub_id = ?1 AND dead = 1 AND seq <= "
                       "(SELECT seq FROM deliveries WHERE sub_id = ?1 AND dead = 1 "
                       "ORDER BY seq DESC LIMIT 1 OFFSET ?2) LIMIT ?3",
+    [S_ATTEMPT_ADD] = "INSERT INTO attempts(sub_id, at_ms, event_id, attempt, status, error, "
+                      "duration_ms, answer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_ATTEMPT_LIST] = "SELECT id, at_ms, event_id, attempt, status, error, duration_ms, answer "
+                       "FROM attempts WHERE sub_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    [S_ATTEMPT_EXCESS] = "DELETE FROM attempts WHERE sub_id = ?1 AND id <= (SELECT id FROM "
+                         "attempts WHERE sub_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    [S_ATTEMPT_OLD] = "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at_ms < ?1 "
+                      "LIMIT 1000)",
+    [S_SUB_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE sub_id = ?1",
     [S_SUB_EVENTS_ORPHANED] =
         "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_id = ?1) "
         "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_id <> ?1)",
@@ -123,6 +138,12 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries(sub_id, dead, seq);"
     "CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event);"
     "CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(dead, next_at);"
+    "CREATE TABLE IF NOT EXISTS attempts ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, sub_id TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+    " event_id TEXT NOT NULL, attempt INTEGER NOT NULL, status INTEGER NOT NULL, error TEXT,"
+    " duration_ms INTEGER NOT NULL, answer TEXT);"
+    "CREATE INDEX IF NOT EXISTS attempts_sub ON attempts(sub_id, id);"
+    "CREATE INDEX IF NOT EXISTS attempts_at ON attempts(at_ms);"
     "CREATE TABLE IF NOT EXISTS seen_items ("
     " service TEXT NOT NULL, node TEXT NOT NULL, item TEXT NOT NULL,"
     " UNIQUE(service, node, item));";
@@ -342,7 +363,8 @@ int gw_store_sub_delete(struct gw_store *s, const char *id)
 {
     if (gw_store_begin(s) != 0)
         return -1;
-    const int steps[] = {S_SUB_EVENTS_ORPHANED, S_SUB_DELETE_DELIVERIES, S_SUB_DELETE};
+    const int steps[] = {S_SUB_EVENTS_ORPHANED, S_SUB_DELETE_DELIVERIES, S_SUB_DELETE_ATTEMPTS,
+                         S_SUB_DELETE};
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         sqlite3_stmt *q = stmt(s, steps[i]);
         bind_text(q, 1, id);
@@ -528,6 +550,63 @@ int gw_store_dead_prune_count(struct gw_store *s, const char *sub_id, int keep, 
     sqlite3_bind_int(q, 2, keep);
     sqlite3_bind_int(q, 3, limit < 256 ? limit : 256);
     return remove_selected(s, q, limit);
+}
+
+int gw_store_attempt_add(struct gw_store *s, const struct gw_store_attempt *a)
+{
+    sqlite3_stmt *q = stmt(s, S_ATTEMPT_ADD);
+    bind_text(q, 1, a->sub_id);
+    sqlite3_bind_int64(q, 2, a->at_ms);
+    bind_text(q, 3, a->event_id);
+    sqlite3_bind_int(q, 4, a->attempt);
+    sqlite3_bind_int64(q, 5, a->status);
+    bind_text(q, 6, a->error);
+    sqlite3_bind_int64(q, 7, a->duration_ms);
+    bind_text(q, 8, a->answer);
+    return step_done(s, q);
+}
+
+int gw_store_attempts_each(struct gw_store *s, const char *sub_id, int64_t before, int limit,
+                           void (*cb)(const struct gw_store_attempt *a, void *arg), void *arg)
+{
+    sqlite3_stmt *q = stmt(s, S_ATTEMPT_LIST);
+    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 2, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int(q, 3, limit);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct gw_store_attempt a = {
+            .id = sqlite3_column_int64(q, 0),
+            .sub_id = sub_id,
+            .at_ms = sqlite3_column_int64(q, 1),
+            .event_id = (const char *)sqlite3_column_text(q, 2),
+            .attempt = sqlite3_column_int(q, 3),
+            .status = (long)sqlite3_column_int64(q, 4),
+            .error = (const char *)sqlite3_column_text(q, 5),
+            .duration_ms = sqlite3_column_int64(q, 6),
+            .answer = (const char *)sqlite3_column_text(q, 7),
+        };
+        cb(&a, arg);
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int gw_store_attempts_prune_count(struct gw_store *s, const char *sub_id, int keep)
+{
+    sqlite3_stmt *q = stmt(s, S_ATTEMPT_EXCESS);
+    bind_text(q, 1, sub_id);
+    sqlite3_bind_int(q, 2, keep);
+    return step_done(s, q);
+}
+
+int gw_store_attempts_prune_age(struct gw_store *s, int64_t before_ms)
+{
+    sqlite3_stmt *q = stmt(s, S_ATTEMPT_OLD);
+    sqlite3_bind_int64(q, 1, before_ms);
+    if (step_done(s, q) != 0)
+        return -1;
+    return sqlite3_changes(s->db);
 }
 
 int gw_store_delivery_failed(struct gw_store *s, int64_t seq, int attempts, int64_t next_at,

@@ -29,6 +29,19 @@ struct gw_store_delivery {
     char *last_error;
 };
 
+/* One delivery attempt, as the attempts log keeps it. */
+struct gw_store_attempt {
+    int64_t id;
+    const char *sub_id;
+    int64_t at_ms;        /* unix ms when it was sent */
+    const char *event_id; /* webhook-id */
+    int attempt;          /* 1 for the first */
+    long status;          /* HTTP status, 0 for none */
+    const char *error;    /* transport error or NULL */
+    int64_t duration_ms;
+    const char *answer; /* the first bytes of the answer, or NULL */
+};
+
 /* Opens (creating) DIR/pubsubgw.db. NULL with a reason in err. Close with gw_store_close(). */
 struct gw_store *gw_store_open(const char *dir, char *err, size_t errlen);
 void gw_store_close(struct gw_store *st);
@@ -77,6 +90,16 @@ int gw_store_dead_prune_age(struct gw_store *st, int64_t before_ms, int limit);
 int gw_store_dead_prune_count(struct gw_store *st, const char *sub_id, int keep, int limit);
 /* Makes dead letter seq of sub_id live again with a fresh attempt count; 1 if found, 0 if not. */
 int gw_store_dead_retry(struct gw_store *st, const char *sub_id, int64_t seq, int64_t now_ms);
+
+/* Delivery attempts per subscription. */
+int gw_store_attempt_add(struct gw_store *st, const struct gw_store_attempt *a);
+/* sub_id's attempts newest first, with id < before (0: from the newest), at most limit. */
+int gw_store_attempts_each(struct gw_store *st, const char *sub_id, int64_t before, int limit,
+                           void (*cb)(const struct gw_store_attempt *a, void *arg), void *arg);
+/* Keeps sub_id's newest keep attempts. */
+int gw_store_attempts_prune_count(struct gw_store *st, const char *sub_id, int keep);
+/* Removes up to 1,000 attempts older than before_ms; returns how many, or -1. */
+int gw_store_attempts_prune_age(struct gw_store *st, int64_t before_ms);
 
 /* Item ids seen per node, so catch-up delivers an item once. */
 int gw_store_seen_add(struct gw_store *st, const char *service, const char *node, const char *item);

@@ -393,6 +393,9 @@ static void on_dead_age(struct gw_loop *loop, void *arg)
 {
     struct gw_hooks *h = arg;
     int n = gw_store_dead_prune_age(h->store, gw_wall_ms() - h->cfg->dead_letter_max_age_ms, 256);
+    /* ... and so do logged delivery attempts past --attempts-max-age */
+    if (gw_store_attempts_prune_age(h->store, gw_wall_ms() - h->cfg->attempts_max_age_ms) == 1000)
+        n = 256;
     h->dead_age_timer = gw_loop_timer_add(loop, n == 256 ? 10 : 60000, on_dead_age, h);
 }
 
@@ -442,6 +445,7 @@ void gw_hooks_free(struct gw_hooks *h)
         gw_loop_timer_cancel(h->loop, h->dead_age_timer);
     gw_delivery_flush(h);
     free(h->done);
+    free(h->recs);
     struct hsub *s = h->first;
     while (s) {
         struct hsub *next = s->next;

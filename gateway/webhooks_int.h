@@ -27,6 +27,7 @@ struct hsub {
     int64_t pending;  /* live deliveries in the outbox */
     int gone;         /* removed while a delivery was in flight: freed when it ends */
     int dead_added;   /* dead letters since its count was last capped */
+    int attempts_added; /* attempts logged since its count was last capped */
     uint64_t timer;
 };
 
@@ -76,6 +77,14 @@ struct gw_hooks {
         int64_t seq, event;
     } * done;
     size_t ndone, capdone;
+    /* delivery attempts waiting to be logged in the store, with the next batch */
+    struct attempt_rec {
+        char *sub_id, *event_id, *error, *answer;
+        int64_t at_ms, duration_ms;
+        int number;
+        long status;
+    } * recs;
+    size_t nrec, caprec;
     uint64_t flush_timer;
     /* counts the XMPP unsubscriptions sent when a node's last user left: a subscription being
      * created across one must subscribe again (see hookcmd.c) */

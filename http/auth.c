@@ -12,6 +12,7 @@ unsigned gw_route_scope(enum gw_route route)
 {
     switch (route) {
     case GW_ROUTE_HEALTH:
+    case GW_ROUTE_READY:
         return 0;
     case GW_ROUTE_METRICS:
     case GW_ROUTE_OPENAPI_JSON:
@@ -33,6 +34,7 @@ unsigned gw_route_scope(enum gw_route route)
     case GW_ROUTE_SUB_DELETE:
     case GW_ROUTE_DEAD_LIST:
     case GW_ROUTE_DEAD_RETRY:
+    case GW_ROUTE_ATTEMPTS_LIST:
         return GW_SCOPE_SUBSCRIBE;
     case GW_ROUTE_NODE_CREATE:
     case GW_ROUTE_NODE_DELETE:

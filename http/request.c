@@ -773,9 +773,32 @@ static int route_op(enum gw_route route)
         return GW_OP_DEAD_LIST;
     case GW_ROUTE_DEAD_RETRY:
         return GW_OP_DEAD_RETRY;
+    case GW_ROUTE_ATTEMPTS_LIST:
+        return GW_OP_ATTEMPTS_LIST;
     default:
         return -1;
     }
+}
+
+/* ?limit= (1..1000, default 50) and ?before= (an id from a previous page's `next`). */
+static int prepare_page(const struct gw_http_request *req, struct gw_cmd *cmd,
+                        struct gw_http_reply *reply)
+{
+    const char *names[] = {"limit", "before"};
+    long long v[2] = {50, 0};
+    for (int i = 0; i < 2; i++) {
+        const char *t = query_get(req, names[i]);
+        if (t == NULL)
+            continue;
+        char *end = NULL;
+        v[i] = strtoll(t, &end, 10);
+        if (*t == '\0' || *end != '\0' || v[i] < 1 || (i == 0 && v[i] > 1000))
+            return fail(reply, 400, "Invalid parameter",
+                        i == 0 ? "limit: an integer from 1 to 1000"
+                               : "before: the `next` of a previous page");
+    }
+    cmd->args = json_pack("{s:I, s:I}", "limit", (json_int_t)v[0], "before", (json_int_t)v[1]);
+    return cmd->args ? 0 : fail(reply, 500, "Internal error", "out of memory");
 }
 
 int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
@@ -830,6 +853,8 @@ int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
             cmd->node = strdup(node);
     } else if (rc == 0 && route == GW_ROUTE_SUB_CREATE) {
         rc = prepare_sub_create(req, cmd, reply);
+    } else if (rc == 0 && route == GW_ROUTE_ATTEMPTS_LIST) {
+        rc = prepare_page(req, cmd, reply);
     }
     if (rc == 0 && req->match->sub[0] != '\0') {
         cmd->sub_id = strdup(req->match->sub);

@@ -153,6 +153,21 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, 
     return rc;
 }
 
+/* Each part of the gateway with its state and, when it is not well, why. */
+static json_t *components(struct gw_http *h, int up, const char *reason)
+{
+    long pending = atomic_load(&gw_status.pending);
+    json_t *xmpp = json_pack("{s:s}", "state", up ? "up" : "down");
+    if (!up && xmpp)
+        json_object_set_new(xmpp, "reason", json_string(reason[0] ? reason : "not yet connected"));
+    json_t *outbox =
+        json_pack("{s:s, s:I, s:I}", "state", pending >= h->cfg->max_pending ? "full" : "ok",
+                  "pending", (json_int_t)pending, "limit", (json_int_t)h->cfg->max_pending);
+    json_t *http = json_pack("{s:s}", "state", atomic_load(&h->draining) ? "stopping" : "serving");
+    return json_pack("{s:o*, s:o*, s:o*, s:{s:s}}", "xmpp", xmpp, "outbox", outbox, "http", http,
+                     "store", "state", "ok");
+}
+
 static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
 {
     char jid[3072], reason[1024];
@@ -174,7 +189,34 @@ static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
         json_object_set_new(body, "service", json_string(h->cfg->service));
         json_object_set_new(body, "uptime_seconds", json_integer((json_int_t)uptime));
     }
+    json_object_set_new(body, "components", components(h, up, reason));
     enum MHD_Result rc = send_reply(conn, up ? 200 : 503, body, up ? 0 : 5, NULL, NULL);
+    json_decref(body);
+    return rc;
+}
+
+/* For load balancers: 200 only while this gateway can serve (XMPP up, not stopping, outbox below
+ * --max-pending); 503 with the reason otherwise. No token needed, like health. */
+static enum MHD_Result ready(struct gw_http *h, struct MHD_Connection *conn)
+{
+    char reason[1024] = "";
+    long pending = atomic_load(&gw_status.pending);
+    if (atomic_load(&h->draining))
+        snprintf(reason, sizeof(reason), "the gateway is stopping");
+    else if (!atomic_load(&gw_status.xmpp_up)) {
+        char why[900];
+        gw_status_get_reason(why, sizeof(why));
+        snprintf(reason, sizeof(reason), "XMPP session down: %s",
+                 why[0] ? why : "not yet connected");
+    } else if (pending >= h->cfg->max_pending)
+        snprintf(reason, sizeof(reason), "the outbox holds --max-pending (%ld) undelivered events",
+                 pending);
+    json_t *body =
+        reason[0] ? gw_problem_new(503, "Not ready", reason, NULL) : json_pack("{s:b}", "ready", 1);
+    if (reason[0] && body)
+        json_object_set_new(body, "reason", json_string(reason));
+    enum MHD_Result rc =
+        send_reply(conn, reason[0] ? 503 : 200, body, reason[0] ? 5 : 0, NULL, NULL);
     json_decref(body);
     return rc;
 }
@@ -320,6 +362,8 @@ static enum MHD_Result dispatch(struct req *r)
     switch (r->match.route) {
     case GW_ROUTE_HEALTH:
         return health(r->h, conn);
+    case GW_ROUTE_READY:
+        return ready(r->h, conn);
     case GW_ROUTE_METRICS: {
         char *text = gw_status_metrics_text();
         if (text == NULL)

@@ -63,19 +63,53 @@ static void run(int json)
     snprintf(made, sizeof(made), "%s", r.request_id);
     it_resp_free(&r);
 
-    struct it_receiver *rc = it_receiver_start(IT_OK, 0);
+    struct it_receiver *rc = it_receiver_start(IT_FAIL_FIRST, 1); /* 500, then 200 */
     snprintf(url, sizeof(url), "%s/v1/subscriptions", gw.base);
     snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\",\"secret\":\"%s\"}", node,
              it_receiver_url(rc), whsec);
     const char *h3[] = {auth, "X-Request-Id: sub-create-7"};
     it_http_ex("POST", url, "application/json", body, strlen(body), h3, 2, &r);
     CHECK_INT(r.status, 201);
+    char sub[80];
+    snprintf(sub, sizeof(sub), "%s", json_string_value(json_object_get(r.json, "id")) ?: "");
     it_resp_free(&r);
     snprintf(url, sizeof(url), "%s/v1/nodes/%s/items?id=one", gw.base, node);
     it_http_ex("POST", url, "application/json", "{\"a\":1}", 7, h1, 1, &r);
     CHECK_INT(r.status, 201);
     it_resp_free(&r);
     CHECK_INT(it_receiver_wait(rc, 1, 5000), 1);
+    /* The attempts log: the failed attempt and the delivery, newest first, paged. */
+    snprintf(url, sizeof(url), "%s/v1/subscriptions/%s/attempts", gw.base, sub);
+    it_http_ex("GET", url, NULL, NULL, 0, h1, 1, &r);
+    CHECK_INT(r.status, 200);
+    json_t *att = json_object_get(r.json, "attempts");
+    CHECK_INT(json_array_size(att), 2);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(att, 0), "status")), 200);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(att, 0), "attempt")), 2);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(att, 1), "status")), 500);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(att, 1), "attempt")), 1);
+    CHECK(json_is_string(json_object_get(json_array_get(att, 1), "answer")));
+    CHECK_STR(json_string_value(json_object_get(json_array_get(att, 0), "event_id")),
+              json_string_value(json_object_get(json_array_get(att, 1), "event_id")));
+    CHECK(json_is_null(json_object_get(r.json, "next")));
+    it_resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v1/subscriptions/%s/attempts?limit=1", gw.base, sub);
+    it_http_ex("GET", url, NULL, NULL, 0, h1, 1, &r);
+    CHECK_INT(json_array_size(json_object_get(r.json, "attempts")), 1);
+    char next[64];
+    snprintf(next, sizeof(next), "%s", json_string_value(json_object_get(r.json, "next")) ?: "x");
+    it_resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v1/subscriptions/%s/attempts?limit=1&before=%s", gw.base, sub,
+             next);
+    it_http_ex("GET", url, NULL, NULL, 0, h1, 1, &r);
+    CHECK_INT(json_integer_value(json_object_get(
+                  json_array_get(json_object_get(r.json, "attempts"), 0), "status")),
+              500);
+    it_resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v1/subscriptions/%s/attempts?limit=0", gw.base, sub);
+    it_http_ex("GET", url, NULL, NULL, 0, h1, 1, &r);
+    it_check_problem(&r, 400, "limit");
+    it_resp_free(&r);
     it_get(&gw, "/v1/nodes", &r); /* no token: 401, logged too */
     CHECK_INT(r.status, 401);
     it_resp_free(&r);
@@ -117,7 +151,8 @@ static void run(int json)
         CHECK(strstr(log, "http GET /v1/nodes 401 ") != NULL);
         CHECK(strstr(log, "token=-") != NULL);
         CHECK(strstr(log, "rid=sub-create-7") != NULL); /* in the line the request caused */
-        CHECK(strstr(log, " attempt 1: HTTP 200 in ") != NULL);
+        CHECK(strstr(log, " attempt 1: HTTP 500 in ") != NULL);
+        CHECK(strstr(log, " attempt 2: HTTP 200 in ") != NULL);
     }
     /* nothing secret */
     CHECK(strstr(log, token) == NULL);

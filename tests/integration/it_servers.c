@@ -348,6 +348,14 @@ static void test_liveness(void)
     long long detected = it_now_ms() - t0;
     fprintf(stderr, "  frozen server detected after %lld ms: %s\n", detected, reason);
     CHECK(detected <= 30000);
+    struct it_resp rr;
+    CHECK_INT(it_req(&gw, "GET", "/v1/ready", NULL, &rr), 503); /* for load balancers too */
+    CHECK(strstr(jstr(rr.json, "reason"), "ping") != NULL);
+    it_resp_free(&rr);
+    CHECK_INT(it_req(&gw, "GET", "/v1/health", NULL, &rr), 503);
+    CHECK_STR(jstr(json_object_get(json_object_get(rr.json, "components"), "xmpp"), "state"),
+              "down");
+    it_resp_free(&rr);
     kill(pid, SIGCONT);
     if (pub != NULL) {
         it_xmpp_publish(pub, "pubsub.localhost", node, "meanwhile", "{\"m\":1}");
@@ -355,6 +363,8 @@ static void test_liveness(void)
         it_xmpp_close(pub);
     }
     CHECK_INT(it_gw_wait_health(&gw, 1, 30000), 0);
+    CHECK_INT(it_req(&gw, "GET", "/v1/ready", NULL, &rr), 200);
+    it_resp_free(&rr);
     CHECK_INT(it_receiver_wait(rc, 1, 15000), 1);
     if (it_receiver_count(rc) >= 1)
         CHECK_STR(jstr(json_object_get(it_receiver_get(rc, 0)->json, "item"), "id"), "meanwhile");
