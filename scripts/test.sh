@@ -13,6 +13,8 @@ if [ "${1:-}" = "--sanitize" ]; then
     dir=build-asan
     opts=(-DCMAKE_BUILD_TYPE=Debug -DPUBSUBGW_SANITIZE=ON)
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
+    export PUBSUBGW_SANITIZE=1 # tests judge no absolute memory figures under a sanitizer
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 labels=()

@@ -94,6 +94,14 @@ static long metric(const char *name)
     return v;
 }
 
+/* Waits until the failing subscription has given up on all n events (its backlog is gone). */
+static void settle(long n)
+{
+    for (int i = 0; i < 1200 && metric("pubsubgw_dead_letters_total") < n; i++)
+        usleep(100000);
+    usleep(300000); /* the last batch of removals */
+}
+
 static void publish_range(struct it_xmpp *pub, const char *node, int from, int to)
 {
     for (int i = from; i < to; i += 200) {
@@ -157,10 +165,12 @@ int main(void)
     long long t0 = it_now_ms();
     publish_range(pub, node, 0, CAPPED);
     CHECK_INT(it_receiver_wait(ok, CAPPED, 120000), CAPPED);
+    settle(CAPPED); /* measured with no backlog left: what remains is what is kept */
     long rss1 = rss_kb();
     long long disk1 = disk_bytes();
     publish_range(pub, node, CAPPED, TOTAL);
     CHECK_INT(it_receiver_wait(ok, TOTAL, 120000), TOTAL);
+    settle(TOTAL);
     long rss2 = rss_kb();
     long long disk2 = disk_bytes();
     fprintf(stderr,
@@ -168,7 +178,10 @@ int main(void)
             "data %lld kB; stream got %ld bytes\n",
             TOTAL, it_now_ms() - t0, CAPPED, rss1, disk1 / 1024, TOTAL, rss2, disk2 / 1024,
             atomic_load(&sse_bytes));
-    CHECK(rss2 - rss1 < 2 * 1024);
+    /* Under a sanitizer or valgrind the process's memory is theirs (quarantines, shadow
+     * memory): only disk is judged there. */
+    if (getenv("PUBSUBGW_SANITIZE") == NULL && getenv("PUBSUBGW_VALGRIND") == NULL)
+        CHECK(rss2 - rss1 < 2 * 1024);
     CHECK(disk2 < disk1 + disk1 / 4 + 2 * 1024 * 1024);
     CHECK(atomic_load(&sse_bytes) > TOTAL * 100L); /* the stream saw them all go by */
 
