@@ -39,6 +39,8 @@ static const char usage_text[] =
     "  --tls-ca FILE          CA certificates (PEM) to verify the server with (default: the\n"
     "                         system store)\n"
     "  --tls-insecure         accept any server certificate: development only, logged loudly\n"
+    "  --tls-cert FILE        serve HTTPS: the listener's certificate (PEM, chain first)\n"
+    "  --tls-key FILE         ... and its private key (PEM); both or neither\n"
     "  --exit-on-auth-failure exit with status 3 when the server refuses the password, instead\n"
     "                         of retrying with a long backoff\n"
     "  --auto-create          publishing to a node that does not exist creates it (default:\n"
@@ -338,6 +340,10 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
     }
     if (strcmp(name, "tls-ca") == 0)
         return set_str(&cfg->tls_ca, value);
+    if (strcmp(name, "tls-cert") == 0)
+        return set_str(&cfg->https_cert, value);
+    if (strcmp(name, "tls-key") == 0)
+        return set_str(&cfg->https_key, value);
     {
         static const struct {
             const char *name;
@@ -561,6 +567,8 @@ static const struct option long_options[] = {
     {"ping-timeout", required_argument, NULL, 0},
     {"connect-timeout", required_argument, NULL, 0},
     {"tls-ca", required_argument, NULL, 0},
+    {"tls-cert", required_argument, NULL, 0},
+    {"tls-key", required_argument, NULL, 0},
     {"tls-insecure", optional_argument, NULL, 0},
     {"exit-on-auth-failure", optional_argument, NULL, 0},
     {"auto-create", optional_argument, NULL, 0},
@@ -732,6 +740,21 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
         goto nomem;
     if (cfg->data_dir == NULL && set_str(&cfg->data_dir, "pubsubgw-data") != 0)
         goto nomem;
+    if ((cfg->https_cert == NULL) != (cfg->https_key == NULL)) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return GW_CONFIG_ERROR;
+    }
+    const char *files[] = {cfg->https_cert, cfg->https_key};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = files[i] ? fopen(files[i], "r") : NULL;
+        if (files[i] != NULL && f == NULL) {
+            snprintf(err, errlen, "cannot read %s %s: %s", i ? "--tls-key" : "--tls-cert", files[i],
+                     strerror(errno));
+            return GW_CONFIG_ERROR;
+        }
+        if (f)
+            fclose(f);
+    }
     if (cfg->ntokens == 0 && !gw_addr_is_loopback_text(cfg->listen_host)) {
         snprintf(err, errlen,
                  "refusing to listen on %s without --api-token: anyone who can reach "
@@ -756,6 +779,8 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->jid);
     free(cfg->xmpp_host);
     free(cfg->tls_ca);
+    free(cfg->https_cert);
+    free(cfg->https_key);
     free(cfg->service);
     free(cfg->data_dir);
     free(cfg->resource);

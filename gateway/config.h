@@ -53,6 +53,8 @@ struct gw_config {
     int ping_timeout_ms;
     int connect_timeout_ms;
     char *tls_ca;     /* CA file for the server's certificate, NULL: the system store */
+    char *https_cert; /* HTTPS on the listener: PEM certificate (chain) and key files */
+    char *https_key;
     int tls_insecure; /* accept any certificate (development only) */
     int exit_on_auth_failure;
     int auto_create; /* publishing to a missing node creates it */

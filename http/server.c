@@ -46,6 +46,7 @@ struct gw_http {
     atomic_llong last_request_ms; /* CLOCK_MONOTONIC ms of the latest request */
     struct gw_replay *replay;     /* signed hooks seen recently (NULL: window 0) */
     struct gw_workq *resolver;    /* workers that resolve callback hosts */
+    char *https_cert, *https_key; /* PEM text, kept while the daemon runs */
 };
 
 enum req_state { REQ_READING = 0, REQ_WAITING, REQ_ANSWERED };
@@ -709,6 +710,44 @@ static int on_mhd_round(struct gw_loop *loop, void *arg)
     return h->run_soon;
 }
 
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    char chunk[4096];
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *b = realloc(buf, cap);
+            if (b == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = b;
+        }
+        memcpy(buf + len, chunk, n);
+        len += n;
+        buf[len] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+static void free_http(struct gw_http *h)
+{
+    gw_replay_free(h->replay);
+    gw_workq_free(h->resolver);
+    if (h->https_key != NULL)
+        memset(h->https_key, 0, strlen(h->https_key)); /* a secret: not left in freed memory */
+    free(h->https_key);
+    free(h->https_cert);
+    free(h);
+}
+
 struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb,
                               struct gw_loop *loop, char *err, size_t errlen)
 {
@@ -735,8 +774,7 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
     if (h != NULL && ((cfg->hook_replay_window_ms > 0 &&
                        (h->replay = gw_replay_new(cfg->hook_replay_window_ms, 100000)) == NULL) ||
                       (h->resolver = gw_workq_new(4)) == NULL)) {
-        gw_replay_free(h->replay);
-        free(h);
+        free_http(h);
         h = NULL;
     }
     if (h == NULL) {
@@ -750,10 +788,29 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
     /* The per-connection memory bounds the request headers (about 14 KiB fit in 16 KiB, as with
      * common servers' defaults). libmicrohttpd clears what a request used before the next one on
      * the connection, so a larger pool showed as memset in the publish profile. */
+    if (cfg->https_cert != NULL) {
+        h->https_cert = read_file(cfg->https_cert);
+        h->https_key = read_file(cfg->https_key);
+        if (h->https_cert == NULL || h->https_key == NULL) {
+            snprintf(err, errlen, "cannot read --tls-cert or --tls-key");
+            free_http(h);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+    }
     struct MHD_OptionItem pool[] = {
         {cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
          (intptr_t)cfg->http_threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
         {MHD_OPTION_END, 0, NULL}};
+    if (h->https_cert != NULL) {
+        /* after the pool entry, which may be an END: options past an END are not read, so the
+         * TLS ones go first then */
+        int k = cfg->http_threads > 1 ? 1 : 0;
+        pool[k] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->https_cert};
+        pool[k + 1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->https_key};
+    }
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
@@ -762,9 +819,10 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->http_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024, MHD_OPTION_END);
     if (h->daemon == NULL) {
-        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)",
-                 cfg->listen_host, cfg->listen_port);
-        free(h);
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available%s)",
+                 cfg->listen_host, cfg->listen_port,
+                 h->https_cert ? ", or the certificate and key do not match" : "");
+        free_http(h);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -775,7 +833,7 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
             gw_loop_on_round(loop, on_mhd_round, h) != 0) {
             snprintf(err, errlen, "cannot run the HTTP server on the event loop");
             MHD_stop_daemon(h->daemon);
-            free(h);
+            free_http(h);
             return NULL;
         }
         h->epoll_fd = info->epoll_fd;
@@ -845,6 +903,5 @@ void gw_http_stop(struct gw_http *h)
             gw_loop_timer_cancel(h->loop, h->timer);
     }
     MHD_stop_daemon(h->daemon);
-    gw_replay_free(h->replay);
-    free(h);
+    free_http(h);
 }

@@ -45,7 +45,9 @@ struct it_gw {
 
 /* Starts the gateway as jid with password against 127.0.0.1:xmpp_port, plus extra args
  * (NULL-terminated, may be NULL). With wait_up it waits until /v1/health says connected, else
- * only until HTTP answers. Returns 0, or -1 (log printed). */
+ * only until HTTP answers; IT_NO_WAIT waits for nothing (HTTPS, or a gateway meant to exit).
+ * Returns 0, or -1 (log printed). */
+#define IT_NO_WAIT 2
 int it_gw_start(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
                 const char *const *extra, int wait_up);
 /* Starts the gateway again on the same port and data directory (after it_gw_stop). */

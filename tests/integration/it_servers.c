@@ -393,7 +393,8 @@ static void test_reasons(void)
     CHECK(system(cmd) != 0);
     const char *exit_extra[] = {"--exit-on-auth-failure", NULL};
     /* It may exit before its HTTP side answers: only the exit status counts here. */
-    it_gw_start(&g, "gw4@localhost", "wrong-secret-pw", srv.port, exit_extra, 0);
+    CHECK_INT(it_gw_start(&g, "gw4@localhost", "wrong-secret-pw", srv.port, exit_extra, IT_NO_WAIT),
+              0);
     int status = -1;
     for (int i = 0; i < 100 && status < 0; i++) {
         int st;
