@@ -69,7 +69,7 @@ struct gw_cmd {
     json_t *args;                 /* validated request object: subscription create; owner lists
                                    * ("subscriptions"/"affiliations"); items ("ids", "max", "after",
                                    * "before"); node delete ("redirect"); attempts ("limit",
-                               * "before") */
+                                   * "before") */
 
     int status;      /* HTTP status of the result */
     json_t *result;  /* success body or problem object, or NULL for no body */

@@ -197,16 +197,20 @@ static void on_result(void *arg, const struct gw_send_result *res)
         s->done_seq = a->seq;
         gw_pending_add(h, s, -1);
         atomic_fetch_add(&gw_status.deliveries_ok, 1);
+        gw_hist_observe(&gw_status.delivery_latency, (gw_wall_ms() - a->created_ms) * 1000);
         free(a);
         gw_delivery_kick(h, s);
         return;
     }
     if (res->status == 410) {
+        atomic_fetch_add(&gw_status.attempts_gone, 1);
         free(a);
         gw_hooks_remove(h, s, "the callback answered 410 Gone");
         return;
     }
     atomic_fetch_add(&gw_status.deliveries_failed, 1);
+    atomic_fetch_add(
+        res->status > 0 ? &gw_status.attempts_http_error : &gw_status.attempts_network_error, 1);
     char error[300];
     if (res->status == 0)
         snprintf(error, sizeof(error), "%.280s", res->error ? res->error : "no answer");

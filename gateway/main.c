@@ -167,6 +167,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "pubsubgw: cannot set up the XMPP session\n");
         goto out;
     }
+    gw_status_set_data_dir(cfg.data_dir);
     app.store = gw_store_open(cfg.data_dir, err, sizeof(err));
     if (app.store == NULL) {
         fprintf(stderr, "pubsubgw: %s\n", err);

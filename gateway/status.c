@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 struct gw_status gw_status;
@@ -41,6 +42,69 @@ void gw_status_get_reason(char *buf, size_t len)
     locked_copy(buf, len, down_reason);
 }
 
+static const char *const *route_names;
+static int nroutes;
+static char data_dir[1024];
+
+void gw_status_set_routes(const char *const *names, int n)
+{
+    route_names = names;
+    nroutes = n < GW_STATUS_ROUTES ? n : GW_STATUS_ROUTES;
+}
+
+void gw_status_http_observe(int route, int status, int64_t us)
+{
+    int cls = status / 100 - 2;
+    if (route < 0 || route >= nroutes || cls < 0 || cls > 3)
+        return;
+    gw_hist_observe(&gw_status.http[route][cls], us);
+}
+
+void gw_status_set_data_dir(const char *dir)
+{
+    locked_copy(data_dir, sizeof(data_dir), dir);
+}
+
+/* Bytes of the store's files (database and its log). */
+static long long store_bytes(void)
+{
+    char dir[1024], path[1100];
+    locked_copy(dir, sizeof(dir), data_dir);
+    long long total = 0;
+    const char *files[] = {"pubsubgw.db", "pubsubgw.db-wal", "pubsubgw.db-shm"};
+    for (size_t i = 0; dir[0] && i < sizeof(files) / sizeof(files[0]); i++) {
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        if (stat(path, &st) == 0)
+            total += st.st_size;
+    }
+    return total;
+}
+
+static void write_histograms(FILE *f)
+{
+    fprintf(f, "# HELP pubsubgw_http_request_duration_seconds Time to answer an HTTP request.\n"
+               "# TYPE pubsubgw_http_request_duration_seconds histogram\n");
+    static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
+    for (int r = 0; r < nroutes; r++) {
+        for (int c = 0; c < 4; c++) {
+            if (atomic_load_explicit(&gw_status.http[r][c].count, memory_order_relaxed) == 0)
+                continue;
+            char labels[200];
+            snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%s\"", route_names[r],
+                     classes[c]);
+            gw_hist_write(f, "pubsubgw_http_request_duration_seconds", labels,
+                          &gw_status.http[r][c]);
+        }
+    }
+    fprintf(f, "# HELP pubsubgw_delivery_latency_seconds From an event stored to its callback's "
+               "2xx.\n# TYPE pubsubgw_delivery_latency_seconds histogram\n");
+    gw_hist_write(f, "pubsubgw_delivery_latency_seconds", "", &gw_status.delivery_latency);
+    fprintf(f, "# HELP pubsubgw_xmpp_request_duration_seconds Round trip of an XMPP request.\n"
+               "# TYPE pubsubgw_xmpp_request_duration_seconds histogram\n");
+    gw_hist_write(f, "pubsubgw_xmpp_request_duration_seconds", "", &gw_status.xmpp_rtt);
+}
+
 char *gw_status_metrics_text(void)
 {
     char *buf = NULL;
@@ -69,6 +133,30 @@ char *gw_status_metrics_text(void)
             "# HELP pubsubgw_streams_open Event stream clients connected.\n"
             "# TYPE pubsubgw_streams_open gauge\npubsubgw_streams_open %ld\n",
             atomic_load(&gw_status.streams_open));
+    fprintf(f,
+            "# HELP pubsubgw_delivery_attempts_total Webhook delivery attempts by outcome.\n"
+            "# TYPE pubsubgw_delivery_attempts_total counter\n"
+            "pubsubgw_delivery_attempts_total{outcome=\"delivered\"} %lu\n"
+            "pubsubgw_delivery_attempts_total{outcome=\"http_error\"} %lu\n"
+            "pubsubgw_delivery_attempts_total{outcome=\"network_error\"} %lu\n"
+            "pubsubgw_delivery_attempts_total{outcome=\"gone\"} %lu\n",
+            atomic_load(&gw_status.deliveries_ok), atomic_load(&gw_status.attempts_http_error),
+            atomic_load(&gw_status.attempts_network_error), atomic_load(&gw_status.attempts_gone));
+    long long oldest = atomic_load(&gw_status.oldest_pending_ms);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    fprintf(f,
+            "# HELP pubsubgw_deliveries_oldest_pending_age_seconds Age of the oldest undelivered "
+            "event (0 when none; updated every 15 s).\n"
+            "# TYPE pubsubgw_deliveries_oldest_pending_age_seconds gauge\n"
+            "pubsubgw_deliveries_oldest_pending_age_seconds %.3f\n",
+            oldest > 0 && now_ms > oldest ? (double)(now_ms - oldest) / 1000.0 : 0.0);
+    fprintf(f,
+            "# HELP pubsubgw_store_size_bytes Bytes of the store's files.\n"
+            "# TYPE pubsubgw_store_size_bytes gauge\npubsubgw_store_size_bytes %lld\n",
+            store_bytes());
+    write_histograms(f);
     fprintf(f,
             "# HELP pubsubgw_deliveries_pending Webhook events in the outbox, not yet delivered.\n"
             "# TYPE pubsubgw_deliveries_pending gauge\npubsubgw_deliveries_pending %ld\n",

@@ -3,8 +3,14 @@
 #ifndef GW_STATUS_H
 #define GW_STATUS_H
 
+#include "metrics.h"
+
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* HTTP request durations by route (as registered by the HTTP side) and status class. */
+#define GW_STATUS_ROUTES 64
 
 struct gw_status {
     atomic_int xmpp_up;
@@ -21,7 +27,12 @@ struct gw_status {
     atomic_ulong deliveries_failed;
     atomic_ulong dead_letters;
     atomic_long streams_open;
-    atomic_long pending; /* undelivered webhook events in the outbox */
+    atomic_long pending;            /* undelivered webhook events in the outbox */
+    atomic_llong oldest_pending_ms; /* unix ms of the oldest undelivered event, 0 when none */
+    atomic_ulong attempts_http_error, attempts_network_error, attempts_gone;
+    struct gw_hist delivery_latency;          /* event stored -> callback answered 2xx */
+    struct gw_hist xmpp_rtt;                  /* IQ sent -> answered */
+    struct gw_hist http[GW_STATUS_ROUTES][4]; /* [route][2xx, 3xx, 4xx, 5xx] */
 };
 
 extern struct gw_status gw_status;
@@ -35,6 +46,13 @@ void gw_status_get_jid(char *buf, size_t len);
 void gw_status_set_reason(const char *reason);
 /* Copies the reason into buf ("" when none). Thread-safe. */
 void gw_status_get_reason(char *buf, size_t len);
+
+/* The route names (path templates) the HTTP side will report durations for. */
+void gw_status_set_routes(const char *const *names, int n);
+/* One answered request of route (index of set_routes) with status, in us. Thread-safe. */
+void gw_status_http_observe(int route, int status, int64_t us);
+/* The data directory, for the store size gauge. */
+void gw_status_set_data_dir(const char *dir);
 
 /* Renders the counters in Prometheus text format. Returns a malloc'd string; caller frees. */
 char *gw_status_metrics_text(void);

@@ -58,6 +58,7 @@ enum {
     S_ATTEMPT_EXCESS,
     S_ATTEMPT_OLD,
     S_SUB_DELETE_ATTEMPTS,
+    S_OLDEST_PENDING,
     S_PENDING_BY_SUB,
     S_COUNT
 };
@@ -115,6 +116,9 @@ static const char *const sql[S_COUNT] = {
     [S_ATTEMPT_OLD] = "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at_ms < ?1 "
                       "LIMIT 1000)",
     [S_SUB_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE sub_id = ?1",
+    /* deliveries in seq order (the primary key), past the dead letters kept at the front */
+    [S_OLDEST_PENDING] = "SELECT e.created_ms FROM deliveries d JOIN events e ON e.id = d.event "
+                         "WHERE d.dead = 0 ORDER BY d.seq LIMIT 1",
     [S_SUB_EVENTS_ORPHANED] =
         "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_id = ?1) "
         "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_id <> ?1)",
@@ -550,6 +554,14 @@ int gw_store_dead_prune_count(struct gw_store *s, const char *sub_id, int keep, 
     sqlite3_bind_int(q, 2, keep);
     sqlite3_bind_int(q, 3, limit < 256 ? limit : 256);
     return remove_selected(s, q, limit);
+}
+
+int64_t gw_store_oldest_pending_ms(struct gw_store *s)
+{
+    sqlite3_stmt *q = stmt(s, S_OLDEST_PENDING);
+    int64_t v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    return v;
 }
 
 int gw_store_attempt_add(struct gw_store *s, const struct gw_store_attempt *a)

@@ -91,6 +91,9 @@ int gw_store_dead_prune_count(struct gw_store *st, const char *sub_id, int keep,
 /* Makes dead letter seq of sub_id live again with a fresh attempt count; 1 if found, 0 if not. */
 int gw_store_dead_retry(struct gw_store *st, const char *sub_id, int64_t seq, int64_t now_ms);
 
+/* Unix ms when the oldest undelivered (not dead) event was stored, 0 when none. */
+int64_t gw_store_oldest_pending_ms(struct gw_store *st);
+
 /* Delivery attempts per subscription. */
 int gw_store_attempt_add(struct gw_store *st, const struct gw_store_attempt *a);
 /* sub_id's attempts newest first, with id < before (0: from the newest), at most limit. */

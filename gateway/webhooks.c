@@ -387,8 +387,8 @@ static void load_one(const struct gw_store_sub *st, void *arg)
     }
 }
 
-/* Dead letters older than --dead-letter-max-age leave, a few hundred at a time: every minute,
- * or at once again while there are more. */
+/* Every 15 s: dead letters and logged attempts past their age leave (a few hundred at a time,
+ * at once again while there are more), and the age of the oldest pending event is sampled. */
 static void on_dead_age(struct gw_loop *loop, void *arg)
 {
     struct gw_hooks *h = arg;
@@ -396,7 +396,9 @@ static void on_dead_age(struct gw_loop *loop, void *arg)
     /* ... and so do logged delivery attempts past --attempts-max-age */
     if (gw_store_attempts_prune_age(h->store, gw_wall_ms() - h->cfg->attempts_max_age_ms) == 1000)
         n = 256;
-    h->dead_age_timer = gw_loop_timer_add(loop, n == 256 ? 10 : 60000, on_dead_age, h);
+    atomic_store(&gw_status.oldest_pending_ms,
+                 (long long)(h->pending_total > 0 ? gw_store_oldest_pending_ms(h->store) : 0));
+    h->dead_age_timer = gw_loop_timer_add(loop, n == 256 ? 10 : 15000, on_dead_age, h);
 }
 
 struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,

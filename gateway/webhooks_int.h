@@ -23,10 +23,10 @@ struct hsub {
     struct hsub *prev, *next; /* every subscription, oldest first */
     /* delivery state */
     int inflight;
-    int64_t done_seq; /* delivered up to here; the outbox rows go in the next batch */
-    int64_t pending;  /* live deliveries in the outbox */
-    int gone;         /* removed while a delivery was in flight: freed when it ends */
-    int dead_added;   /* dead letters since its count was last capped */
+    int64_t done_seq;   /* delivered up to here; the outbox rows go in the next batch */
+    int64_t pending;    /* live deliveries in the outbox */
+    int gone;           /* removed while a delivery was in flight: freed when it ends */
+    int dead_added;     /* dead letters since its count was last capped */
     int attempts_added; /* attempts logged since its count was last capped */
     uint64_t timer;
 };

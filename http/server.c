@@ -646,6 +646,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                           r->bytes,
                           (double)(gw_now_ms() - r->start_ms)};
     gw_log_access(&a);
+    if (r->mres == GW_MATCH_OK && r->status > 0)
+        gw_status_http_observe((int)r->match.route, r->status, (gw_now_ms() - r->start_ms) * 1000);
     gw_cmd_free(r->cmd);
     free(r->body);
     free(r->path);
@@ -770,6 +772,15 @@ struct gw_http *gw_http_start(const struct gw_config *cfg, struct gw_mailbox *mb
                  cfg->listen_host);
         return NULL;
     }
+    /* Metrics label each route "METHOD /path/{template}". */
+    static char labels[GW_ROUTE_COUNT][128];
+    static const char *names[GW_ROUTE_COUNT];
+    for (int i = 0; i < GW_ROUTE_COUNT; i++) {
+        snprintf(labels[gw_routes[i].route], sizeof(labels[0]), "%s %s", gw_routes[i].method,
+                 gw_routes[i].pattern);
+        names[gw_routes[i].route] = labels[gw_routes[i].route];
+    }
+    gw_status_set_routes(names, GW_ROUTE_COUNT);
     struct gw_http *h = calloc(1, sizeof(*h));
     if (h != NULL && ((cfg->hook_replay_window_ms > 0 &&
                        (h->replay = gw_replay_new(cfg->hook_replay_window_ms, 100000)) == NULL) ||

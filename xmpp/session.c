@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 enum state { ST_DOWN = 0, ST_CONNECTING, ST_UP, ST_STOPPED };
@@ -31,6 +32,7 @@ struct gw_iq {
     char id[24];
     char *to;
     int64_t deadline;
+    int64_t sent_us;
     struct gw_cmd *cmd;
     gw_iq_cb cb;
     int step;
@@ -152,6 +154,13 @@ void gw_xmpp_new_id(struct gw_xmpp *x, char *buf)
     snprintf(buf, 24, "gw%llx", ++x->next_id);
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void unlink_iq(struct gw_xmpp *x, struct gw_iq *iq)
 {
     x->npending--;
@@ -239,6 +248,7 @@ void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *stanza, struct gw_cmd *cm
     const char *to = xmpp_stanza_get_to(stanza);
     iq->to = to ? strdup(to) : NULL;
     iq->deadline = gw_now_ms() + x->cfg->iq_timeout_ms;
+    iq->sent_us = now_us();
     iq->cmd = cmd;
     iq->cb = cb;
     iq->step = step;
@@ -346,6 +356,7 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
     if (iq == NULL)
         return 1;
     unlink_iq(x, iq);
+    gw_hist_observe(&gw_status.xmpp_rtt, now_us() - iq->sent_us);
     free(iq->to);
     struct gw_cmd *cmd = iq->cmd;
     gw_iq_cb cb = iq->cb;
