@@ -398,6 +398,35 @@ long it_req(struct it_gw *gw, const char *method, const char *path, const char *
     return r->status;
 }
 
+long it_req_auth(struct it_gw *gw, const char *method, const char *path, const char *auth,
+                 const char *json, struct it_resp *r)
+{
+    char url[2048];
+    snprintf(url, sizeof(url), "%s%s", gw->base, path);
+    const char *h[] = {auth};
+    it_http_ex(method, url, json ? "application/json" : NULL, json, json ? strlen(json) : 0, h,
+               auth ? 1 : 0, r);
+    return r->status;
+}
+
+long it_proc_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    size_t n = strlen(field);
+    FILE *f = fopen(path, "r");
+    long kb = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            kb = atol(line + n + 1);
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    return kb;
+}
+
 int it_get(struct it_gw *gw, const char *path, struct it_resp *r)
 {
     char url[2048];

@@ -85,6 +85,12 @@ long it_req(struct it_gw *gw, const char *method, const char *path, const char *
 int it_get(struct it_gw *gw, const char *path, struct it_resp *r);
 int it_post_json(struct it_gw *gw, const char *path, const char *json, struct it_resp *r);
 
+/* it_req with an "Authorization: …" header line (NULL: none). */
+long it_req_auth(struct it_gw *gw, const char *method, const char *path, const char *auth,
+                 const char *json, struct it_resp *r);
+/* A "Vm…" figure of /proc/PID/status in kB (field e.g. "VmRSS", "VmHWM"), 0 when unknown. */
+long it_proc_kb(pid_t pid, const char *field);
+
 /* Checks a problem+json answer: status, content type, and that detail contains field (if any). */
 void it_check_problem(struct it_resp *r, int status, const char *field);
 

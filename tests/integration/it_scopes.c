@@ -19,12 +19,7 @@ static const char *t_pub = "Authorization: Bearer team-publish-token-004";
 static long call(const char *method, const char *path, const char *auth, const char *json,
                  struct it_resp *r)
 {
-    char url[2048];
-    snprintf(url, sizeof(url), "%s%s", gw.base, path);
-    const char *h[] = {auth};
-    it_http_ex(method, url, json ? "application/json" : NULL, json, json ? strlen(json) : 0, h,
-               auth ? 1 : 0, r);
-    return r->status;
+    return it_req_auth(&gw, method, path, auth, json, r);
 }
 
 /* status of the call, the answer freed */
@@ -66,20 +61,6 @@ static void fill(char *out, size_t cap, const char *tmpl, const char *arg)
 {
     const char *at = strstr(tmpl, "%s");
     snprintf(out, cap, "%.*s%s%s", (int)(at - tmpl), tmpl, arg, at + 2);
-}
-
-static long peak_rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = 0;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
 }
 
 static char *big;
@@ -223,13 +204,13 @@ int main(void)
     memset(big, ' ', big_len);
     big[0] = '{';
     big[big_len - 1] = '}';
-    long before = peak_rss_kb(gw.pid);
+    long before = it_proc_kb(gw.pid, "VmHWM");
     pthread_t t[64];
     for (int i = 0; i < 64; i++)
         pthread_create(&t[i], NULL, upload, NULL);
     for (int i = 0; i < 64; i++)
         pthread_join(t[i], NULL);
-    long after = peak_rss_kb(gw.pid);
+    long after = it_proc_kb(gw.pid, "VmHWM");
     fprintf(stderr, "  peak RSS %ld kB before 512 unauthenticated 1 MB uploads, %ld kB after\n",
             before, after);
     /* Buffering them would take 64 MB at once. (Under valgrind or a sanitizer the process's

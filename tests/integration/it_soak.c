@@ -48,20 +48,6 @@ static void *sse_run(void *arg)
     return NULL;
 }
 
-static long rss_kb(void)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)gw.pid);
-    FILE *f = fopen(path, "r");
-    long kb = 0;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* Bytes of the data directory (database, its log). */
 static long long disk_bytes(void)
 {
@@ -166,12 +152,12 @@ int main(void)
     publish_range(pub, node, 0, CAPPED);
     CHECK_INT(it_receiver_wait(ok, CAPPED, 120000), CAPPED);
     settle(CAPPED); /* measured with no backlog left: what remains is what is kept */
-    long rss1 = rss_kb();
+    long rss1 = it_proc_kb(gw.pid, "VmRSS");
     long long disk1 = disk_bytes();
     publish_range(pub, node, CAPPED, TOTAL);
     CHECK_INT(it_receiver_wait(ok, TOTAL, 120000), TOTAL);
     settle(TOTAL);
-    long rss2 = rss_kb();
+    long rss2 = it_proc_kb(gw.pid, "VmRSS");
     long long disk2 = disk_bytes();
     fprintf(stderr,
             "  %d events in %lld ms; after %d: RSS %ld kB, data %lld kB; after %d: RSS %ld kB, "
