@@ -383,6 +383,13 @@ static void test_reasons(void)
     CHECK(health_says(&g, want, 10000, reason, sizeof(reason)));
     CHECK_INT(it_gw_stop(&g, SIGTERM), 0);
 
+    /* A name that does not resolve: said so. */
+    const char *dns[] = {"--xmpp-server", "no-such-host.invalid:5222", NULL};
+    CHECK_INT(it_gw_start(&g, "gw4@localhost", "gw4", closed, dns, 0), 0);
+    CHECK(health_says(&g, "cannot connect to no-such-host.invalid:5222: the name does not resolve",
+                      10000, reason, sizeof(reason)));
+    CHECK_INT(it_gw_stop(&g, SIGTERM), 0);
+
     /* Wrong password: which JID; the password itself never in the log or the answer. */
     CHECK_INT(it_gw_start(&g, "gw4@localhost", "wrong-secret-pw", srv.port, NULL, 0), 0);
     CHECK(
