@@ -762,16 +762,138 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
                  cfg->listen_host);
         return GW_CONFIG_ERROR;
     }
+    struct gw_policy *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        goto nomem;
+    p->tokens = cfg->tokens;
+    p->ntokens = cfg->ntokens;
+    p->allow = cfg->callback_allow;
+    p->nallow = cfg->ncallback_allow;
+    atomic_store(&cfg->policy, p);
     return GW_CONFIG_OK;
 nomem:
     snprintf(err, errlen, "out of memory");
     return GW_CONFIG_ERROR;
 }
 
+const struct gw_policy *gw_config_policy(const struct gw_config *cfg)
+{
+    return atomic_load(&((struct gw_config *)cfg)->policy);
+}
+
+static int differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+static int hook_secrets_differ(const struct gw_config *a, const struct gw_config *b)
+{
+    if (a->nhook_secrets != b->nhook_secrets)
+        return 1;
+    for (int i = 0; i < a->nhook_secrets; i++)
+        if (differs(a->hook_secrets[i].node, b->hook_secrets[i].node) ||
+            differs(a->hook_secrets[i].secret, b->hook_secrets[i].secret))
+            return 1;
+    return 0;
+}
+
+int gw_config_reload(struct gw_config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    struct gw_config *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (gw_config_load(n, argc, argv, err, errlen) != GW_CONFIG_OK) {
+        gw_config_free(n);
+        free(n);
+        return -1;
+    }
+    /* What the running gateway cannot take without restarting: named, and kept as it runs. */
+    const struct {
+        const char *name;
+        int changed;
+    } fixed[] = {
+        {"listen", differs(cfg->listen_host, n->listen_host) || cfg->listen_port != n->listen_port},
+        {"jid", differs(cfg->jid, n->jid)},
+        {"password", differs(cfg->password, n->password)},
+        {"xmpp-server", differs(cfg->xmpp_host, n->xmpp_host) || cfg->xmpp_port != n->xmpp_port},
+        {"service", differs(cfg->service, n->service)},
+        {"data-dir", differs(cfg->data_dir, n->data_dir)},
+        {"resource", differs(cfg->resource, n->resource)},
+        {"tls", cfg->tls != n->tls || cfg->tls_insecure != n->tls_insecure ||
+                    differs(cfg->tls_ca, n->tls_ca)},
+        {"tls-cert",
+         differs(cfg->https_cert, n->https_cert) || differs(cfg->https_key, n->https_key)},
+        {"http-threads", cfg->http_threads != n->http_threads},
+        {"max-connections", cfg->max_connections != n->max_connections},
+        {"http-timeout", cfg->http_timeout_s != n->http_timeout_s},
+        {"hook-secret", hook_secrets_differ(cfg, n)},
+        {"hook-replay-window", cfg->hook_replay_window_ms != n->hook_replay_window_ms},
+        {"sse-history", cfg->sse_history != n->sse_history},
+        {"max-host-connections", cfg->max_host_connections != n->max_host_connections ||
+                                     cfg->max_delivery_connections != n->max_delivery_connections},
+    };
+    size_t len = 0;
+    err[0] = '\0';
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (fixed[i].changed && len + strlen(fixed[i].name) + 3 < errlen)
+            len +=
+                (size_t)snprintf(err + len, errlen - len, "%s%s", len ? ", " : "", fixed[i].name);
+    /* The rest takes effect now: scalars are read where they are used. */
+    cfg->log_level = n->log_level;
+    cfg->log_json = n->log_json;
+    cfg->iq_timeout_ms = n->iq_timeout_ms;
+    cfg->reconnect_max_ms = n->reconnect_max_ms;
+    cfg->ping_interval_ms = n->ping_interval_ms;
+    cfg->ping_timeout_ms = n->ping_timeout_ms;
+    cfg->connect_timeout_ms = n->connect_timeout_ms;
+    cfg->exit_on_auth_failure = n->exit_on_auth_failure;
+    cfg->auto_create = n->auto_create;
+    cfg->max_body = n->max_body;
+    cfg->max_json_depth = n->max_json_depth;
+    cfg->max_inflight = n->max_inflight;
+    cfg->max_pending_sub = n->max_pending_sub;
+    cfg->max_pending = n->max_pending;
+    cfg->max_stanza = n->max_stanza;
+    cfg->delivery_timeout_ms = n->delivery_timeout_ms;
+    cfg->retry_attempts = n->retry_attempts;
+    cfg->retry_max_age_ms = n->retry_max_age_ms;
+    cfg->retry_initial_ms = n->retry_initial_ms;
+    cfg->retry_max_interval_ms = n->retry_max_interval_ms;
+    cfg->catchup_max = n->catchup_max;
+    cfg->dead_letter_max = n->dead_letter_max;
+    cfg->dead_letter_max_age_ms = n->dead_letter_max_age_ms;
+    cfg->attempts_max = n->attempts_max;
+    cfg->attempts_max_age_ms = n->attempts_max_age_ms;
+    cfg->sse_heartbeat_ms = n->sse_heartbeat_ms;
+    cfg->sse_history_bytes = n->sse_history_bytes;
+    cfg->sse_queue_bytes = n->sse_queue_bytes;
+    /* Tokens and the allow-list: one pointer, read by other threads. The new configuration
+     * stays allocated with its policy (its arrays are the policy's). */
+    struct gw_policy *np = atomic_load(&n->policy);
+    atomic_store(&n->policy, NULL);
+    np->owner = n;
+    np->retired = atomic_load(&cfg->policy);
+    atomic_store(&cfg->policy, np);
+    return 0;
+}
+
 void gw_config_free(struct gw_config *cfg)
 {
     if (cfg == NULL)
         return;
+    struct gw_policy *p = atomic_load(&cfg->policy);
+    while (p != NULL) {
+        struct gw_policy *next = p->retired;
+        if (p->owner != NULL) {
+            gw_config_free(p->owner);
+            free(p->owner);
+        }
+        free(p);
+        p = next;
+    }
+    atomic_store(&cfg->policy, NULL);
     free(cfg->listen_host);
     if (cfg->password != NULL)
         memset(cfg->password, 0, strlen(cfg->password));

@@ -3,6 +3,7 @@
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,18 @@ struct gw_token {
 struct gw_hook_secret {
     char *node;
     char *secret;
+};
+
+/* What a reload may replace while other threads read it: the tokens and the callback
+ * allow-list, swapped as one pointer. A replaced policy stays allocated until the configuration
+ * is freed (a request in flight may still hold one of its tokens). */
+struct gw_policy {
+    const struct gw_token *tokens;
+    int ntokens;
+    const struct gw_cidr *allow;
+    int nallow;
+    struct gw_policy *retired; /* the policies it replaced (reload) */
+    struct gw_config *owner;   /* the loaded configuration whose arrays these are, or NULL */
 };
 
 struct gw_config {
@@ -82,6 +95,8 @@ struct gw_config {
     int ntokens;
     struct gw_cidr *callback_allow;
     int ncallback_allow;
+    /* The tokens and allow-list in force (see struct gw_policy); set by gw_config_load. */
+    _Atomic(struct gw_policy *) policy;
     int max_json_depth;
     int max_inflight;
     int64_t max_pending_sub;
@@ -99,6 +114,16 @@ struct gw_config {
 /* 1 when token may act on node: it has no node patterns, or one matches (NULL token: no tokens
  * are configured, everything is allowed). */
 int gw_token_allows_node(const struct gw_token *token, const char *node);
+
+/* The policy in force. Thread-safe. */
+const struct gw_policy *gw_config_policy(const struct gw_config *cfg);
+
+/* Reloads what may change while running from the same arguments and file (SIGHUP): tokens,
+ * the callback allow-list, log level and format, limits, retry and retention settings, ping
+ * settings. Options that need a restart keep their running value and are named in err (a
+ * comma-separated list, "" when none). Loop thread; returns 0, or -1 with the reason in err
+ * when the new configuration is invalid (nothing changes then). */
+int gw_config_reload(struct gw_config *cfg, int argc, char **argv, char *err, size_t errlen);
 
 /* The hook secret that applies to node (its own, else "*"), or NULL when none is configured. */
 const char *gw_config_hook_secret(const struct gw_config *cfg, const char *node);

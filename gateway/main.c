@@ -29,6 +29,9 @@
 #endif
 
 struct app {
+    struct gw_config *cfg;
+    int argc;
+    char **argv;
     struct gw_loop *loop;
     struct gw_mailbox mb;
     struct gw_xmpp *xmpp;
@@ -91,13 +94,37 @@ static void drain_mailbox(struct gw_loop *loop, void *arg)
     }
 }
 
+/* SIGHUP: what may change while running changes now; connections and the XMPP session stay. */
+static void reload(struct app *app)
+{
+    char err[512];
+    if (gw_config_reload(app->cfg, app->argc, app->argv, err, sizeof(err)) != 0) {
+        gw_error("configuration not reloaded, the running one is unchanged: %s", err);
+        return;
+    }
+    gw_log_threshold = app->cfg->log_level;
+    gw_log_json = app->cfg->log_json;
+    const struct gw_policy *pol = gw_config_policy(app->cfg);
+    gw_httpc_set_policy(app->httpc, pol->allow, (size_t)pol->nallow);
+    gw_info("configuration reloaded: %d API tokens, %d allowed callback ranges", pol->ntokens,
+            pol->nallow);
+    if (err[0] != '\0')
+        gw_warn("configuration: changed options need a restart and keep their running values: %s",
+                err);
+}
+
 static void on_signal(struct gw_loop *loop, int fd, int revents, void *arg)
 {
     (void)revents;
-    (void)arg;
+    struct app *app = arg;
     struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        gw_info("signal %u: shutting down", si.ssi_signo);
+    if (read(fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+        return;
+    if (si.ssi_signo == SIGHUP) {
+        reload(app);
+        return;
+    }
+    gw_info("signal %u: shutting down", si.ssi_signo);
     gw_loop_stop(loop);
 }
 
@@ -143,11 +170,15 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
     struct app app = {0};
+    app.cfg = &cfg;
+    app.argc = argc;
+    app.argv = argv;
     struct gw_http *http = NULL;
     app.sigfd = -1;
     if (make_dir(cfg.data_dir) != 0) {
@@ -175,7 +206,8 @@ int main(int argc, char **argv)
     }
     app.httpc = gw_httpc_new(app.loop, cfg.max_host_connections, cfg.max_delivery_connections);
     if (app.httpc != NULL)
-        gw_httpc_set_policy(app.httpc, cfg.callback_allow, (size_t)cfg.ncallback_allow);
+        gw_httpc_set_policy(app.httpc, gw_config_policy(&cfg)->allow,
+                            (size_t)gw_config_policy(&cfg)->nallow);
     app.hooks = app.httpc ? gw_hooks_new(&cfg, app.loop, app.store, gw_httpc_sender(app.httpc),
                                          exec_xmpp, &app)
                           : NULL;

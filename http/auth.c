@@ -56,7 +56,8 @@ int gw_auth_check(const struct gw_config *cfg, const char *authorization, enum g
 {
     *token = NULL;
     unsigned need = gw_route_scope(route);
-    if (cfg->ntokens == 0 || need == 0)
+    const struct gw_policy *pol = gw_config_policy(cfg);
+    if (pol == NULL || pol->ntokens == 0 || need == 0)
         return 200;
     if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
         return 401;
@@ -66,9 +67,9 @@ int gw_auth_check(const struct gw_config *cfg, const char *authorization, enum g
     unsigned char digest[32];
     gw_sha256(given, strlen(given), digest);
     const struct gw_token *found = NULL;
-    for (int i = 0; i < cfg->ntokens; i++)
-        if (gw_const_eq_n(digest, cfg->tokens[i].digest, sizeof(digest)) && found == NULL)
-            found = &cfg->tokens[i];
+    for (int i = 0; i < pol->ntokens; i++)
+        if (gw_const_eq_n(digest, pol->tokens[i].digest, sizeof(digest)) && found == NULL)
+            found = &pol->tokens[i];
     if (found == NULL)
         return 401;
     *token = found;

@@ -349,8 +349,8 @@ static void check_callback(void *arg)
         usleep((useconds_t)atoi(delay) * 1000); /* tests: a slow resolver */
     char err[512];
     const char *callback = json_string_value(json_object_get(cmd->args, "callback"));
-    if (!gw_url_allowed(callback, cfg->callback_allow, (size_t)cfg->ncallback_allow, err,
-                        sizeof(err))) {
+    const struct gw_policy *pol = gw_config_policy(cfg);
+    if (!gw_url_allowed(callback, pol->allow, (size_t)pol->nallow, err, sizeof(err))) {
         cmd->status = 400;
         cmd->result = gw_problem_new(400, "Invalid request body", err, NULL);
     }

@@ -105,6 +105,33 @@ int main(void)
     CHECK_INT(cfg.iq_timeout_ms, 4000);
     gw_config_free(&cfg);
 
+    /* Reload: tokens swapped as one policy, restart-only options named and kept. */
+    f = fopen(path, "w");
+    fputs("jid = r@example.org\npassword = p\napi-token = reload-token-one-0001\n", f);
+    fclose(f);
+    char *rargv[] = {"pubsubgw", "--config", path, NULL};
+    CHECK_INT(gw_config_load(&cfg, 3, rargv, err, sizeof(err)), GW_CONFIG_OK);
+    const struct gw_policy *before = gw_config_policy(&cfg);
+    CHECK_INT(before->ntokens, 1);
+    f = fopen(path, "w");
+    fputs("jid = r@example.org\npassword = p\napi-token = reload-token-two-0002\n"
+          "api-token = reload-token-three-03\nresource = other\nmax-body = 4096\n",
+          f);
+    fclose(f);
+    CHECK_INT(gw_config_reload(&cfg, 3, rargv, err, sizeof(err)), 0);
+    CHECK_STR(err, "resource");
+    CHECK_INT(gw_config_policy(&cfg)->ntokens, 2);
+    CHECK_STR(gw_config_policy(&cfg)->tokens[0].token, "reload-token-two-0002");
+    CHECK_STR(before->tokens[0].token, "reload-token-one-0001"); /* still valid */
+    CHECK_STR(cfg.resource, "pubsubgw");
+    CHECK_INT((long)cfg.max_body, 4096);
+    f = fopen(path, "w");
+    fputs("jid = r@example.org\nbogus = 1\n", f);
+    fclose(f);
+    CHECK_INT(gw_config_reload(&cfg, 3, rargv, err, sizeof(err)), -1);
+    CHECK_INT(gw_config_policy(&cfg)->ntokens, 2);
+    gw_config_free(&cfg);
+
     f = fopen(path, "w");
     fputs("jid = a@b\npassword = \"unterminated\n", f);
     fclose(f);
