@@ -252,6 +252,77 @@ static int add_token(struct gw_config *cfg, const char *value, char *err, size_t
     return rc;
 }
 
+/* Boolean options: no value (or true/yes/1, false/no/0). restart: a running gateway keeps its
+ * value on reload (SIGHUP). */
+static const struct {
+    const char *name;
+    size_t offset;
+    int restart;
+} flags[] = {
+    {"tls-insecure", offsetof(struct gw_config, tls_insecure), 1},
+    {"exit-on-auth-failure", offsetof(struct gw_config, exit_on_auth_failure), 0},
+    {"auto-create", offsetof(struct gw_config, auto_create), 0},
+};
+
+/* Numeric options: range, the factor to the stored unit (1000: seconds given, ms kept), the
+ * field and its type, and whether a reload may change it. */
+enum { NUM_INT, NUM_LONG, NUM_INT64, NUM_SIZE };
+static const struct {
+    const char *name;
+    long min, max, scale;
+    size_t offset;
+    int kind;
+    int restart;
+} numbers[] = {
+    {"delivery-timeout", 1, 3600, 1000, offsetof(struct gw_config, delivery_timeout_ms), NUM_LONG,
+     0},
+    {"retry-attempts", 1, 1000, 1, offsetof(struct gw_config, retry_attempts), NUM_INT, 0},
+    {"retry-max-age", 1, 30L * 86400, 1000, offsetof(struct gw_config, retry_max_age_ms), NUM_INT64,
+     0},
+    {"retry-initial", 1, 3600000, 1, offsetof(struct gw_config, retry_initial_ms), NUM_INT64, 0},
+    {"retry-max-interval", 1, 86400, 1000, offsetof(struct gw_config, retry_max_interval_ms),
+     NUM_INT64, 0},
+    {"catchup-max", 0, 100000, 1, offsetof(struct gw_config, catchup_max), NUM_INT, 0},
+    {"ping-interval", 0, 3600, 1000, offsetof(struct gw_config, ping_interval_ms), NUM_INT, 0},
+    {"ping-timeout", 1, 3600, 1000, offsetof(struct gw_config, ping_timeout_ms), NUM_INT, 0},
+    {"connect-timeout", 1, 3600, 1000, offsetof(struct gw_config, connect_timeout_ms), NUM_INT, 0},
+    /* the connection caps are given to libcurl at start */
+    {"max-host-connections", 1, 1000, 1, offsetof(struct gw_config, max_host_connections), NUM_LONG,
+     1},
+    {"max-delivery-connections", 1, 800, 1, offsetof(struct gw_config, max_delivery_connections),
+     NUM_LONG, 1},
+    {"sse-heartbeat", 1, 3600, 1000, offsetof(struct gw_config, sse_heartbeat_ms), NUM_INT, 0},
+    /* the replay window is sized at start */
+    {"hook-replay-window", 0, 30L * 86400, 1000, offsetof(struct gw_config, hook_replay_window_ms),
+     NUM_INT64, 1},
+    /* nodes' history rings are allocated with this capacity */
+    {"sse-history", 0, 100000, 1, offsetof(struct gw_config, sse_history), NUM_INT, 1},
+    {"max-json-depth", 1, 1000, 1, offsetof(struct gw_config, max_json_depth), NUM_INT, 0},
+    {"max-inflight", 1, 1000000, 1, offsetof(struct gw_config, max_inflight), NUM_INT, 0},
+    {"max-pending-per-subscription", 1, 100000000, 1, offsetof(struct gw_config, max_pending_sub),
+     NUM_INT64, 0},
+    {"max-pending", 1, 1000000000, 1, offsetof(struct gw_config, max_pending), NUM_INT64, 0},
+    {"max-stanza", 1024, 64L * 1024 * 1024, 1, offsetof(struct gw_config, max_stanza), NUM_LONG, 0},
+    {"dead-letter-max", 1, 10000000, 1, offsetof(struct gw_config, dead_letter_max), NUM_INT, 0},
+    {"attempts-max", 1, 100000, 1, offsetof(struct gw_config, attempts_max), NUM_INT, 0},
+    {"attempts-max-age", 60, 3650L * 86400, 1000, offsetof(struct gw_config, attempts_max_age_ms),
+     NUM_INT64, 0},
+    {"dead-letter-max-age", 60, 3650L * 86400, 1000,
+     offsetof(struct gw_config, dead_letter_max_age_ms), NUM_INT64, 0},
+    {"sse-history-bytes", 0, 1L << 30, 1, offsetof(struct gw_config, sse_history_bytes), NUM_SIZE,
+     0},
+    {"sse-queue-bytes", 4096, 1L << 30, 1, offsetof(struct gw_config, sse_queue_bytes), NUM_SIZE,
+     0},
+};
+
+static size_t num_size(int kind)
+{
+    return kind == NUM_INT     ? sizeof(int)
+           : kind == NUM_LONG  ? sizeof(long)
+           : kind == NUM_INT64 ? sizeof(int64_t)
+                               : sizeof(size_t);
+}
+
 /* Applies one option; name is the long option name without dashes. */
 static int apply(struct gw_config *cfg, const char *name, const char *value, char *err,
                  size_t errlen)
@@ -344,29 +415,18 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         return set_str(&cfg->https_cert, value);
     if (strcmp(name, "tls-key") == 0)
         return set_str(&cfg->https_key, value);
-    {
-        static const struct {
-            const char *name;
-            size_t offset;
-        } flags[] = {
-            {"tls-insecure", offsetof(struct gw_config, tls_insecure)},
-            {"exit-on-auth-failure", offsetof(struct gw_config, exit_on_auth_failure)},
-            {"auto-create", offsetof(struct gw_config, auto_create)},
-        };
-        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-            if (strcmp(name, flags[i].name) != 0)
-                continue;
-            int *field = (int *)((char *)cfg + flags[i].offset);
-            if (value == NULL || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
-                strcmp(value, "1") == 0)
-                *field = 1;
-            else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
-                     strcmp(value, "0") == 0)
-                *field = 0;
-            else
-                goto bad;
-            return 0;
-        }
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        if (strcmp(name, flags[i].name) != 0)
+            continue;
+        int *field = (int *)((char *)cfg + flags[i].offset);
+        if (value == NULL || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+            strcmp(value, "1") == 0)
+            *field = 1;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
+            *field = 0;
+        else
+            goto bad;
+        return 0;
     }
     if (strcmp(name, "reconnect-max") == 0) {
         if (parse_int(value, 1, 3600, &v) != 0)
@@ -428,55 +488,17 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         cfg->nhook_secrets++;
         return 0;
     }
-    static const struct {
-        const char *name;
-        long min, max, scale;
-        size_t offset;
-        int kind; /* 0 int, 1 long, 2 int64, 3 size_t */
-    } numbers[] = {
-        {"delivery-timeout", 1, 3600, 1000, offsetof(struct gw_config, delivery_timeout_ms), 1},
-        {"retry-attempts", 1, 1000, 1, offsetof(struct gw_config, retry_attempts), 0},
-        {"retry-max-age", 1, 30L * 86400, 1000, offsetof(struct gw_config, retry_max_age_ms), 2},
-        {"retry-initial", 1, 3600000, 1, offsetof(struct gw_config, retry_initial_ms), 2},
-        {"retry-max-interval", 1, 86400, 1000, offsetof(struct gw_config, retry_max_interval_ms),
-         2},
-        {"catchup-max", 0, 100000, 1, offsetof(struct gw_config, catchup_max), 0},
-        {"ping-interval", 0, 3600, 1000, offsetof(struct gw_config, ping_interval_ms), 0},
-        {"ping-timeout", 1, 3600, 1000, offsetof(struct gw_config, ping_timeout_ms), 0},
-        {"connect-timeout", 1, 3600, 1000, offsetof(struct gw_config, connect_timeout_ms), 0},
-        {"max-host-connections", 1, 1000, 1, offsetof(struct gw_config, max_host_connections), 1},
-        {"max-delivery-connections", 1, 800, 1,
-         offsetof(struct gw_config, max_delivery_connections), 1},
-        {"sse-heartbeat", 1, 3600, 1000, offsetof(struct gw_config, sse_heartbeat_ms), 0},
-        {"hook-replay-window", 0, 30L * 86400, 1000,
-         offsetof(struct gw_config, hook_replay_window_ms), 2},
-        {"sse-history", 0, 100000, 1, offsetof(struct gw_config, sse_history), 0},
-        {"max-json-depth", 1, 1000, 1, offsetof(struct gw_config, max_json_depth), 0},
-        {"max-inflight", 1, 1000000, 1, offsetof(struct gw_config, max_inflight), 0},
-        {"max-pending-per-subscription", 1, 100000000, 1,
-         offsetof(struct gw_config, max_pending_sub), 2},
-        {"max-pending", 1, 1000000000, 1, offsetof(struct gw_config, max_pending), 2},
-        {"max-stanza", 1024, 64L * 1024 * 1024, 1, offsetof(struct gw_config, max_stanza), 1},
-        {"dead-letter-max", 1, 10000000, 1, offsetof(struct gw_config, dead_letter_max), 0},
-        {"attempts-max", 1, 100000, 1, offsetof(struct gw_config, attempts_max), 0},
-        {"attempts-max-age", 60, 3650L * 86400, 1000,
-         offsetof(struct gw_config, attempts_max_age_ms), 2},
-        {"dead-letter-max-age", 60, 3650L * 86400, 1000,
-         offsetof(struct gw_config, dead_letter_max_age_ms), 2},
-        {"sse-history-bytes", 0, 1L << 30, 1, offsetof(struct gw_config, sse_history_bytes), 3},
-        {"sse-queue-bytes", 4096, 1L << 30, 1, offsetof(struct gw_config, sse_queue_bytes), 3},
-    };
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
         if (strcmp(name, numbers[i].name) != 0)
             continue;
         if (parse_int(value, numbers[i].min, numbers[i].max, &v) != 0)
             goto bad;
         char *field = (char *)cfg + numbers[i].offset;
-        if (numbers[i].kind == 0)
+        if (numbers[i].kind == NUM_INT)
             *(int *)field = (int)(v * numbers[i].scale);
-        else if (numbers[i].kind == 1)
+        else if (numbers[i].kind == NUM_LONG)
             *(long *)field = v * numbers[i].scale;
-        else if (numbers[i].kind == 2)
+        else if (numbers[i].kind == NUM_INT64)
             *(int64_t *)field = (int64_t)v * numbers[i].scale;
         else
             *(size_t *)field = (size_t)v * (size_t)numbers[i].scale;
@@ -821,54 +843,49 @@ int gw_config_reload(struct gw_config *cfg, int argc, char **argv, char *err, si
         {"service", differs(cfg->service, n->service)},
         {"data-dir", differs(cfg->data_dir, n->data_dir)},
         {"resource", differs(cfg->resource, n->resource)},
-        {"tls", cfg->tls != n->tls || cfg->tls_insecure != n->tls_insecure ||
-                    differs(cfg->tls_ca, n->tls_ca)},
+        {"tls", cfg->tls != n->tls || differs(cfg->tls_ca, n->tls_ca)},
         {"tls-cert",
          differs(cfg->https_cert, n->https_cert) || differs(cfg->https_key, n->https_key)},
         {"http-threads", cfg->http_threads != n->http_threads},
         {"max-connections", cfg->max_connections != n->max_connections},
         {"http-timeout", cfg->http_timeout_s != n->http_timeout_s},
         {"hook-secret", hook_secrets_differ(cfg, n)},
-        {"hook-replay-window", cfg->hook_replay_window_ms != n->hook_replay_window_ms},
-        {"sse-history", cfg->sse_history != n->sse_history},
-        {"max-host-connections", cfg->max_host_connections != n->max_host_connections ||
-                                     cfg->max_delivery_connections != n->max_delivery_connections},
     };
     size_t len = 0;
     err[0] = '\0';
+#define NAME_CHANGED(opt)                                                                          \
+    do {                                                                                           \
+        if (len + strlen(opt) + 3 < errlen)                                                        \
+            len += (size_t)snprintf(err + len, errlen - len, "%s%s", len ? ", " : "", (opt));      \
+    } while (0)
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        if (fixed[i].changed && len + strlen(fixed[i].name) + 3 < errlen)
-            len +=
-                (size_t)snprintf(err + len, errlen - len, "%s%s", len ? ", " : "", fixed[i].name);
-    /* The rest takes effect now: scalars are read where they are used. */
+        if (fixed[i].changed)
+            NAME_CHANGED(fixed[i].name);
+    /* The tables say which options take effect now (read where they are used) and which wait
+     * for a restart. */
+    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        char *to = (char *)cfg + numbers[i].offset;
+        const char *from = (const char *)n + numbers[i].offset;
+        size_t size = num_size(numbers[i].kind);
+        if (!numbers[i].restart)
+            memcpy(to, from, size);
+        else if (memcmp(to, from, size) != 0)
+            NAME_CHANGED(numbers[i].name);
+    }
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        int *to = (int *)((char *)cfg + flags[i].offset);
+        int from = *(const int *)((const char *)n + flags[i].offset);
+        if (!flags[i].restart)
+            *to = from;
+        else if (*to != from)
+            NAME_CHANGED(flags[i].name);
+    }
+#undef NAME_CHANGED
     cfg->log_level = n->log_level;
     cfg->log_json = n->log_json;
     cfg->iq_timeout_ms = n->iq_timeout_ms;
     cfg->reconnect_max_ms = n->reconnect_max_ms;
-    cfg->ping_interval_ms = n->ping_interval_ms;
-    cfg->ping_timeout_ms = n->ping_timeout_ms;
-    cfg->connect_timeout_ms = n->connect_timeout_ms;
-    cfg->exit_on_auth_failure = n->exit_on_auth_failure;
-    cfg->auto_create = n->auto_create;
     cfg->max_body = n->max_body;
-    cfg->max_json_depth = n->max_json_depth;
-    cfg->max_inflight = n->max_inflight;
-    cfg->max_pending_sub = n->max_pending_sub;
-    cfg->max_pending = n->max_pending;
-    cfg->max_stanza = n->max_stanza;
-    cfg->delivery_timeout_ms = n->delivery_timeout_ms;
-    cfg->retry_attempts = n->retry_attempts;
-    cfg->retry_max_age_ms = n->retry_max_age_ms;
-    cfg->retry_initial_ms = n->retry_initial_ms;
-    cfg->retry_max_interval_ms = n->retry_max_interval_ms;
-    cfg->catchup_max = n->catchup_max;
-    cfg->dead_letter_max = n->dead_letter_max;
-    cfg->dead_letter_max_age_ms = n->dead_letter_max_age_ms;
-    cfg->attempts_max = n->attempts_max;
-    cfg->attempts_max_age_ms = n->attempts_max_age_ms;
-    cfg->sse_heartbeat_ms = n->sse_heartbeat_ms;
-    cfg->sse_history_bytes = n->sse_history_bytes;
-    cfg->sse_queue_bytes = n->sse_queue_bytes;
     /* Tokens and the allow-list: one pointer, read by other threads. The new configuration
      * stays allocated with its policy (its arrays are the policy's). */
     struct gw_policy *np = atomic_load(&n->policy);
