@@ -137,3 +137,13 @@ void gw_hmap_each(const struct gw_hmap *m, void (*cb)(void *value, void *arg), v
         for (struct entry *e = m->slots[i]; e; e = e->next)
             cb(e->value, arg);
 }
+
+size_t gw_hmap_pair_key(const char *a, const char *b, char *buf, size_t cap)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la + lb + 1 > cap)
+        return 0;
+    memcpy(buf, a, la + 1);
+    memcpy(buf + la + 1, b, lb);
+    return la + 1 + lb;
+}

@@ -20,4 +20,8 @@ size_t gw_hmap_size(const struct gw_hmap *m);
 /* Calls cb for every entry; cb must not change the map. */
 void gw_hmap_each(const struct gw_hmap *m, void (*cb)(void *value, void *arg), void *arg);
 
+/* Writes the two-part key "a NUL b" (registries keyed by service and node) into buf; returns
+ * its length, or 0 when it does not fit in cap bytes. */
+size_t gw_hmap_pair_key(const char *a, const char *b, char *buf, size_t cap);
+
 #endif

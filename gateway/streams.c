@@ -81,9 +81,7 @@ void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40])
     json_t *ev;
     json_array_foreach(events, i, ev)
     {
-        const char *service = json_string_value(json_object_get(ev, "service"));
-        const char *node = json_string_value(json_object_get(ev, "node"));
-        struct hnode *hn = service && node ? gw_hooks_find_node(h, service, node) : NULL;
+        struct hnode *hn = gw_hooks_event_node(h, ev);
         if (hn == NULL)
             continue;
         size_t len;

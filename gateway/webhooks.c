@@ -43,22 +43,18 @@ void gw_iso_time(int64_t ms, char *buf, size_t len)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
-/* Registry keys: "service NUL node". */
-static size_t node_key(const char *service, const char *node, char *buf, size_t cap)
-{
-    size_t ls = strlen(service), ln = strlen(node);
-    if (ls + ln + 1 > cap)
-        return 0;
-    memcpy(buf, service, ls + 1);
-    memcpy(buf + ls + 1, node, ln);
-    return ls + 1 + ln;
-}
-
 struct hnode *gw_hooks_find_node(struct gw_hooks *h, const char *service, const char *node)
 {
     char key[4200];
-    size_t k = node_key(service, node, key, sizeof(key));
+    size_t k = gw_hmap_pair_key(service, node, key, sizeof(key));
     return k ? gw_hmap_get(h->nodes, key, k) : NULL;
+}
+
+struct hnode *gw_hooks_event_node(struct gw_hooks *h, json_t *ev)
+{
+    const char *service = json_string_value(json_object_get(ev, "service"));
+    const char *node = json_string_value(json_object_get(ev, "node"));
+    return service && node ? gw_hooks_find_node(h, service, node) : NULL;
 }
 
 json_t *gw_hsub_json(const struct hsub *s)
@@ -91,7 +87,7 @@ struct hnode *gw_hooks_node(struct gw_hooks *h, const char *service, const char 
     if (hn != NULL)
         return hn;
     char key[4200];
-    size_t k = node_key(service, node, key, sizeof(key));
+    size_t k = gw_hmap_pair_key(service, node, key, sizeof(key));
     hn = calloc(1, sizeof(*hn));
     if (hn != NULL)
         hn->hooks = h;
@@ -118,7 +114,7 @@ void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn)
     }
     gw_nodesync_forget(h, hn);
     char key[4200];
-    size_t k = node_key(hn->service, hn->node, key, sizeof(key));
+    size_t k = gw_hmap_pair_key(hn->service, hn->node, key, sizeof(key));
     gw_hmap_del(h->nodes, key, k);
     gw_streams_node_free(hn);
 }
@@ -211,7 +207,7 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
         const char *service = json_string_value(json_object_get(ev, "service"));
         const char *node = json_string_value(json_object_get(ev, "node"));
         const char *type = json_string_value(json_object_get(ev, "type"));
-        struct hnode *hn = service && node ? gw_hooks_find_node(h, service, node) : NULL;
+        struct hnode *hn = gw_hooks_event_node(h, ev);
         if (hn == NULL)
             continue;
         const char *item_id = json_string_value(json_object_get(json_object_get(ev, "item"), "id"));
@@ -308,35 +304,36 @@ void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events)
 
 void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
 {
-    /* Events of a node being synchronised wait for its catch-up (see nodesync.c); a deleted
-     * node loses its XMPP subscription. */
-    json_t *now = NULL;
+    /* Events of a node being synchronised wait for its catch-up (see nodesync.c); the others go
+     * on, in the array they came in unless some were held. */
+    json_t *now = events;
     size_t i;
     json_t *ev;
     json_array_foreach(events, i, ev)
     {
-        const char *service = json_string_value(json_object_get(ev, "service"));
-        const char *node = json_string_value(json_object_get(ev, "node"));
-        struct hnode *hn = service && node ? gw_hooks_find_node(h, service, node) : NULL;
-        if (hn != NULL && gw_nodesync_hold(h, hn, ev))
-            continue;
-        if (now == NULL)
-            now = json_array();
-        json_array_append(now, ev);
+        struct hnode *hn = gw_hooks_event_node(h, ev);
+        int held = hn != NULL && gw_nodesync_hold(h, hn, ev);
+        if (held && now == events) {
+            now = json_array(); /* the first held one: those before it go on */
+            for (size_t k = 0; k < i; k++)
+                json_array_append(now, json_array_get(events, k));
+        } else if (!held && now != events) {
+            json_array_append(now, ev);
+        }
     }
-    if (now == NULL)
-        return;
-    gw_hooks_deliver_live(h, now);
+    if (json_array_size(now) > 0)
+        gw_hooks_deliver_live(h, now);
+    /* A deleted node loses its XMPP subscription; its subscriptions wait for it. */
     json_array_foreach(now, i, ev)
     {
         const char *type = json_string_value(json_object_get(ev, "type"));
-        const char *service = json_string_value(json_object_get(ev, "service"));
-        const char *node = json_string_value(json_object_get(ev, "node"));
-        struct hnode *hn = service && node ? gw_hooks_find_node(h, service, node) : NULL;
-        if (hn != NULL && type != NULL && strcmp(type, "node.deleted") == 0)
+        struct hnode *hn =
+            type && strcmp(type, "node.deleted") == 0 ? gw_hooks_event_node(h, ev) : NULL;
+        if (hn != NULL)
             gw_nodesync_deleted(h, hn);
     }
-    json_decref(now);
+    if (now != events)
+        json_decref(now);
 }
 
 struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,

@@ -123,6 +123,8 @@ struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service
 /* Registers a stored subscription in memory; 0 or -1. */
 int gw_hooks_attach(struct gw_hooks *h, struct hsub *s);
 struct hnode *gw_hooks_find_node(struct gw_hooks *h, const char *service, const char *node);
+/* The entry of an event's node ("service", "node" members), or NULL. */
+struct hnode *gw_hooks_event_node(struct gw_hooks *h, json_t *ev);
 /* The API view of a subscription (never the secret). */
 json_t *gw_hsub_json(const struct hsub *s);
 /* An XMPP command of the registry's own, settled through done(arg). */

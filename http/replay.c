@@ -68,14 +68,10 @@ void gw_replay_free(struct gw_replay *rp)
 /* "node NUL sig" into a new buffer; NULL when out of memory. */
 static char *make_key(const char *node, const char *sig, size_t *klen)
 {
-    size_t ln = strlen(node), ls = strlen(sig);
-    char *key = malloc(ln + ls + 1);
-    if (key == NULL)
-        return NULL;
-    memcpy(key, node, ln);
-    key[ln] = '\0';
-    memcpy(key + ln + 1, sig, ls);
-    *klen = ln + 1 + ls;
+    size_t cap = strlen(node) + strlen(sig) + 1;
+    char *key = malloc(cap);
+    if (key != NULL)
+        *klen = gw_hmap_pair_key(node, sig, key, cap);
     return key;
 }
 

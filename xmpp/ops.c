@@ -31,28 +31,17 @@ static void finish_json(struct gw_cmd *cmd, int status, json_t *body)
  * (through the gateway or by a notification) or a publish finds it missing. */
 #define KNOWN_MAX 100000
 
-static size_t known_key(const char *service, const char *node, char *buf, size_t cap)
-{
-    size_t sl = strlen(service), nl = strlen(node);
-    if (sl + nl + 1 > cap)
-        return 0;
-    memcpy(buf, service, sl);
-    buf[sl] = '\0';
-    memcpy(buf + sl + 1, node, nl);
-    return sl + 1 + nl;
-}
-
 static int node_known(struct gw_xmpp *x, const char *service, const char *node)
 {
     char key[4200];
-    size_t k = known_key(service, node, key, sizeof(key));
+    size_t k = gw_hmap_pair_key(service, node, key, sizeof(key));
     return k && gw_hmap_get(gw_xmpp_known_nodes(x), key, k) != NULL;
 }
 
 static void node_learn(struct gw_xmpp *x, const char *service, const char *node)
 {
     char key[4200];
-    size_t k = known_key(service, node, key, sizeof(key));
+    size_t k = gw_hmap_pair_key(service, node, key, sizeof(key));
     struct gw_hmap *m = gw_xmpp_known_nodes(x);
     if (k == 0 || gw_hmap_get(m, key, k) != NULL)
         return;
@@ -64,7 +53,7 @@ static void node_learn(struct gw_xmpp *x, const char *service, const char *node)
 void gw_xmpp_node_forget(struct gw_xmpp *x, const char *service, const char *node)
 {
     char key[4200];
-    size_t k = known_key(service, node, key, sizeof(key));
+    size_t k = gw_hmap_pair_key(service, node, key, sizeof(key));
     if (k)
         gw_hmap_del(gw_xmpp_known_nodes(x), key, k);
 }
