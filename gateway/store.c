@@ -29,6 +29,9 @@
  * the loop finishes a checkpoint when the log has grown to RESTART_FRAMES. */
 #define CKPT_FRAMES 1000
 #define RESTART_FRAMES 4096
+/* When the background checkpoints fall this far behind (a busy machine starves their thread),
+ * the loop waits for the one under way and copies the rest itself: the log stays bounded. */
+#define HARD_FRAMES (2 * RESTART_FRAMES)
 
 enum {
     S_BEGIN,
@@ -162,6 +165,7 @@ struct gw_store {
     int ck_started;
     pthread_mutex_t ck_lock;
     pthread_cond_t ck_cond;
+    pthread_cond_t ck_done; /* signalled when a background checkpoint ends */
     int ck_wanted, ck_stop; /* under ck_lock */
     atomic_int ck_busy;     /* a checkpoint was asked for and has not finished */
     atomic_int ck_frames;   /* log frames copied by the last background checkpoint... */
@@ -209,8 +213,9 @@ static void *checkpointer(void *arg)
             gw_warn("store: checkpoint: %s", sqlite3_errmsg(s->ck_db));
         atomic_store(&s->ck_frames, rc == SQLITE_OK ? copied : 0);
         atomic_store(&s->ck_log, rc == SQLITE_OK ? log : 0);
-        atomic_store(&s->ck_busy, 0);
         pthread_mutex_lock(&s->ck_lock);
+        atomic_store(&s->ck_busy, 0);
+        pthread_cond_broadcast(&s->ck_done);
     }
     pthread_mutex_unlock(&s->ck_lock);
     return NULL;
@@ -221,6 +226,16 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 {
     (void)name;
     struct gw_store *s = arg;
+    if (frames >= HARD_FRAMES) {
+        pthread_mutex_lock(&s->ck_lock);
+        while (atomic_load(&s->ck_busy))
+            pthread_cond_wait(&s->ck_done, &s->ck_lock);
+        pthread_mutex_unlock(&s->ck_lock);
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_store(&s->ck_frames, 0);
+        atomic_store(&s->ck_log, 0);
+        return SQLITE_OK;
+    }
     if (atomic_load(&s->ck_busy))
         return SQLITE_OK;
     int copied = atomic_load(&s->ck_frames);
@@ -270,6 +285,7 @@ struct gw_store *gw_store_open(const char *dir, char *err, size_t errlen)
     s->lock_fd = -1;
     pthread_mutex_init(&s->ck_lock, NULL);
     pthread_cond_init(&s->ck_cond, NULL);
+    pthread_cond_init(&s->ck_done, NULL);
     if (lock_dir(s, dir, err, errlen) != 0)
         goto fail;
     char path[4096];
@@ -329,6 +345,7 @@ void gw_store_close(struct gw_store *s)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db); /* the last connection: checkpoints and removes the log */
     pthread_cond_destroy(&s->ck_cond);
+    pthread_cond_destroy(&s->ck_done);
     pthread_mutex_destroy(&s->ck_lock);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
