@@ -36,12 +36,33 @@ stop() {
     # The Erlang VM and epmd of this instance only: both carry its node name or epmd port.
     pkill -9 -f -- "-[s]name $(cat "$dir/node")" 2>/dev/null || true
     ERL_EPMD_PORT=$(cat "$dir/epmd_port") epmd -kill >/dev/null 2>&1 || true
-    rm -f "$dir/port"
+    rm -f "$dir/port" "$given/port"
+}
+
+# ejabberd runs as its own user, which may not reach DIR (a checkout under a private home or
+# a 0700 temporary directory): then the instance lives in a directory of its own under /tmp,
+# named in DIR/work, and DIR gets links to what callers read (port, tls_port, ejabberd.pid,
+# ca.pem, cert.pem).
+given=""
+use_workdir() {
+    given=$dir
+    if runuser -u ejabberd -- test -x "$given" 2>/dev/null; then
+        return
+    fi
+    local work
+    work=$(cat "$given/work" 2>/dev/null || true)
+    if [ -z "$work" ] || [ ! -d "$work" ]; then
+        [ "$cmd" = start ] || return 0
+        work=$(mktemp -d /tmp/pubsubgw-ejabberd-XXXXXX)
+        chmod 755 "$work"
+        echo "$work" >"$given/work"
+    fi
+    dir=$work
 }
 
 case "$cmd" in
 stop)
-    [ -d "$dir" ] && dir=$(cd "$dir" && pwd) && stop
+    [ -d "$dir" ] && dir=$(cd "$dir" && pwd) && use_workdir && stop
     exit 0
     ;;
 start) ;;
@@ -55,6 +76,7 @@ command -v ejabberdctl >/dev/null ||
     { echo "ejabberd is not installed (apt-get install ejabberd)" >&2; exit 1; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+use_workdir
 stop
 port=${3:-0}
 [ "$port" != 0 ] || port=$(free_port)
@@ -162,6 +184,10 @@ done
 for _ in $(seq 1 100); do
     if listens_on "$port" "$(cat "$dir/ejabberd.pid")"; then
         echo "$tls_port" >"$dir/tls_port"
+        if [ "$given" != "$dir" ]; then
+            for f in tls_port ejabberd.pid ca.pem cert.pem; do ln -sf "$dir/$f" "$given/$f"; done
+            echo "$port" >"$given/port"
+        fi
         echo "$port" >"$dir/port"
         echo "$port"
         exit 0
