@@ -157,7 +157,10 @@ int main(void)
      * memory): only disk is judged there. */
     if (getenv("PUBSUBGW_SANITIZE") == NULL && getenv("PUBSUBGW_VALGRIND") == NULL)
         CHECK(rss2 - rss1 < 2 * 1024);
-    CHECK(disk2 < disk1 + disk1 / 4 + 2 * 1024 * 1024);
+    /* The database file takes pages as checkpoints copy them out of the log; under a sanitizer
+     * they lag far behind, so its size says little there (the log bound below still holds). */
+    if (getenv("PUBSUBGW_SANITIZE") == NULL)
+        CHECK(disk2 < disk1 + disk1 / 4 + 2 * 1024 * 1024);
     /* The log is the store's own bound (twice its restart size, about 34 MB), whatever the load
      * did to the background checkpoints. */
     CHECK(log2 < 40LL * 1024 * 1024);
