@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "sign.h"
+#include "store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -27,6 +28,8 @@ static const char usage_text[] =
     "  --service JID          default pubsub service (default: pubsub.DOMAIN)\n"
     "  --resource NAME        XMPP resource (default pubsubgw)\n"
     "  --data-dir DIR         directory for persistent state (default ./pubsubgw-data)\n"
+    "  --store URL            where state is kept: sqlite:PATH (default DIR/pubsubgw.db) or\n"
+    "                         postgresql://USER@HOST:PORT/DB (libpq URI; shared by replicas)\n"
     "  --tls MODE             required | optional | off (default required)\n"
     "  --log-level LEVEL      error | warn | info | debug (default info)\n"
     "  --log-format FORMAT    text | json: one JSON object per line (default text)\n"
@@ -379,6 +382,14 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
             goto bad;
         return set_str(&cfg->data_dir, value);
     }
+    if (strcmp(name, "store") == 0) {
+        char why[128];
+        if (gw_store_url_check(value, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "invalid value for --store: %s", why);
+            return -1;
+        }
+        return set_str(&cfg->store, value);
+    }
     if (strcmp(name, "tls") == 0) {
         if (strcmp(value, "required") == 0)
             cfg->tls = GW_TLS_REQUIRED;
@@ -580,6 +591,7 @@ static const struct option long_options[] = {
     {"service", required_argument, NULL, 0},
     {"resource", required_argument, NULL, 0},
     {"data-dir", required_argument, NULL, 0},
+    {"store", required_argument, NULL, 0},
     {"tls", required_argument, NULL, 0},
     {"log-level", required_argument, NULL, 0},
     {"log-format", required_argument, NULL, 0},
@@ -762,6 +774,12 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
         goto nomem;
     if (cfg->data_dir == NULL && set_str(&cfg->data_dir, "pubsubgw-data") != 0)
         goto nomem;
+    if (cfg->store == NULL) {
+        char buf[4200];
+        snprintf(buf, sizeof(buf), "sqlite:%s/pubsubgw.db", cfg->data_dir);
+        if (set_str(&cfg->store, buf) != 0)
+            goto nomem;
+    }
     if ((cfg->https_cert == NULL) != (cfg->https_key == NULL)) {
         snprintf(err, errlen, "--tls-cert and --tls-key go together");
         return GW_CONFIG_ERROR;
@@ -842,6 +860,7 @@ int gw_config_reload(struct gw_config *cfg, int argc, char **argv, char *err, si
         {"xmpp-server", differs(cfg->xmpp_host, n->xmpp_host) || cfg->xmpp_port != n->xmpp_port},
         {"service", differs(cfg->service, n->service)},
         {"data-dir", differs(cfg->data_dir, n->data_dir)},
+        {"store", differs(cfg->store, n->store)},
         {"resource", differs(cfg->resource, n->resource)},
         {"tls", cfg->tls != n->tls || differs(cfg->tls_ca, n->tls_ca)},
         {"tls-cert",
@@ -922,6 +941,7 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->https_key);
     free(cfg->service);
     free(cfg->data_dir);
+    free(cfg->store);
     free(cfg->resource);
     for (int i = 0; i < cfg->nhook_secrets; i++) {
         free(cfg->hook_secrets[i].node);

@@ -56,6 +56,7 @@ struct gw_config {
     int xmpp_port;   /* 0: default */
     char *service;   /* default pubsub service JID */
     char *data_dir;
+    char *store; /* store URL; may hold a password: never logged */
     char *resource;
     enum gw_tls_mode tls;
     int log_level;

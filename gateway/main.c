@@ -198,8 +198,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "pubsubgw: cannot set up the XMPP session\n");
         goto out;
     }
-    gw_status_set_data_dir(cfg.data_dir);
-    app.store = gw_store_open(cfg.data_dir, err, sizeof(err));
+    if (strncmp(cfg.store, "sqlite:", 7) == 0)
+        gw_status_set_store_file(cfg.store + 7);
+    app.store = gw_store_open(cfg.store, err, sizeof(err));
     if (app.store == NULL) {
         fprintf(stderr, "pubsubgw: %s\n", err);
         goto out;

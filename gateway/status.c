@@ -44,7 +44,7 @@ void gw_status_get_reason(char *buf, size_t len)
 
 static const char *const *route_names;
 static int nroutes;
-static char data_dir[1024];
+static char store_path[1024];
 
 void gw_status_set_routes(const char *const *names, int n)
 {
@@ -60,21 +60,23 @@ void gw_status_http_observe(int route, int status, int64_t us)
     gw_hist_observe(&gw_status.http[route][cls], us);
 }
 
-void gw_status_set_data_dir(const char *dir)
+void gw_status_set_store_file(const char *path)
 {
-    locked_copy(data_dir, sizeof(data_dir), dir);
+    locked_copy(store_path, sizeof(store_path), path);
 }
 
-/* Bytes of the store's files (database and its log). */
+/* Bytes of the store's files (database and its log); -1 for a store that is no file. */
 static long long store_bytes(void)
 {
-    char dir[1024], path[1100];
-    locked_copy(dir, sizeof(dir), data_dir);
+    char db[1024], path[1100];
+    locked_copy(db, sizeof(db), store_path);
+    if (db[0] == '\0')
+        return -1;
     long long total = 0;
-    const char *files[] = {"pubsubgw.db", "pubsubgw.db-wal", "pubsubgw.db-shm"};
-    for (size_t i = 0; dir[0] && i < sizeof(files) / sizeof(files[0]); i++) {
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
         struct stat st;
-        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        snprintf(path, sizeof(path), "%s%s", db, suffixes[i]);
         if (stat(path, &st) == 0)
             total += st.st_size;
     }
@@ -152,10 +154,12 @@ char *gw_status_metrics_text(void)
             "# TYPE pubsubgw_deliveries_oldest_pending_age_seconds gauge\n"
             "pubsubgw_deliveries_oldest_pending_age_seconds %.3f\n",
             oldest > 0 && now_ms > oldest ? (double)(now_ms - oldest) / 1000.0 : 0.0);
-    fprintf(f,
-            "# HELP pubsubgw_store_size_bytes Bytes of the store's files.\n"
-            "# TYPE pubsubgw_store_size_bytes gauge\npubsubgw_store_size_bytes %lld\n",
-            store_bytes());
+    long long bytes = store_bytes();
+    if (bytes >= 0)
+        fprintf(f,
+                "# HELP pubsubgw_store_size_bytes Bytes of the store's files (SQLite).\n"
+                "# TYPE pubsubgw_store_size_bytes gauge\npubsubgw_store_size_bytes %lld\n",
+                bytes);
     write_histograms(f);
     fprintf(f,
             "# HELP pubsubgw_deliveries_pending Webhook events in the outbox, not yet delivered.\n"

@@ -51,8 +51,8 @@ void gw_status_get_reason(char *buf, size_t len);
 void gw_status_set_routes(const char *const *names, int n);
 /* One answered request of route (index of set_routes) with status, in us. Thread-safe. */
 void gw_status_http_observe(int route, int status, int64_t us);
-/* The data directory, for the store size gauge. */
-void gw_status_set_data_dir(const char *dir);
+/* The SQLite database file, for the store size gauge (none for PostgreSQL). */
+void gw_status_set_store_file(const char *path);
 
 /* Renders the counters in Prometheus text format. Returns a malloc'd string; caller frees. */
 char *gw_status_metrics_text(void);

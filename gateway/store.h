@@ -1,7 +1,7 @@
-/* Durable state in SQLite (WAL) under --data-dir: webhook subscriptions, the event outbox with
- * one delivery row per event and subscription, dead letters, and the item ids already turned
- * into events (for catch-up after downtime). Loop thread only; the store's own thread runs the
- * log checkpoints. The directory is locked: one gateway per data directory. */
+/* Durable state: webhook subscriptions, the event outbox with one delivery row per event and
+ * subscription, dead letters, delivery attempts, and the item ids already turned into events
+ * (for catch-up after downtime). Two backends behind this one interface: SQLite (WAL, the
+ * embedded default; one gateway per database file) and PostgreSQL. Loop thread only. */
 #ifndef GW_STORE_H
 #define GW_STORE_H
 
@@ -42,9 +42,17 @@ struct gw_store_attempt {
     const char *answer; /* the first bytes of the answer, or NULL */
 };
 
-/* Opens (creating) DIR/pubsubgw.db. NULL with a reason in err. Close with gw_store_close(). */
-struct gw_store *gw_store_open(const char *dir, char *err, size_t errlen);
+/* Opens (creating or migrating the schema) the store URL names: "sqlite:PATH" (the database
+ * file) or "postgresql://…" / "postgres://…" (a libpq URI). NULL with a reason in err. Close
+ * with gw_store_close(). */
+struct gw_store *gw_store_open(const char *url, char *err, size_t errlen);
 void gw_store_close(struct gw_store *st);
+/* "sqlite" or "postgresql". */
+const char *gw_store_kind(const struct gw_store *st);
+/* 1 while the store answers (SQLite: always; PostgreSQL: while its connection is up). */
+int gw_store_up(struct gw_store *st);
+/* 0 when url names a store this build can open, else -1 with the reason in err. */
+int gw_store_url_check(const char *url, char *err, size_t errlen);
 
 int gw_store_begin(struct gw_store *st);
 int gw_store_commit(struct gw_store *st);

@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -156,10 +157,70 @@ int it_gw_wait_health(struct it_gw *gw, int up, int timeout_ms)
 static int launch(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
                   const char *const *extra, int wait_up);
 
+/* The suite's PostgreSQL: PUBSUBGW_TEST_PG (a URL), or the url file scripts/postgres.sh wrote
+ * in PUBSUBGW_TEST_PG_DIR (the CTest fixture's, whose port is picked when it starts). */
+static const char *pg_base(void)
+{
+    static char url[400];
+    const char *v = getenv("PUBSUBGW_TEST_PG");
+    if (v && v[0])
+        return v;
+    const char *dir = getenv("PUBSUBGW_TEST_PG_DIR");
+    if (url[0] == '\0' && dir && dir[0]) {
+        char path[300];
+        snprintf(path, sizeof(path), "%s/url", dir);
+        FILE *f = fopen(path, "r");
+        if (f == NULL || fgets(url, sizeof(url), f) == NULL) {
+            fprintf(stderr, "no PostgreSQL URL in %s\n", path);
+            exit(1);
+        }
+        fclose(f);
+        url[strcspn(url, "\n")] = '\0';
+    }
+    return url[0] ? url : NULL;
+}
+
+const char *it_store_name(void)
+{
+    return pg_base() ? "postgresql" : "sqlite";
+}
+
+int it_pg_fresh(char *url, size_t len)
+{
+    static int counter;
+    const char *base = pg_base();
+    const char *slash = base ? strrchr(base, '/') : NULL;
+    if (slash == NULL || strncmp(base, "postgresql://", 13) != 0) {
+        fprintf(stderr, "PUBSUBGW_TEST_PG is not a postgresql:// URL\n");
+        return -1;
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "it_%d_%d", (int)getpid(), ++counter);
+    PGconn *c = PQconnectdb(base);
+    char q[128];
+    snprintf(q, sizeof(q), "CREATE DATABASE %s", name);
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, q) : NULL;
+    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "cannot create database %s: %s\n", name, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    if (!ok)
+        return -1;
+    snprintf(url, len, "%.*s/%s", (int)(slash - base), base, name);
+    return 0;
+}
+
 int it_gw_start(struct it_gw *gw, const char *jid, const char *password, int xmpp_port,
                 const char *const *extra, int wait_up)
 {
     memset(gw, 0, sizeof(*gw));
+    int own_store = 0;
+    for (int i = 0; extra && extra[i]; i++)
+        own_store |= strcmp(extra[i], "--store") == 0;
+    if (!own_store && strcmp(it_store_name(), "postgresql") == 0 &&
+        it_pg_fresh(gw->store, sizeof(gw->store)) != 0)
+        return -1;
     gw->port = it_free_port();
     snprintf(gw->base, sizeof(gw->base), "http://127.0.0.1:%d", gw->port);
     snprintf(gw->dir, sizeof(gw->dir), "/tmp/pubsubgw-it-XXXXXX");
@@ -208,6 +269,10 @@ static int launch(struct it_gw *gw, const char *jid, const char *password, int x
                                data,       "--log-level", "debug"};
     for (size_t i = 0; i < sizeof(base_args) / sizeof(base_args[0]); i++)
         argv[argc++] = base_args[i];
+    if (gw->store[0]) {
+        argv[argc++] = "--store";
+        argv[argc++] = gw->store;
+    }
     for (int i = 0; extra && extra[i] && argc < 78; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;

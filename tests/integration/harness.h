@@ -41,7 +41,15 @@ struct it_gw {
     char base[64]; /* "http://127.0.0.1:PORT" */
     char dir[256]; /* data dir and log */
     char log[300];
+    char store[300]; /* --store URL: a database of its own when the suite runs on PostgreSQL */
 };
+
+/* The store the suite runs on: "postgresql" when PUBSUBGW_TEST_PG names a server (the URL of
+ * its database, as scripts/postgres.sh writes it), else "sqlite". */
+const char *it_store_name(void);
+/* Creates an empty database on the suite's PostgreSQL server and writes its URL to url.
+ * 0, or -1 (reason printed). */
+int it_pg_fresh(char *url, size_t len);
 
 /* Starts the gateway as jid with password against 127.0.0.1:xmpp_port, plus extra args
  * (NULL-terminated, may be NULL). With wait_up it waits until /v1/health says connected, else

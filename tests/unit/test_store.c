@@ -30,9 +30,11 @@ int main(void)
     char err[512], wal[300];
     snprintf(wal, sizeof(wal), "%s/pubsubgw.db-wal", dir);
 
-    struct gw_store *st = gw_store_open(dir, err, sizeof(err));
+    char url[300];
+    snprintf(url, sizeof(url), "sqlite:%s/pubsubgw.db", dir);
+    struct gw_store *st = gw_store_open(url, err, sizeof(err));
     CHECK(st != NULL);
-    struct gw_store *second = gw_store_open(dir, err, sizeof(err));
+    struct gw_store *second = gw_store_open(url, err, sizeof(err));
     CHECK(second == NULL);
     CHECK(strstr(err, "in use by another gateway") != NULL);
 
@@ -86,7 +88,7 @@ int main(void)
 
     /* Reopened, the outbox holds exactly the last event. */
     gw_store_close(st);
-    st = gw_store_open(dir, err, sizeof(err));
+    st = gw_store_open(url, err, sizeof(err));
     CHECK(st != NULL);
     pending_n = 0;
     CHECK_INT(gw_store_pending_each(st, count_pending, NULL), 0);

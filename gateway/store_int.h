@@ -1,0 +1,53 @@
+/* What a store backend provides: store.c calls through this table, the rest of the core sees
+ * only store.h. A backend's own struct starts with struct gw_store. */
+#ifndef GW_STORE_INT_H
+#define GW_STORE_INT_H
+
+#include "store.h"
+
+struct gw_store_ops {
+    const char *kind; /* "sqlite", "postgresql" */
+    void (*close)(struct gw_store *st);
+    int (*up)(struct gw_store *st);
+    int (*begin)(struct gw_store *st);
+    int (*commit)(struct gw_store *st);
+    void (*rollback)(struct gw_store *st);
+    int (*sub_insert)(struct gw_store *st, const struct gw_store_sub *s);
+    int (*sub_delete)(struct gw_store *st, const char *id);
+    int (*sub_each)(struct gw_store *st, void (*cb)(const struct gw_store_sub *s, void *arg),
+                    void *arg);
+    int64_t (*event_add)(struct gw_store *st, const char *event_id, const char *service,
+                         const char *node, const char *body, int64_t created_ms);
+    int (*delivery_add)(struct gw_store *st, const char *sub_id, int64_t event, int64_t next_at,
+                        const char *dead_reason);
+    int (*pending_each)(struct gw_store *st, void (*cb)(const char *sub_id, int64_t n, void *arg),
+                        void *arg);
+    int (*delivery_head)(struct gw_store *st, const char *sub_id, int64_t after,
+                         struct gw_store_delivery *d);
+    int (*delivery_done)(struct gw_store *st, int64_t seq, int64_t event);
+    int (*delivery_failed)(struct gw_store *st, int64_t seq, int attempts, int64_t next_at,
+                           const char *error, int dead);
+    int (*dead_each)(struct gw_store *st, const char *sub_id,
+                     void (*cb)(const struct gw_store_delivery *d, void *arg), void *arg);
+    int (*dead_prune_age)(struct gw_store *st, int64_t before_ms, int limit);
+    int (*dead_prune_count)(struct gw_store *st, const char *sub_id, int keep, int limit);
+    int (*dead_retry)(struct gw_store *st, const char *sub_id, int64_t seq, int64_t now_ms);
+    int64_t (*oldest_pending_ms)(struct gw_store *st);
+    int (*attempt_add)(struct gw_store *st, const struct gw_store_attempt *a);
+    int (*attempts_each)(struct gw_store *st, const char *sub_id, int64_t before, int limit,
+                         void (*cb)(const struct gw_store_attempt *a, void *arg), void *arg);
+    int (*attempts_prune_count)(struct gw_store *st, const char *sub_id, int keep);
+    int (*attempts_prune_age)(struct gw_store *st, int64_t before_ms);
+    int (*seen_add)(struct gw_store *st, const char *service, const char *node, const char *item);
+    int (*seen_has)(struct gw_store *st, const char *service, const char *node, const char *item);
+    int (*seen_prune)(struct gw_store *st, const char *service, const char *node, int keep);
+};
+
+struct gw_store {
+    const struct gw_store_ops *ops;
+};
+
+struct gw_store *gw_store_sqlite_open(const char *path, char *err, size_t errlen);
+struct gw_store *gw_store_pg_open(const char *url, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,713 @@
+/* PostgreSQL persistence through libpq: the same tables as the SQLite store, prepared statements,
+ * and a schema that the gateway creates and migrates itself. Migrations are numbered and run
+ * under a transaction-scoped advisory lock, so replicas that start at once apply each exactly
+ * once; a database migrated by a newer gateway is refused rather than guessed at.
+ *
+ * The connection is the loop's own. When it breaks (the server restarted, the network went),
+ * calls fail at once and gw_store_up() says so; the next call at least a second later connects
+ * again and prepares the statements anew, so the gateway recovers by itself. */
+#include "store_int.h"
+
+#include "log.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* pg_advisory_xact_lock key for migrations ("psgw" in ASCII). */
+#define MIGRATE_LOCK "1886611319"
+
+/* Each entry moves the schema from version i to i + 1. Never edit one that has shipped: add. */
+static const char *const migrations[] = {
+    "CREATE TABLE subscriptions ("
+    " id text PRIMARY KEY, service text NOT NULL, node text NOT NULL, callback text NOT NULL,"
+    " secret text NOT NULL, events integer NOT NULL, created_ms bigint NOT NULL);"
+    "CREATE TABLE events ("
+    " id bigserial PRIMARY KEY, event_id text NOT NULL, service text NOT NULL,"
+    " node text NOT NULL, body text NOT NULL, created_ms bigint NOT NULL);"
+    "CREATE TABLE deliveries ("
+    " seq bigserial PRIMARY KEY, sub_id text NOT NULL, event bigint NOT NULL,"
+    " attempts integer NOT NULL DEFAULT 0, next_at bigint NOT NULL, last_error text,"
+    " dead integer NOT NULL DEFAULT 0);"
+    "CREATE INDEX deliveries_sub ON deliveries(sub_id, dead, seq);"
+    "CREATE INDEX deliveries_event ON deliveries(event);"
+    "CREATE INDEX deliveries_dead ON deliveries(dead, next_at);"
+    "CREATE TABLE attempts ("
+    " id bigserial PRIMARY KEY, sub_id text NOT NULL, at_ms bigint NOT NULL,"
+    " event_id text NOT NULL, attempt integer NOT NULL, status integer NOT NULL, error text,"
+    " duration_ms bigint NOT NULL, answer text);"
+    "CREATE INDEX attempts_sub ON attempts(sub_id, id);"
+    "CREATE INDEX attempts_at ON attempts(at_ms);"
+    "CREATE TABLE seen_items ("
+    " id bigserial PRIMARY KEY, service text NOT NULL, node text NOT NULL, item text NOT NULL,"
+    " UNIQUE(service, node, item));",
+};
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum {
+    P_SUB_INSERT,
+    P_SUB_DELETE,
+    P_SUB_DELETE_DELIVERIES,
+    P_SUB_DELETE_ATTEMPTS,
+    P_SUB_EVENTS_ORPHANED,
+    P_SUB_ALL,
+    P_EVENT_ADD,
+    P_EVENT_GC,
+    P_DELIVERY_ADD,
+    P_DELIVERY_HEAD,
+    P_DELIVERY_DONE,
+    P_DELIVERY_FAILED,
+    P_DEAD_LIST,
+    P_DEAD_RETRY,
+    P_DEAD_OLD,
+    P_DEAD_EXCESS,
+    P_SEEN_ADD,
+    P_SEEN_HAS,
+    P_SEEN_PRUNE,
+    P_PENDING_BY_SUB,
+    P_OLDEST_PENDING,
+    P_ATTEMPT_ADD,
+    P_ATTEMPT_LIST,
+    P_ATTEMPT_EXCESS,
+    P_ATTEMPT_OLD,
+    P_COUNT
+};
+
+static const char *const sql[P_COUNT] = {
+    [P_SUB_INSERT] = "INSERT INTO subscriptions(id, service, node, callback, secret, events, "
+                     "created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    [P_SUB_DELETE] = "DELETE FROM subscriptions WHERE id = $1",
+    [P_SUB_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE sub_id = $1",
+    [P_SUB_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE sub_id = $1",
+    [P_SUB_EVENTS_ORPHANED] =
+        "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_id = $1) "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_id <> $1)",
+    [P_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms "
+                  "FROM subscriptions ORDER BY created_ms, id",
+    [P_EVENT_ADD] = "INSERT INTO events(event_id, service, node, body, created_ms) "
+                    "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    [P_EVENT_GC] = "DELETE FROM events WHERE id = $1 AND NOT EXISTS "
+                   "(SELECT 1 FROM deliveries WHERE event = $1)",
+    [P_DELIVERY_ADD] = "INSERT INTO deliveries(sub_id, event, next_at, dead, last_error) "
+                       "VALUES ($1, $2, $3, $4, $5)",
+    [P_DELIVERY_HEAD] =
+        "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
+        "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = "
+        "d.event WHERE d.sub_id = $1 AND d.dead = 0 AND d.seq > $2 ORDER BY d.seq LIMIT 1",
+    [P_DELIVERY_DONE] = "DELETE FROM deliveries WHERE seq = $1",
+    [P_DELIVERY_FAILED] = "UPDATE deliveries SET attempts = $2, next_at = $3, last_error = $4, "
+                          "dead = $5 WHERE seq = $1",
+    [P_DEAD_LIST] = "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
+                    "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = d.event "
+                    "WHERE d.sub_id = $1 AND d.dead = 1 ORDER BY d.seq LIMIT 1000",
+    [P_DEAD_RETRY] = "UPDATE deliveries SET dead = 0, attempts = 0, next_at = $3 "
+                     "WHERE sub_id = $1 AND seq = $2 AND dead = 1",
+    [P_DEAD_OLD] = "SELECT seq, event FROM deliveries WHERE dead = 1 AND next_at < $1 LIMIT $2",
+    [P_DEAD_EXCESS] = "SELECT seq, event FROM deliveries WHERE sub_id = $1 AND dead = 1 AND seq <= "
+                      "(SELECT seq FROM deliveries WHERE sub_id = $1 AND dead = 1 "
+                      "ORDER BY seq DESC LIMIT 1 OFFSET $2) LIMIT $3",
+    [P_SEEN_ADD] = "INSERT INTO seen_items(service, node, item) VALUES ($1, $2, $3) "
+                   "ON CONFLICT DO NOTHING",
+    [P_SEEN_HAS] = "SELECT 1 FROM seen_items WHERE service = $1 AND node = $2 AND item = $3",
+    [P_SEEN_PRUNE] = "DELETE FROM seen_items WHERE service = $1 AND node = $2 AND id <= "
+                     "(SELECT id FROM seen_items WHERE service = $1 AND node = $2 "
+                     "ORDER BY id DESC LIMIT 1 OFFSET $3)",
+    [P_PENDING_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 0 GROUP BY sub_id",
+    [P_OLDEST_PENDING] = "SELECT e.created_ms FROM deliveries d JOIN events e ON e.id = d.event "
+                         "WHERE d.dead = 0 ORDER BY d.seq LIMIT 1",
+    [P_ATTEMPT_ADD] = "INSERT INTO attempts(sub_id, at_ms, event_id, attempt, status, error, "
+                      "duration_ms, answer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    [P_ATTEMPT_LIST] = "SELECT id, at_ms, event_id, attempt, status, error, duration_ms, answer "
+                       "FROM attempts WHERE sub_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    [P_ATTEMPT_EXCESS] = "DELETE FROM attempts WHERE sub_id = $1 AND id <= (SELECT id FROM "
+                         "attempts WHERE sub_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+    [P_ATTEMPT_OLD] = "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at_ms < $1 "
+                      "LIMIT 1000)",
+};
+
+struct pg_store {
+    struct gw_store base;
+    PGconn *conn;
+    int up;           /* connected with the statements prepared */
+    int64_t last_try; /* monotonic ms of the last connection attempt */
+};
+
+extern const struct gw_store_ops gw_store_pg_ops;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libpq's own messages, trimmed of their final newline. */
+static const char *pg_msg(const char *m, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", m ? m : "?");
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return buf;
+}
+
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char buf[512];
+    gw_debug("store: postgresql: %s", pg_msg(message, buf, sizeof(buf)));
+}
+
+/* Runs a statement that returns nothing; 0 or -1 with the reason in err. */
+static int exec_plain(PGconn *c, const char *q, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c, q);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok) {
+        char buf[512];
+        snprintf(err, errlen, "%s", pg_msg(PQresultErrorMessage(r), buf, sizeof(buf)));
+    }
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static int migrate(PGconn *c, char *err, size_t errlen)
+{
+    char e[512];
+    if (exec_plain(c,
+                   "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ");"
+                   "CREATE TABLE IF NOT EXISTS pubsubgw_schema ("
+                   " version integer PRIMARY KEY, applied_ms bigint NOT NULL)",
+                   e, sizeof(e)) != 0) {
+        snprintf(err, errlen, "cannot set up the schema: %s", e);
+        exec_plain(c, "ROLLBACK", e, sizeof(e));
+        return -1;
+    }
+    PGresult *r = PQexec(c, "SELECT coalesce(max(version), 0) FROM pubsubgw_schema");
+    int have =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    int rc = -1;
+    if (have < 0) {
+        snprintf(err, errlen, "cannot read the schema version");
+        goto out;
+    }
+    if (have > NMIGRATIONS) {
+        snprintf(err, errlen,
+                 "the database's schema is version %d, newer than this gateway's %d: upgrade the "
+                 "gateway",
+                 have, NMIGRATIONS);
+        goto out;
+    }
+    for (int v = have; v < NMIGRATIONS; v++) {
+        char q[160];
+        snprintf(q, sizeof(q),
+                 "INSERT INTO pubsubgw_schema(version, applied_ms) VALUES (%d, "
+                 "(extract(epoch from now()) * 1000)::bigint)",
+                 v + 1);
+        if (exec_plain(c, migrations[v], e, sizeof(e)) != 0 ||
+            exec_plain(c, q, e, sizeof(e)) != 0) {
+            snprintf(err, errlen, "schema migration %d failed: %s", v + 1, e);
+            goto out;
+        }
+        gw_info("store: postgresql schema migrated to version %d", v + 1);
+    }
+    if (exec_plain(c, "COMMIT", e, sizeof(e)) != 0) {
+        snprintf(err, errlen, "schema migration failed: %s", e);
+        goto out;
+    }
+    return 0;
+out:
+    exec_plain(c, "ROLLBACK", e, sizeof(e));
+    return rc;
+}
+
+static int prepare_all(struct pg_store *s, char *err, size_t errlen)
+{
+    for (int i = 0; i < P_COUNT; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "gw%d", i);
+        PGresult *r = PQprepare(s->conn, name, sql[i], 0, NULL);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) {
+            char buf[512];
+            snprintf(err, errlen, "cannot prepare statement %d: %s", i,
+                     pg_msg(PQresultErrorMessage(r), buf, sizeof(buf)));
+        }
+        PQclear(r);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+/* Connected and prepared, connecting again at most once a second while the server is away. */
+static int ensure(struct pg_store *s)
+{
+    if (s->up && PQstatus(s->conn) == CONNECTION_OK)
+        return 1;
+    if (s->up) {
+        gw_warn("store: postgresql connection lost");
+        s->up = 0;
+    }
+    int64_t now = mono_ms();
+    if (now - s->last_try < 1000)
+        return 0;
+    s->last_try = now;
+    PQreset(s->conn);
+    char err[512];
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        gw_debug("store: postgresql: %s", pg_msg(PQerrorMessage(s->conn), err, sizeof(err)));
+        return 0;
+    }
+    if (prepare_all(s, err, sizeof(err)) != 0) {
+        gw_warn("store: postgresql: %s", err);
+        return 0;
+    }
+    gw_info("store: postgresql connection back");
+    s->up = 1;
+    return 1;
+}
+
+/* Runs prepared statement `which` with n text parameters (NULL for SQL NULL). The result, to
+ * PQclear(), or NULL on failure (logged). */
+static PGresult *run(struct pg_store *s, int which, int n, const char *const *v)
+{
+    if (!ensure(s))
+        return NULL;
+    char name[16];
+    snprintf(name, sizeof(name), "gw%d", which);
+    PGresult *r = PQexecPrepared(s->conn, name, n, v, NULL, NULL, 0);
+    ExecStatusType t = PQresultStatus(r);
+    if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK)
+        return r;
+    char buf[512];
+    gw_error("store: %s", pg_msg(PQresultErrorMessage(r), buf, sizeof(buf)));
+    PQclear(r);
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        ensure(s); /* notes the loss; the next call a second later connects again */
+    return NULL;
+}
+
+static int run_done(struct pg_store *s, int which, int n, const char *const *v)
+{
+    PGresult *r = run(s, which, n, v);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+static int exec_simple(struct pg_store *s, const char *q)
+{
+    if (!ensure(s))
+        return -1;
+    char err[512];
+    if (exec_plain(s->conn, q, err, sizeof(err)) != 0) {
+        gw_error("store: %s: %s", q, err);
+        return -1;
+    }
+    return 0;
+}
+
+#define I64(buf, v) (snprintf(buf, sizeof(buf), "%" PRId64, (int64_t)(v)), buf)
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static char *col_dup(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+static const char *col_str(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static void pg_close(struct gw_store *g)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    if (s->conn != NULL)
+        PQfinish(s->conn);
+    free(s);
+}
+
+struct gw_store *gw_store_pg_open(const char *url, char *err, size_t errlen)
+{
+    struct pg_store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base.ops = &gw_store_pg_ops;
+    /* Defaults first: what the URL says wins. */
+    const char *keys[] = {"application_name", "connect_timeout", "dbname", NULL};
+    const char *vals[] = {"pubsubgw", "5", url, NULL};
+    s->conn = PQconnectdbParams(keys, vals, 1);
+    char buf[512];
+    if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect to postgresql: %s",
+                 s->conn ? pg_msg(PQerrorMessage(s->conn), buf, sizeof(buf)) : "out of memory");
+        goto fail;
+    }
+    PQsetNoticeProcessor(s->conn, on_notice, NULL);
+    if (migrate(s->conn, err, errlen) != 0 || prepare_all(s, err, errlen) != 0)
+        goto fail;
+    s->up = 1;
+    s->last_try = mono_ms();
+    /* Events whose deliveries all ended while no gateway ran. */
+    exec_simple(s, "DELETE FROM events WHERE NOT EXISTS "
+                   "(SELECT 1 FROM deliveries WHERE event = events.id)");
+    return &s->base;
+fail:
+    pg_close(&s->base);
+    return NULL;
+}
+
+static int pg_up(struct gw_store *g)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    return ensure(s);
+}
+
+static int pg_begin(struct gw_store *g)
+{
+    return exec_simple((struct pg_store *)g, "BEGIN");
+}
+
+static int pg_commit(struct gw_store *g)
+{
+    return exec_simple((struct pg_store *)g, "COMMIT");
+}
+
+static void pg_rollback(struct gw_store *g)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    if (s->up && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        exec_simple(s, "ROLLBACK");
+}
+
+static int pg_sub_insert(struct gw_store *g, const struct gw_store_sub *sub)
+{
+    char ev[24], created[24];
+    const char *v[] = {sub->id,
+                       sub->service,
+                       sub->node,
+                       sub->callback,
+                       sub->secret,
+                       I64(ev, sub->events),
+                       I64(created, sub->created_ms)};
+    return run_done((struct pg_store *)g, P_SUB_INSERT, 7, v);
+}
+
+static int pg_sub_delete(struct gw_store *g, const char *id)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    if (pg_begin(g) != 0)
+        return -1;
+    const int steps[] = {P_SUB_EVENTS_ORPHANED, P_SUB_DELETE_DELIVERIES, P_SUB_DELETE_ATTEMPTS,
+                         P_SUB_DELETE};
+    const char *v[] = {id};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        if (run_done(s, steps[i], 1, v) != 0) {
+            pg_rollback(g);
+            return -1;
+        }
+    }
+    if (pg_commit(g) != 0) {
+        pg_rollback(g);
+        return -1;
+    }
+    return 0;
+}
+
+static int pg_sub_each(struct gw_store *g, void (*cb)(const struct gw_store_sub *sub, void *arg),
+                       void *arg)
+{
+    PGresult *r = run((struct pg_store *)g, P_SUB_ALL, 0, NULL);
+    if (r == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct gw_store_sub sub = {
+            .id = (char *)col_str(r, i, 0),
+            .service = (char *)col_str(r, i, 1),
+            .node = (char *)col_str(r, i, 2),
+            .callback = (char *)col_str(r, i, 3),
+            .secret = (char *)col_str(r, i, 4),
+            .events = (unsigned)col_i64(r, i, 5),
+            .created_ms = col_i64(r, i, 6),
+        };
+        cb(&sub, arg);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int64_t pg_event_add(struct gw_store *g, const char *event_id, const char *service,
+                            const char *node, const char *body, int64_t created_ms)
+{
+    char created[24];
+    const char *v[] = {event_id, service, node, body, I64(created, created_ms)};
+    PGresult *r = run((struct pg_store *)g, P_EVENT_ADD, 5, v);
+    if (r == NULL)
+        return -1;
+    int64_t id = PQntuples(r) == 1 ? col_i64(r, 0, 0) : -1;
+    PQclear(r);
+    return id;
+}
+
+static int pg_delivery_add(struct gw_store *g, const char *sub_id, int64_t event, int64_t next_at,
+                           const char *dead_reason)
+{
+    char e[24], n[24];
+    const char *v[] = {sub_id, I64(e, event), I64(n, next_at), dead_reason ? "1" : "0",
+                       dead_reason};
+    return run_done((struct pg_store *)g, P_DELIVERY_ADD, 5, v);
+}
+
+static int pg_pending_each(struct gw_store *g, void (*cb)(const char *sub_id, int64_t n, void *arg),
+                           void *arg)
+{
+    PGresult *r = run((struct pg_store *)g, P_PENDING_BY_SUB, 0, NULL);
+    if (r == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++)
+        cb(PQgetvalue(r, i, 0), col_i64(r, i, 1), arg);
+    PQclear(r);
+    return 0;
+}
+
+static void read_delivery(const PGresult *r, int row, struct gw_store_delivery *d)
+{
+    d->seq = col_i64(r, row, 0);
+    d->event = col_i64(r, row, 1);
+    d->event_id = col_dup(r, row, 2);
+    d->body = col_dup(r, row, 3);
+    d->attempts = (int)col_i64(r, row, 4);
+    d->next_at = col_i64(r, row, 5);
+    d->created_ms = col_i64(r, row, 6);
+    d->last_error = col_dup(r, row, 7);
+}
+
+static int pg_delivery_head(struct gw_store *g, const char *sub_id, int64_t after,
+                            struct gw_store_delivery *d)
+{
+    char a[24];
+    const char *v[] = {sub_id, I64(a, after)};
+    PGresult *r = run((struct pg_store *)g, P_DELIVERY_HEAD, 2, v);
+    if (r == NULL)
+        return -1;
+    int found = PQntuples(r) > 0;
+    if (found)
+        read_delivery(r, 0, d);
+    PQclear(r);
+    if (!found)
+        return 0;
+    return d->event_id && d->body ? 1 : -1;
+}
+
+static int pg_delivery_done(struct gw_store *g, int64_t seq, int64_t event)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    char a[24], b[24];
+    const char *v1[] = {I64(a, seq)};
+    if (run_done(s, P_DELIVERY_DONE, 1, v1) != 0)
+        return -1;
+    const char *v2[] = {I64(b, event)};
+    return run_done(s, P_EVENT_GC, 1, v2);
+}
+
+static int pg_delivery_failed(struct gw_store *g, int64_t seq, int attempts, int64_t next_at,
+                              const char *error, int dead)
+{
+    char a[24], b[24], c[24];
+    const char *v[] = {I64(a, seq), I64(b, attempts), I64(c, next_at), error, dead ? "1" : "0"};
+    return run_done((struct pg_store *)g, P_DELIVERY_FAILED, 5, v);
+}
+
+static int pg_dead_each(struct gw_store *g, const char *sub_id,
+                        void (*cb)(const struct gw_store_delivery *d, void *arg), void *arg)
+{
+    const char *v[] = {sub_id};
+    PGresult *r = run((struct pg_store *)g, P_DEAD_LIST, 1, v);
+    if (r == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct gw_store_delivery d;
+        read_delivery(r, i, &d);
+        cb(&d, arg);
+        gw_store_delivery_clear(&d);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Removes the rows r selected (seq, event), each with its event once unneeded: in one
+ * transaction unless the caller's is open. Returns how many, or -1. */
+static int remove_selected(struct pg_store *s, PGresult *r)
+{
+    int n = PQntuples(r);
+    int own = n > 0 && PQtransactionStatus(s->conn) == PQTRANS_IDLE && pg_begin(&s->base) == 0;
+    for (int i = 0; i < n; i++) {
+        if (pg_delivery_done(&s->base, col_i64(r, i, 0), col_i64(r, i, 1)) != 0) {
+            if (own)
+                pg_rollback(&s->base);
+            PQclear(r);
+            return -1;
+        }
+    }
+    PQclear(r);
+    if (own && pg_commit(&s->base) != 0) {
+        pg_rollback(&s->base);
+        return -1;
+    }
+    return n;
+}
+
+static int pg_dead_prune_age(struct gw_store *g, int64_t before_ms, int limit)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    char a[24], b[24];
+    const char *v[] = {I64(a, before_ms), I64(b, limit < 256 ? limit : 256)};
+    PGresult *r = run(s, P_DEAD_OLD, 2, v);
+    return r ? remove_selected(s, r) : -1;
+}
+
+static int pg_dead_prune_count(struct gw_store *g, const char *sub_id, int keep, int limit)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    char a[24], b[24];
+    const char *v[] = {sub_id, I64(a, keep), I64(b, limit < 256 ? limit : 256)};
+    PGresult *r = run(s, P_DEAD_EXCESS, 3, v);
+    return r ? remove_selected(s, r) : -1;
+}
+
+static int pg_dead_retry(struct gw_store *g, const char *sub_id, int64_t seq, int64_t now_ms)
+{
+    char a[24], b[24];
+    const char *v[] = {sub_id, I64(a, seq), I64(b, now_ms)};
+    PGresult *r = run((struct pg_store *)g, P_DEAD_RETRY, 3, v);
+    if (r == NULL)
+        return -1;
+    int changed = atoi(PQcmdTuples(r)) > 0;
+    PQclear(r);
+    return changed;
+}
+
+static int64_t pg_oldest_pending_ms(struct gw_store *g)
+{
+    PGresult *r = run((struct pg_store *)g, P_OLDEST_PENDING, 0, NULL);
+    int64_t v = r && PQntuples(r) > 0 ? col_i64(r, 0, 0) : 0;
+    PQclear(r);
+    return v;
+}
+
+static int pg_attempt_add(struct gw_store *g, const struct gw_store_attempt *a)
+{
+    char at[24], n[24], st[24], dur[24];
+    const char *v[] = {
+        a->sub_id, I64(at, a->at_ms),        a->event_id, I64(n, a->attempt), I64(st, a->status),
+        a->error,  I64(dur, a->duration_ms), a->answer};
+    return run_done((struct pg_store *)g, P_ATTEMPT_ADD, 8, v);
+}
+
+static int pg_attempts_each(struct gw_store *g, const char *sub_id, int64_t before, int limit,
+                            void (*cb)(const struct gw_store_attempt *a, void *arg), void *arg)
+{
+    char b[24], l[24];
+    const char *v[] = {sub_id, I64(b, before > 0 ? before : INT64_MAX), I64(l, limit)};
+    PGresult *r = run((struct pg_store *)g, P_ATTEMPT_LIST, 3, v);
+    if (r == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct gw_store_attempt a = {
+            .id = col_i64(r, i, 0),
+            .sub_id = sub_id,
+            .at_ms = col_i64(r, i, 1),
+            .event_id = col_str(r, i, 2),
+            .attempt = (int)col_i64(r, i, 3),
+            .status = (long)col_i64(r, i, 4),
+            .error = col_str(r, i, 5),
+            .duration_ms = col_i64(r, i, 6),
+            .answer = col_str(r, i, 7),
+        };
+        cb(&a, arg);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_attempts_prune_count(struct gw_store *g, const char *sub_id, int keep)
+{
+    char k[24];
+    const char *v[] = {sub_id, I64(k, keep)};
+    return run_done((struct pg_store *)g, P_ATTEMPT_EXCESS, 2, v);
+}
+
+static int pg_attempts_prune_age(struct gw_store *g, int64_t before_ms)
+{
+    char b[24];
+    const char *v[] = {I64(b, before_ms)};
+    PGresult *r = run((struct pg_store *)g, P_ATTEMPT_OLD, 1, v);
+    if (r == NULL)
+        return -1;
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return n;
+}
+
+static int pg_seen_add(struct gw_store *g, const char *service, const char *node, const char *item)
+{
+    const char *v[] = {service, node, item};
+    return run_done((struct pg_store *)g, P_SEEN_ADD, 3, v);
+}
+
+static int pg_seen_has(struct gw_store *g, const char *service, const char *node, const char *item)
+{
+    const char *v[] = {service, node, item};
+    PGresult *r = run((struct pg_store *)g, P_SEEN_HAS, 3, v);
+    int found = r && PQntuples(r) > 0;
+    PQclear(r);
+    return found;
+}
+
+static int pg_seen_prune(struct gw_store *g, const char *service, const char *node, int keep)
+{
+    char k[24];
+    const char *v[] = {service, node, I64(k, keep)};
+    return run_done((struct pg_store *)g, P_SEEN_PRUNE, 3, v);
+}
+
+const struct gw_store_ops gw_store_pg_ops = {
+    .kind = "postgresql",
+    .close = pg_close,
+    .up = pg_up,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .sub_insert = pg_sub_insert,
+    .sub_delete = pg_sub_delete,
+    .sub_each = pg_sub_each,
+    .event_add = pg_event_add,
+    .delivery_add = pg_delivery_add,
+    .pending_each = pg_pending_each,
+    .delivery_head = pg_delivery_head,
+    .delivery_done = pg_delivery_done,
+    .delivery_failed = pg_delivery_failed,
+    .dead_each = pg_dead_each,
+    .dead_prune_age = pg_dead_prune_age,
+    .dead_prune_count = pg_dead_prune_count,
+    .dead_retry = pg_dead_retry,
+    .oldest_pending_ms = pg_oldest_pending_ms,
+    .attempt_add = pg_attempt_add,
+    .attempts_each = pg_attempts_each,
+    .attempts_prune_count = pg_attempts_prune_count,
+    .attempts_prune_age = pg_attempts_prune_age,
+    .seen_add = pg_seen_add,
+    .seen_has = pg_seen_has,
+    .seen_prune = pg_seen_prune,
+};

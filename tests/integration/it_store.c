@@ -1,0 +1,255 @@
+/* The store interface, the same checks for each backend: SQLite on a scratch file, or a fresh
+ * database on the suite's PostgreSQL (PUBSUBGW_TEST_PG). Every call the core makes, with the
+ * answers it relies on: order, dead letters, retry, pruning, attempts, seen items, rollback,
+ * and a reopen that finds everything again. On PostgreSQL also: several gateways starting at
+ * once migrate the schema exactly once. */
+#include "harness.h"
+
+#include "gateway/store.h"
+
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int64_t pending_a, pending_b;
+static int subs_seen, dead_seen, attempts_seen;
+static char last_attempt_error[64];
+
+static void count_pending(const char *sub_id, int64_t n, void *arg)
+{
+    (void)arg;
+    if (strcmp(sub_id, "sub_a") == 0)
+        pending_a = n;
+    if (strcmp(sub_id, "sub_b") == 0)
+        pending_b = n;
+}
+
+static void on_sub(const struct gw_store_sub *s, void *arg)
+{
+    (void)arg;
+    if (strcmp(s->id, "sub_a") == 0 && strcmp(s->callback, "http://127.0.0.1:9/a") == 0 &&
+        s->events == 5 && s->created_ms == 1700000000123LL)
+        subs_seen++;
+    else if (strcmp(s->id, "sub_b") == 0)
+        subs_seen += 10;
+}
+
+static void on_dead(const struct gw_store_delivery *d, void *arg)
+{
+    (void)arg;
+    if (d->last_error && strcmp(d->last_error, "HTTP 500") == 0 && d->attempts == 3)
+        dead_seen++;
+}
+
+static void on_attempt(const struct gw_store_attempt *a, void *arg)
+{
+    (void)arg;
+    attempts_seen++;
+    snprintf(last_attempt_error, sizeof(last_attempt_error), "%s", a->error ? a->error : "-");
+}
+
+static int64_t add_event(struct gw_store *st, const char *id, const char *sub1, const char *sub2)
+{
+    CHECK_INT(gw_store_begin(st), 0);
+    int64_t ev =
+        gw_store_event_add(st, id, "pubsub.localhost", "news", "{\"n\":\"\\u00e9\"}", 1000);
+    CHECK(ev > 0);
+    if (sub1)
+        CHECK_INT(gw_store_delivery_add(st, sub1, ev, 0, NULL), 0);
+    if (sub2)
+        CHECK_INT(gw_store_delivery_add(st, sub2, ev, 0, NULL), 0);
+    CHECK_INT(gw_store_commit(st), 0);
+    return ev;
+}
+
+static int schema_versions(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, "SELECT count(*), max(version) FROM pubsubgw_schema");
+    int n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    PQfinish(c);
+    return n;
+}
+
+int main(void)
+{
+    char url[400], err[512], dir[] = "/tmp/pubsubgw-store-XXXXXX";
+    int pg = strcmp(it_store_name(), "postgresql") == 0;
+    if (pg) {
+        CHECK_INT(it_pg_fresh(url, sizeof(url)), 0);
+        /* Four gateways starting at once on an empty database. */
+        pid_t kids[4];
+        for (int i = 0; i < 4; i++) {
+            kids[i] = fork();
+            if (kids[i] == 0) {
+                struct gw_store *s = gw_store_open(url, err, sizeof(err));
+                if (s == NULL)
+                    fprintf(stderr, "concurrent open: %s\n", err);
+                gw_store_close(s);
+                _exit(s ? 0 : 1);
+            }
+        }
+        for (int i = 0; i < 4; i++) {
+            int status = 0;
+            waitpid(kids[i], &status, 0);
+            CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        CHECK_INT(schema_versions(url), 1);
+    } else {
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(url, sizeof(url), "sqlite:%s/pubsubgw.db", dir);
+    }
+    fprintf(stderr, "store: %s\n", it_store_name());
+
+    struct gw_store *st = gw_store_open(url, err, sizeof(err));
+    CHECK(st != NULL);
+    if (st == NULL) {
+        fprintf(stderr, "%s\n", err);
+        CHECK_DONE();
+    }
+    CHECK_STR(gw_store_kind(st), pg ? "postgresql" : "sqlite");
+    CHECK_INT(gw_store_up(st), 1);
+
+    /* Subscriptions. */
+    struct gw_store_sub a = {"sub_a", "pubsub.localhost", "news", "http://127.0.0.1:9/a", "whsec_a",
+                             5,       1700000000123LL};
+    struct gw_store_sub b = {"sub_b", "pubsub.localhost", "news", "http://127.0.0.1:9/b", "whsec_b",
+                             1,       1700000000124LL};
+    CHECK_INT(gw_store_sub_insert(st, &a), 0);
+    CHECK_INT(gw_store_sub_insert(st, &b), 0);
+    CHECK(gw_store_sub_insert(st, &a) != 0); /* the id is unique */
+    CHECK_INT(gw_store_sub_each(st, on_sub, NULL), 0);
+    CHECK_INT(subs_seen, 11);
+
+    /* Deliveries in order, one event shared by two subscriptions. */
+    int64_t e1 = add_event(st, "msg_1", "sub_a", "sub_b");
+    int64_t e2 = add_event(st, "msg_2", "sub_a", NULL);
+    int64_t e3 = add_event(st, "msg_3", "sub_a", "sub_b");
+    CHECK(e1 < e2 && e2 < e3);
+    CHECK_INT(gw_store_pending_each(st, count_pending, NULL), 0);
+    CHECK_INT(pending_a, 3);
+    CHECK_INT(pending_b, 2);
+    CHECK(gw_store_oldest_pending_ms(st) == 1000);
+
+    struct gw_store_delivery d;
+    CHECK_INT(gw_store_delivery_head(st, "sub_a", 0, &d), 1);
+    CHECK_STR(d.event_id, "msg_1");
+    CHECK_STR(d.body, "{\"n\":\"\\u00e9\"}");
+    CHECK_INT(d.created_ms, 1000);
+    int64_t s1 = d.seq;
+    gw_store_delivery_clear(&d);
+    CHECK_INT(gw_store_delivery_head(st, "sub_a", s1, &d), 1);
+    CHECK_STR(d.event_id, "msg_2");
+    int64_t s2 = d.seq;
+    gw_store_delivery_clear(&d);
+
+    /* A failure records the attempt; the third one is dead and skipped by the head. */
+    CHECK_INT(gw_store_delivery_failed(st, s1, 1, 5000, "HTTP 500", 0), 0);
+    CHECK_INT(gw_store_delivery_head(st, "sub_a", 0, &d), 1);
+    CHECK_INT(d.attempts, 1);
+    CHECK_INT(d.next_at, 5000);
+    CHECK_STR(d.last_error, "HTTP 500");
+    gw_store_delivery_clear(&d);
+    CHECK_INT(gw_store_delivery_failed(st, s1, 3, 7000, "HTTP 500", 1), 0);
+    CHECK_INT(gw_store_delivery_head(st, "sub_a", 0, &d), 1);
+    CHECK_STR(d.event_id, "msg_2");
+    gw_store_delivery_clear(&d);
+    CHECK_INT(gw_store_dead_each(st, "sub_a", on_dead, NULL), 0);
+    CHECK_INT(dead_seen, 1);
+
+    /* Retry makes it live again with a fresh count; a second retry finds nothing. */
+    CHECK_INT(gw_store_dead_retry(st, "sub_a", s1, 9000), 1);
+    CHECK_INT(gw_store_dead_retry(st, "sub_a", s1, 9000), 0);
+    CHECK_INT(gw_store_delivery_head(st, "sub_a", 0, &d), 1);
+    CHECK_INT(d.seq, s1);
+    CHECK_INT(d.attempts, 0);
+    gw_store_delivery_clear(&d);
+
+    /* Done: the row goes, the shared event stays for sub_b. */
+    CHECK_INT(gw_store_delivery_done(st, s1, e1), 0);
+    CHECK_INT(gw_store_delivery_done(st, s2, e2), 0);
+    CHECK_INT(gw_store_delivery_head(st, "sub_b", 0, &d), 1);
+    CHECK_STR(d.event_id, "msg_1");
+    gw_store_delivery_clear(&d);
+
+    /* Rollback leaves nothing behind. */
+    CHECK_INT(gw_store_begin(st), 0);
+    CHECK(gw_store_event_add(st, "msg_rolled", "pubsub.localhost", "news", "{}", 1) > 0);
+    gw_store_rollback(st);
+
+    /* Dead letters past an age, and beyond a count. */
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "msg_d%d", i);
+        int64_t ev = add_event(st, id, NULL, NULL);
+        CHECK_INT(gw_store_begin(st), 0);
+        CHECK_INT(gw_store_delivery_add(st, "sub_b", ev, 100 + i, "outbox full"), 0);
+        CHECK_INT(gw_store_commit(st), 0);
+    }
+    CHECK_INT(gw_store_dead_prune_age(st, 102, 100), 2);          /* died at 100 and 101 */
+    CHECK_INT(gw_store_dead_prune_count(st, "sub_b", 1, 100), 2); /* keeps the newest */
+    CHECK_INT(gw_store_dead_prune_count(st, "sub_b", 1, 100), 0);
+
+    /* Attempts, newest first, paged, pruned. */
+    for (int i = 1; i <= 5; i++) {
+        char e[16];
+        snprintf(e, sizeof(e), "err %d", i);
+        struct gw_store_attempt at = {0, "sub_a", 1000 + i, "msg_3", i, 500, e, 12, "oops"};
+        CHECK_INT(gw_store_attempt_add(st, &at), 0);
+    }
+    CHECK_INT(gw_store_attempts_each(st, "sub_a", 0, 2, on_attempt, NULL), 0);
+    CHECK_INT(attempts_seen, 2);
+    CHECK_STR(last_attempt_error, "err 4");
+    CHECK_INT(gw_store_attempts_prune_count(st, "sub_a", 3), 0);
+    attempts_seen = 0;
+    CHECK_INT(gw_store_attempts_each(st, "sub_a", 0, 10, on_attempt, NULL), 0);
+    CHECK_INT(attempts_seen, 3);
+    CHECK_INT(gw_store_attempts_prune_age(st, 1004), 1); /* at 1003 */
+
+    /* Seen items: once, and pruned to the newest. */
+    CHECK_INT(gw_store_seen_add(st, "pubsub.localhost", "news", "i1"), 0);
+    CHECK_INT(gw_store_seen_add(st, "pubsub.localhost", "news", "i1"), 0);
+    CHECK_INT(gw_store_seen_add(st, "pubsub.localhost", "news", "i2"), 0);
+    CHECK_INT(gw_store_seen_add(st, "pubsub.localhost", "news", "i3"), 0);
+    CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "i1"), 1);
+    CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "other", "i1"), 0);
+    CHECK_INT(gw_store_seen_prune(st, "pubsub.localhost", "news", 2), 0);
+    CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "i1"), 0);
+    CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "i3"), 1);
+
+    /* Reopened: everything is still there. */
+    gw_store_close(st);
+    st = gw_store_open(url, err, sizeof(err));
+    CHECK(st != NULL);
+    if (st == NULL)
+        CHECK_DONE();
+    subs_seen = 0;
+    CHECK_INT(gw_store_sub_each(st, on_sub, NULL), 0);
+    CHECK_INT(subs_seen, 11);
+    pending_a = pending_b = 0;
+    CHECK_INT(gw_store_pending_each(st, count_pending, NULL), 0);
+    CHECK_INT(pending_a, 1);
+    CHECK_INT(pending_b, 2);
+
+    /* Deleting a subscription takes its deliveries and attempts, and the events only it had. */
+    CHECK_INT(gw_store_sub_delete(st, "sub_a"), 0);
+    subs_seen = 0;
+    CHECK_INT(gw_store_sub_each(st, on_sub, NULL), 0);
+    CHECK_INT(subs_seen, 10);
+    attempts_seen = 0;
+    CHECK_INT(gw_store_attempts_each(st, "sub_a", 0, 10, on_attempt, NULL), 0);
+    CHECK_INT(attempts_seen, 0);
+    CHECK_INT(gw_store_delivery_head(st, "sub_b", 0, &d), 1);
+    CHECK_STR(d.event_id, "msg_1");
+    gw_store_delivery_clear(&d);
+    gw_store_close(st);
+
+    if (!pg) {
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK_INT(system(cmd), 0);
+    }
+    CHECK_DONE();
+}
