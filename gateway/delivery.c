@@ -280,7 +280,7 @@ static char *compose(const char *event_body, const char *sub_id)
 
 void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
 {
-    if (s->inflight || s->timer || s->gone)
+    if (s->inflight || s->timer || s->gone || !s->owned)
         return;
     struct gw_store_delivery d;
     if (gw_store_delivery_head(h->store, s->id, s->done_seq, &d) <= 0)

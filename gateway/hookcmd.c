@@ -362,6 +362,16 @@ static void add_attempt(const struct gw_store_attempt *a, void *arg)
 void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
 {
     struct hsub *s;
+    /* What reads or writes the store waits for it to be back; the rest goes on. */
+    int needs_store = cmd->op == GW_OP_SUB_CREATE || cmd->op == GW_OP_SUB_DELETE ||
+                      cmd->op == GW_OP_DEAD_LIST || cmd->op == GW_OP_DEAD_RETRY ||
+                      cmd->op == GW_OP_ATTEMPTS_LIST;
+    if (needs_store && !gw_store_up(h->store)) {
+        cmd->retry_after = 5;
+        gw_cmd_fail(cmd, 503, "Store unavailable",
+                    "the gateway cannot reach its store at the moment; try again shortly", NULL);
+        return;
+    }
     switch (cmd->op) {
     case GW_OP_SUB_CREATE:
         create(h, cmd);
@@ -413,10 +423,12 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
             }
             /* The retried letter is older than what was delivered since: look from the start
              * again, once the delivered rows are really gone. */
-            gw_delivery_flush(h);
-            s->done_seq = 0;
-            gw_pending_add(h, s, 1);
-            gw_delivery_kick(h, s);
+            if (s->owned) { /* else the store tells the gateway that delivers it */
+                gw_delivery_flush(h);
+                s->done_seq = 0;
+                gw_pending_add(h, s, 1);
+                gw_delivery_kick(h, s);
+            }
             gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
         }
         return;

@@ -205,6 +205,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "pubsubgw: %s\n", err);
         goto out;
     }
+    gw_status.store_kind = gw_store_kind(app.store);
+    atomic_store(&gw_status.store_up, 1);
     app.httpc = gw_httpc_new(app.loop, cfg.max_host_connections, cfg.max_delivery_connections);
     if (app.httpc != NULL)
         gw_httpc_set_policy(app.httpc, gw_config_policy(&cfg)->allow,

@@ -100,9 +100,15 @@ static void on_sync_items(struct gw_cmd *cmd)
         }
         if (gw_store_seen_has(h->store, cmd->service, cmd->node, id))
             continue;
-        json_array_append_new(events,
-                              json_pack("{s:s, s:s, s:s, s:O}", "type", "item.published", "service",
-                                        cmd->service, "node", cmd->node, "item", item));
+        /* Several gateways on one store may catch up on the same node at once: one takes it. */
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:O}", "type", "item.published", "service",
+                               cmd->service, "node", cmd->node, "item", item);
+        if (ev != NULL && h->shared) {
+            char key[1200];
+            snprintf(key, sizeof(key), "c|%s|%s|%s", cmd->service, cmd->node, id);
+            json_object_set_new(ev, "_key", json_string(key));
+        }
+        json_array_append_new(events, ev);
     }
     if (baseline && gw_store_commit(h->store) != 0)
         gw_store_rollback(h->store);
@@ -306,7 +312,8 @@ static void on_subscriptions(struct gw_cmd *cmd)
     json_t *v;
     json_object_foreach(r.listed, node, v)
     {
-        if (!json_is_true(v))
+        /* On a shared store another gateway may need what this one does not know of. */
+        if (!json_is_true(v) || (h->shared && h->replicas != 1))
             continue;
         gw_info("unsubscribing from %s/%s: no callback needs it", cmd->service, node);
         struct gw_cmd *c = gw_hooks_xmpp_cmd(GW_OP_UNSUBSCRIBE, cmd->service, node,

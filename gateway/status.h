@@ -30,6 +30,12 @@ struct gw_status {
     atomic_long pending;            /* undelivered webhook events in the outbox */
     atomic_llong oldest_pending_ms; /* unix ms of the oldest undelivered event, 0 when none */
     atomic_ulong attempts_http_error, attempts_network_error, attempts_gone;
+    /* the store: its kind ("sqlite", "postgresql"; set once at start), whether it answers, and
+     * on a shared store how many gateways it has and how many subscriptions this one delivers */
+    const char *store_kind;
+    atomic_int store_up;
+    atomic_int replicas;
+    atomic_int delivering;
     struct gw_hist delivery_latency;          /* event stored -> callback answered 2xx */
     struct gw_hist xmpp_rtt;                  /* IQ sent -> answered */
     struct gw_hist http[GW_STATUS_ROUTES][4]; /* [route][2xx, 3xx, 4xx, 5xx] */

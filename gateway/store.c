@@ -190,3 +190,59 @@ int gw_store_seen_prune(struct gw_store *st, const char *service, const char *no
 {
     return st->ops->seen_prune(st, service, node, keep);
 }
+
+int gw_store_shared(const struct gw_store *st)
+{
+    return st->ops->notify_fd != NULL;
+}
+
+int gw_store_notify_fd(struct gw_store *st)
+{
+    return st->ops->notify_fd ? st->ops->notify_fd(st) : -1;
+}
+
+int gw_store_notify_read(struct gw_store *st, void (*cb)(char kind, const char *id, void *arg),
+                         void *arg)
+{
+    return st->ops->notify_read ? st->ops->notify_read(st, cb, arg) : -1;
+}
+
+unsigned gw_store_epoch(struct gw_store *st)
+{
+    return st->ops->epoch ? st->ops->epoch(st) : 0;
+}
+
+int gw_store_lock_try(struct gw_store *st, uint32_t key)
+{
+    return st->ops->lock_try ? st->ops->lock_try(st, key) : -1;
+}
+
+int gw_store_lock_release(struct gw_store *st, uint32_t key)
+{
+    return st->ops->lock_release ? st->ops->lock_release(st, key) : -1;
+}
+
+int gw_store_replicas(struct gw_store *st)
+{
+    return st->ops->replicas ? st->ops->replicas(st) : -1;
+}
+
+int gw_store_claim(struct gw_store *st, const char *key, int64_t now_ms)
+{
+    return st->ops->claim ? st->ops->claim(st, key, now_ms) : -1;
+}
+
+int gw_store_claims_prune(struct gw_store *st, int64_t before_ms)
+{
+    return st->ops->claims_prune ? st->ops->claims_prune(st, before_ms) : -1;
+}
+
+int gw_store_sub_get(struct gw_store *st, const char *id, struct gw_store_sub *s)
+{
+    return st->ops->sub_get ? st->ops->sub_get(st, id, s) : -1;
+}
+
+int64_t gw_store_pending_of(struct gw_store *st, const char *sub_id)
+{
+    return st->ops->pending_of ? st->ops->pending_of(st, sub_id) : -1;
+}

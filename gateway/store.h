@@ -118,4 +118,33 @@ int gw_store_seen_has(struct gw_store *st, const char *service, const char *node
 /* Keeps only the newest keep ids of a node. */
 int gw_store_seen_prune(struct gw_store *st, const char *service, const char *node, int keep);
 
+/* Several gateways on one store. PostgreSQL only: with SQLite a gateway is alone, shared() is 0
+ * and the others answer -1. Each gateway keeps a control connection of its own for these: it
+ * listens for the changes other gateways make, holds the advisory locks that say which gateway
+ * delivers a subscription, and one that says it is alive. */
+int gw_store_shared(const struct gw_store *st);
+/* The control connection's socket to watch for notifications (changes by other gateways), or
+ * -1 while it is down. It changes when the connection is made again. */
+int gw_store_notify_fd(struct gw_store *st);
+/* Reads what has arrived: cb(kind, id) for each change; kind '+' subscription added, '-'
+ * removed, 'w' new deliveries for subscription id, 'r' a dead letter of it made live again.
+ * Returns 0 or -1 (connection lost). */
+int gw_store_notify_read(struct gw_store *st, void (*cb)(char kind, const char *id, void *arg),
+                         void *arg);
+/* Counts up each time the control connection is made: the locks of an earlier one are gone. */
+unsigned gw_store_epoch(struct gw_store *st);
+/* The subscription lock with key: 1 taken, 0 held by another gateway, -1 error. */
+int gw_store_lock_try(struct gw_store *st, uint32_t key);
+int gw_store_lock_release(struct gw_store *st, uint32_t key);
+/* Gateways alive on this store (this one included), or -1. */
+int gw_store_replicas(struct gw_store *st);
+/* Claims key for this gateway, inside the caller's transaction: 1 when first, 0 when another
+ * gateway had it, -1 on error. Claims older than before_ms are pruned by claims_prune. */
+int gw_store_claim(struct gw_store *st, const char *key, int64_t now_ms);
+int gw_store_claims_prune(struct gw_store *st, int64_t before_ms);
+/* One subscription by id: 1 and s filled (clear with gw_store_sub_clear), 0 none, -1 error. */
+int gw_store_sub_get(struct gw_store *st, const char *id, struct gw_store_sub *s);
+/* Live deliveries of one subscription, or -1. */
+int64_t gw_store_pending_of(struct gw_store *st, const char *sub_id);
+
 #endif

@@ -41,6 +41,18 @@ struct gw_store_ops {
     int (*seen_add)(struct gw_store *st, const char *service, const char *node, const char *item);
     int (*seen_has)(struct gw_store *st, const char *service, const char *node, const char *item);
     int (*seen_prune)(struct gw_store *st, const char *service, const char *node, int keep);
+    /* several gateways on one store: NULL when the backend has none */
+    int (*notify_fd)(struct gw_store *st);
+    int (*notify_read)(struct gw_store *st, void (*cb)(char kind, const char *id, void *arg),
+                       void *arg);
+    unsigned (*epoch)(struct gw_store *st);
+    int (*lock_try)(struct gw_store *st, uint32_t key);
+    int (*lock_release)(struct gw_store *st, uint32_t key);
+    int (*replicas)(struct gw_store *st);
+    int (*claim)(struct gw_store *st, const char *key, int64_t now_ms);
+    int (*claims_prune)(struct gw_store *st, int64_t before_ms);
+    int (*sub_get)(struct gw_store *st, const char *id, struct gw_store_sub *s);
+    int64_t (*pending_of)(struct gw_store *st, const char *sub_id);
 };
 
 struct gw_store {

@@ -44,6 +44,23 @@ static const char *const migrations[] = {
     "CREATE TABLE seen_items ("
     " id bigserial PRIMARY KEY, service text NOT NULL, node text NOT NULL, item text NOT NULL,"
     " UNIQUE(service, node, item));",
+    /* 2: several gateways. Notifications that tell the others what changed (one per
+     * subscription and transaction: PostgreSQL folds identical ones), and claims that let one
+     * gateway of several take a notification they all received. */
+    "CREATE TABLE intake_claims (key text PRIMARY KEY, at_ms bigint NOT NULL);"
+    "CREATE INDEX intake_claims_at ON intake_claims(at_ms);"
+    "CREATE FUNCTION pubsubgw_notify_work() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN PERFORM pg_notify('pubsubgw',"
+    " CASE WHEN TG_OP = 'UPDATE' THEN 'r' ELSE 'w' END || NEW.sub_id); RETURN NULL; END $$;"
+    "CREATE TRIGGER deliveries_added AFTER INSERT ON deliveries FOR EACH ROW"
+    " WHEN (NEW.dead = 0) EXECUTE FUNCTION pubsubgw_notify_work();"
+    "CREATE TRIGGER deliveries_revived AFTER UPDATE OF dead ON deliveries FOR EACH ROW"
+    " WHEN (OLD.dead = 1 AND NEW.dead = 0) EXECUTE FUNCTION pubsubgw_notify_work();"
+    "CREATE FUNCTION pubsubgw_notify_sub() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN IF TG_OP = 'INSERT' THEN PERFORM pg_notify('pubsubgw', '+' || NEW.id);"
+    " ELSE PERFORM pg_notify('pubsubgw', '-' || OLD.id); END IF; RETURN NULL; END $$;"
+    "CREATE TRIGGER subscriptions_changed AFTER INSERT OR DELETE ON subscriptions"
+    " FOR EACH ROW EXECUTE FUNCTION pubsubgw_notify_sub();",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -73,6 +90,10 @@ enum {
     P_ATTEMPT_LIST,
     P_ATTEMPT_EXCESS,
     P_ATTEMPT_OLD,
+    P_CLAIM,
+    P_CLAIMS_PRUNE,
+    P_SUB_GET,
+    P_PENDING_OF,
     P_COUNT
 };
 
@@ -126,13 +147,29 @@ static const char *const sql[P_COUNT] = {
                          "attempts WHERE sub_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
     [P_ATTEMPT_OLD] = "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at_ms < $1 "
                       "LIMIT 1000)",
+    [P_CLAIM] = "INSERT INTO intake_claims(key, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    [P_CLAIMS_PRUNE] = "DELETE FROM intake_claims WHERE key IN (SELECT key FROM intake_claims "
+                       "WHERE at_ms < $1 LIMIT 5000)",
+    [P_SUB_GET] = "SELECT id, service, node, callback, secret, events, created_ms "
+                  "FROM subscriptions WHERE id = $1",
+    [P_PENDING_OF] = "SELECT count(*) FROM deliveries WHERE sub_id = $1 AND dead = 0",
 };
+
+/* Advisory lock classes (the first key of the two-key form): a gateway that is alive holds
+ * (LOCK_MEMBER, its backend pid); the one delivering a subscription (LOCK_SUB, hash of its id). */
+#define LOCK_MEMBER 1886611320
+#define LOCK_SUB 1886611321
 
 struct pg_store {
     struct gw_store base;
     PGconn *conn;
     int up;           /* connected with the statements prepared */
     int64_t last_try; /* monotonic ms of the last connection attempt */
+    /* the control connection: notifications and locks */
+    char *url; /* may hold a password: never logged */
+    PGconn *ctl;
+    int64_t ctl_last_try;
+    unsigned epoch;
 };
 
 extern const struct gw_store_ops gw_store_pg_ops;
@@ -311,6 +348,8 @@ static int exec_simple(struct pg_store *s, const char *q)
     return 0;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define I64(buf, v) (snprintf(buf, sizeof(buf), "%" PRId64, (int64_t)(v)), buf)
 
 static int64_t col_i64(const PGresult *r, int row, int col)
@@ -333,7 +372,23 @@ static void pg_close(struct gw_store *g)
     struct pg_store *s = (struct pg_store *)g;
     if (s->conn != NULL)
         PQfinish(s->conn);
+    if (s->ctl != NULL)
+        PQfinish(s->ctl);
+    if (s->url != NULL)
+        memset(s->url, 0, strlen(s->url));
+    free(s->url);
     free(s);
+}
+
+static PGconn *connect_url(const char *url)
+{
+    /* Defaults first: what the URL says wins. */
+    const char *keys[] = {"application_name", "connect_timeout", "dbname", NULL};
+    const char *vals[] = {"pubsubgw", "5", url, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c != NULL && PQstatus(c) == CONNECTION_OK)
+        PQsetNoticeProcessor(c, on_notice, NULL);
+    return c;
 }
 
 struct gw_store *gw_store_pg_open(const char *url, char *err, size_t errlen)
@@ -344,17 +399,14 @@ struct gw_store *gw_store_pg_open(const char *url, char *err, size_t errlen)
         return NULL;
     }
     s->base.ops = &gw_store_pg_ops;
-    /* Defaults first: what the URL says wins. */
-    const char *keys[] = {"application_name", "connect_timeout", "dbname", NULL};
-    const char *vals[] = {"pubsubgw", "5", url, NULL};
-    s->conn = PQconnectdbParams(keys, vals, 1);
+    s->url = strdup(url);
+    s->conn = connect_url(url);
     char buf[512];
     if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
         snprintf(err, errlen, "cannot connect to postgresql: %s",
                  s->conn ? pg_msg(PQerrorMessage(s->conn), buf, sizeof(buf)) : "out of memory");
         goto fail;
     }
-    PQsetNoticeProcessor(s->conn, on_notice, NULL);
     if (migrate(s->conn, err, errlen) != 0 || prepare_all(s, err, errlen) != 0)
         goto fail;
     s->up = 1;
@@ -682,7 +734,175 @@ static int pg_seen_prune(struct gw_store *g, const char *service, const char *no
     return run_done((struct pg_store *)g, P_SEEN_PRUNE, 3, v);
 }
 
+/* The control connection, made again at most once a second while the server is away. */
+static int ensure_ctl(struct pg_store *s)
+{
+    if (s->ctl != NULL && PQstatus(s->ctl) == CONNECTION_OK)
+        return 1;
+    int64_t now = mono_ms();
+    if (s->ctl_last_try != 0 && now - s->ctl_last_try < 1000)
+        return 0;
+    s->ctl_last_try = now;
+    if (s->ctl != NULL)
+        PQfinish(s->ctl);
+    s->ctl = connect_url(s->url);
+    char err[512];
+    if (PQstatus(s->ctl) != CONNECTION_OK ||
+        exec_plain(
+            s->ctl,
+            "LISTEN pubsubgw; SELECT pg_advisory_lock(" STR(LOCK_MEMBER) ", pg_backend_pid())", err,
+            sizeof(err)) != 0) {
+        gw_debug("store: postgresql control connection: %s",
+                 pg_msg(PQerrorMessage(s->ctl), err, sizeof(err)));
+        PQfinish(s->ctl);
+        s->ctl = NULL;
+        return 0;
+    }
+    PQsetnonblocking(s->ctl, 0);
+    s->epoch++;
+    return 1;
+}
+
+static int pg_notify_fd(struct gw_store *g)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    return ensure_ctl(s) ? PQsocket(s->ctl) : -1;
+}
+
+static int pg_notify_read(struct gw_store *g, void (*cb)(char kind, const char *id, void *arg),
+                          void *arg)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    if (s->ctl == NULL || PQconsumeInput(s->ctl) == 0 || PQstatus(s->ctl) != CONNECTION_OK)
+        return -1;
+    PGnotify *n;
+    while ((n = PQnotifies(s->ctl)) != NULL) {
+        if (n->extra != NULL && n->extra[0] != '\0')
+            cb(n->extra[0], n->extra + 1, arg);
+        PQfreemem(n);
+    }
+    return 0;
+}
+
+static unsigned pg_epoch(struct gw_store *g)
+{
+    return ((struct pg_store *)g)->epoch;
+}
+
+/* A one-value query on the control connection: the value as a number, or -1. */
+static long long ctl_value(struct pg_store *s, const char *q, const char *param)
+{
+    if (!ensure_ctl(s))
+        return -1;
+    const char *v[] = {param};
+    PGresult *r = PQexecParams(s->ctl, q, param ? 1 : 0, NULL, v, NULL, NULL, 0);
+    long long out = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        const char *t = PQgetvalue(r, 0, 0);
+        out = t[0] == 't' ? 1 : t[0] == 'f' ? 0 : strtoll(t, NULL, 10);
+    } else {
+        char buf[512];
+        gw_warn("store: postgresql control connection: %s",
+                pg_msg(PQresultErrorMessage(r), buf, sizeof(buf)));
+    }
+    PQclear(r);
+    return out;
+}
+
+static int pg_lock_try(struct gw_store *g, uint32_t key)
+{
+    char k[24];
+    return (int)ctl_value((struct pg_store *)g,
+                          "SELECT pg_try_advisory_lock(" STR(LOCK_SUB) ", $1::int4)",
+                          I64(k, (int32_t)key));
+}
+
+static int pg_lock_release(struct gw_store *g, uint32_t key)
+{
+    char k[24];
+    return (int)ctl_value((struct pg_store *)g,
+                          "SELECT pg_advisory_unlock(" STR(LOCK_SUB) ", $1::int4)",
+                          I64(k, (int32_t)key));
+}
+
+static int pg_replicas(struct gw_store *g)
+{
+    return (int)ctl_value((struct pg_store *)g,
+                          "SELECT count(DISTINCT pid) FROM pg_locks WHERE locktype = 'advisory' "
+                          "AND classid = " STR(LOCK_MEMBER) " AND objsubid = 2 AND granted",
+                          NULL);
+}
+
+static int pg_claim(struct gw_store *g, const char *key, int64_t now_ms)
+{
+    char t[24];
+    const char *v[] = {key, I64(t, now_ms)};
+    PGresult *r = run((struct pg_store *)g, P_CLAIM, 2, v);
+    if (r == NULL)
+        return -1;
+    int first = atoi(PQcmdTuples(r)) > 0;
+    PQclear(r);
+    return first;
+}
+
+static int pg_claims_prune(struct gw_store *g, int64_t before_ms)
+{
+    char t[24];
+    const char *v[] = {I64(t, before_ms)};
+    PGresult *r = run((struct pg_store *)g, P_CLAIMS_PRUNE, 1, v);
+    if (r == NULL)
+        return -1;
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return n;
+}
+
+static int pg_sub_get(struct gw_store *g, const char *id, struct gw_store_sub *sub)
+{
+    const char *v[] = {id};
+    PGresult *r = run((struct pg_store *)g, P_SUB_GET, 1, v);
+    if (r == NULL)
+        return -1;
+    int found = PQntuples(r) == 1;
+    if (found) {
+        *sub = (struct gw_store_sub){
+            .id = col_dup(r, 0, 0),
+            .service = col_dup(r, 0, 1),
+            .node = col_dup(r, 0, 2),
+            .callback = col_dup(r, 0, 3),
+            .secret = col_dup(r, 0, 4),
+            .events = (unsigned)col_i64(r, 0, 5),
+            .created_ms = col_i64(r, 0, 6),
+        };
+        if (!sub->id || !sub->service || !sub->node || !sub->callback || !sub->secret) {
+            gw_store_sub_clear(sub);
+            found = -1;
+        }
+    }
+    PQclear(r);
+    return found;
+}
+
+static int64_t pg_pending_of(struct gw_store *g, const char *sub_id)
+{
+    const char *v[] = {sub_id};
+    PGresult *r = run((struct pg_store *)g, P_PENDING_OF, 1, v);
+    int64_t n = r && PQntuples(r) == 1 ? col_i64(r, 0, 0) : -1;
+    PQclear(r);
+    return n;
+}
+
 const struct gw_store_ops gw_store_pg_ops = {
+    .notify_fd = pg_notify_fd,
+    .notify_read = pg_notify_read,
+    .epoch = pg_epoch,
+    .lock_try = pg_lock_try,
+    .lock_release = pg_lock_release,
+    .replicas = pg_replicas,
+    .claim = pg_claim,
+    .claims_prune = pg_claims_prune,
+    .sub_get = pg_sub_get,
+    .pending_of = pg_pending_of,
     .kind = "postgresql",
     .close = pg_close,
     .up = pg_up,

@@ -104,14 +104,23 @@ void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn)
 {
     if (hn->nsubs > 0 || hn->nstreams > 0)
         return;
-    /* Nothing needs the node any more: neither does the gateway need the XMPP subscription. */
-    if (!hn->missing) {
+    /* Nothing needs the node any more: neither does the gateway need the XMPP subscription.
+     * When other gateways share the store they may still stream a node no callback follows: a
+     * subscription kept for streams alone then stays. */
+    if (!hn->missing && (!h->shared || h->replicas <= 1 || hn->had_subs)) {
         struct gw_cmd *c = gw_hooks_xmpp_cmd(GW_OP_UNSUBSCRIBE, hn->service, hn->node,
                                              gw_hooks_background_done, NULL);
         if (c)
             h->exec(h->exec_arg, c);
         h->unsubscribes++;
     }
+    gw_hooks_node_drop(h, hn);
+}
+
+void gw_hooks_node_drop(struct gw_hooks *h, struct hnode *hn)
+{
+    if (hn->nsubs > 0 || hn->nstreams > 0)
+        return;
     gw_nodesync_forget(h, hn);
     char key[4200];
     size_t k = gw_hmap_pair_key(hn->service, hn->node, key, sizeof(key));
@@ -127,9 +136,11 @@ int gw_hooks_attach(struct gw_hooks *h, struct hsub *s)
     if (gw_hmap_put(h->subs, s->id, strlen(s->id), s) != 0)
         return -1;
     s->hn = hn;
+    s->owned = !h->shared; /* on a shared store, gateways take subscriptions (cluster.c) */
     s->node_next = hn->subs;
     hn->subs = s;
     hn->nsubs++;
+    hn->had_subs = 1;
     s->prev = h->last;
     s->next = NULL;
     if (h->last)
@@ -165,6 +176,13 @@ int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
         return -1;
     }
     gw_info("subscription %s to %s/%s removed: %s", s->id, s->service, s->node, why);
+    gw_hooks_forget(h, s, 1);
+    return 0;
+}
+
+void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe)
+{
+    gw_cluster_release(h, s);
     gw_pending_add(h, s, -s->pending);
     gw_hmap_del(h->subs, s->id, strlen(s->id));
     if (s->prev)
@@ -183,10 +201,12 @@ int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
         }
     }
     hn->nsubs--;
-    gw_hooks_node_release(h, hn);
+    if (unsubscribe)
+        gw_hooks_node_release(h, hn);
+    else
+        gw_hooks_node_drop(h, hn);
     if (gw_delivery_detach(h, s))
         gw_hsub_free(s);
-    return 0;
 }
 
 int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *extra,
@@ -204,12 +224,24 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
     gw_iso_time(now, stamp, sizeof(stamp));
     json_array_foreach(events, i, ev)
     {
+        /* The claim key travels in the event only as far as here (see gw_cluster_claim). */
+        char claim[1200] = "";
+        const char *key = json_string_value(json_object_get(ev, "_key"));
+        if (key != NULL) {
+            snprintf(claim, sizeof(claim), "%s", key);
+            json_object_del(ev, "_key");
+        }
         const char *service = json_string_value(json_object_get(ev, "service"));
         const char *node = json_string_value(json_object_get(ev, "node"));
         const char *type = json_string_value(json_object_get(ev, "type"));
         struct hnode *hn = gw_hooks_event_node(h, ev);
         if (hn == NULL)
             continue;
+        int mine = gw_cluster_claim(h, claim, now);
+        if (mine < 0)
+            goto fail;
+        if (mine == 0)
+            continue; /* another gateway on the store took it */
         const char *item_id = json_string_value(json_object_get(json_object_get(ev, "item"), "id"));
         if (mark_seen && item_id && strcmp(type, "item.published") == 0) {
             gw_store_seen_add(h->store, service, node, item_id);
@@ -243,14 +275,17 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
                     goto fail;
             }
             /* A subscription whose callback cannot keep up does not grow the outbox without
-             * bound: past its cap, events go straight to its dead letters. */
-            int full = s->pending >= h->cfg->max_pending_sub;
+             * bound: past its cap, events go straight to its dead letters. (Only the gateway
+             * that delivers a subscription knows its backlog; the others tell it, below.) */
+            int full = s->owned && s->pending >= h->cfg->max_pending_sub;
             if (gw_store_delivery_add(h->store, s->id, row, now, full ? "outbox full" : NULL) != 0)
                 goto fail;
             if (full) {
                 gw_dead_letter_added(h, s);
                 continue;
             }
+            if (!s->owned)
+                continue; /* its gateway hears of it from the store */
             gw_pending_add(h, s, 1);
             int known = 0;
             for (int k = 0; k < ntouched; k++)
@@ -368,7 +403,7 @@ static void count_pending(const char *sub_id, int64_t n, void *arg)
 {
     struct gw_hooks *h = arg;
     struct hsub *s = sub_id ? gw_hmap_get(h->subs, sub_id, strlen(sub_id)) : NULL;
-    if (s != NULL) {
+    if (s != NULL && s->owned) {
         gw_pending_add(h, s, n);
     }
 }
@@ -393,6 +428,7 @@ static void on_dead_age(struct gw_loop *loop, void *arg)
     /* ... and so do logged delivery attempts past --attempts-max-age */
     if (gw_store_attempts_prune_age(h->store, gw_wall_ms() - h->cfg->attempts_max_age_ms) == 1000)
         n = 256;
+    gw_cluster_housekeeping(h);
     atomic_store(&gw_status.oldest_pending_ms,
                  (long long)(h->pending_total > 0 ? gw_store_oldest_pending_ms(h->store) : 0));
     h->dead_age_timer = gw_loop_timer_add(loop, n == 256 ? 10 : 15000, on_dead_age, h);
@@ -411,6 +447,7 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
     h->sender = sender;
     h->exec = exec;
     h->exec_arg = exec_arg;
+    h->shared = gw_store_shared(store);
     h->subs = gw_hmap_new();
     h->nodes = gw_hmap_new();
     if (h->subs == NULL || h->nodes == NULL || gw_store_sub_each(store, load_one, h) != 0) {
@@ -421,6 +458,7 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
     gw_info("%zu webhook subscriptions on %zu nodes, %lld deliveries pending",
             gw_hmap_size(h->subs), gw_hmap_size(h->nodes), (long long)h->pending_total);
     gw_streams_heartbeat_start(h);
+    gw_cluster_start(h);
     h->dead_age_timer = gw_loop_timer_add(loop, 1000, on_dead_age, h);
     /* Deliveries left in the outbox by the previous run start right away. */
     for (struct hsub *s = h->first; s; s = s->next)
@@ -443,6 +481,7 @@ void gw_hooks_free(struct gw_hooks *h)
     if (h->dead_age_timer)
         gw_loop_timer_cancel(h->loop, h->dead_age_timer);
     gw_delivery_flush(h);
+    gw_cluster_stop(h);
     free(h->done);
     free(h->recs);
     struct hsub *s = h->first;

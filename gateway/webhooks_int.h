@@ -29,6 +29,7 @@ struct hsub {
     int dead_added;     /* dead letters since its count was last capped */
     int attempts_added; /* attempts logged since its count was last capped */
     uint64_t timer;
+    int owned; /* this gateway delivers it (always, unless the store is shared) */
 };
 
 struct history_entry {
@@ -57,6 +58,7 @@ struct hnode {
     uint64_t probe_timer;
     int probe_ms;
     int seen_added; /* seen item ids stored since the node's were last pruned */
+    int had_subs;   /* callbacks followed it (not only streams) */
 };
 
 struct gw_hooks {
@@ -89,6 +91,12 @@ struct gw_hooks {
     /* counts the XMPP unsubscriptions sent when a node's last user left: a subscription being
      * created across one must subscribe again (see hookcmd.c) */
     uint64_t unsubscribes;
+    /* several gateways on one store (cluster.c) */
+    int shared;
+    int notify_fd;
+    unsigned epoch;
+    int replicas, owned;
+    uint64_t cluster_timer;
 };
 
 /* delivery.c */
@@ -116,6 +124,9 @@ void gw_delivery_flush_in_tx(struct gw_hooks *h);
  * XMPP subscription when it was the node's last). Returns 0, or -1 when the store refused: then
  * nothing was changed. */
 int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why);
+/* Removes s from memory only (another gateway removed it from the store); unsubscribe ends the
+ * node's XMPP subscription when it was the last user. */
+void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe);
 /* A subscription object from its parts; NULL when out of memory or the secret is malformed. */
 struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
                          const char *callback, const char *secret, unsigned events,
@@ -139,6 +150,8 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
 struct hnode *gw_hooks_node(struct gw_hooks *h, const char *service, const char *node);
 /* Frees the node's entry (and ends the XMPP subscription) once nothing uses it. */
 void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn);
+/* Frees the node's entry once nothing uses it, leaving the XMPP subscription as it is. */
+void gw_hooks_node_drop(struct gw_hooks *h, struct hnode *hn);
 
 /* Delivers events taken live from XMPP to the outbox and the streams. */
 void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events);
@@ -158,6 +171,17 @@ void gw_nodesync_resubscribe(struct gw_hooks *h, struct hnode *hn);
 void gw_nodesync_deleted(struct gw_hooks *h, struct hnode *hn);
 /* Releases what hn holds for synchronisation, before it is freed. */
 void gw_nodesync_forget(struct gw_hooks *h, struct hnode *hn);
+
+/* cluster.c: several gateways on one shared store; each call does nothing when alone. */
+void gw_cluster_start(struct gw_hooks *h);
+void gw_cluster_stop(struct gw_hooks *h);
+/* Claims an event for this gateway by its key (inside the intake's transaction): 1 when this
+ * gateway takes it (always when alone, or without a key), 0 when another did, -1 on error. */
+int gw_cluster_claim(struct gw_hooks *h, const char *key, int64_t now_ms);
+/* s leaves: its lock goes with it. */
+void gw_cluster_release(struct gw_hooks *h, struct hsub *s);
+/* Every 15 s: old claims go, backlog counts are read again. */
+void gw_cluster_housekeeping(struct gw_hooks *h);
 
 /* streams.c */
 void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40]);

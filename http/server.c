@@ -165,8 +165,17 @@ static json_t *components(struct gw_http *h, int up, const char *reason)
         json_pack("{s:s, s:I, s:I}", "state", pending >= h->cfg->max_pending ? "full" : "ok",
                   "pending", (json_int_t)pending, "limit", (json_int_t)h->cfg->max_pending);
     json_t *http = json_pack("{s:s}", "state", atomic_load(&h->draining) ? "stopping" : "serving");
-    return json_pack("{s:o*, s:o*, s:o*, s:{s:s}}", "xmpp", xmpp, "outbox", outbox, "http", http,
-                     "store", "state", "ok");
+    const char *kind = gw_status.store_kind ? gw_status.store_kind : "sqlite";
+    json_t *store = json_pack("{s:s, s:s}", "state",
+                              atomic_load(&gw_status.store_up) ? "ok" : "down", "kind", kind);
+    /* On a shared store: one replica of several, and how much of the delivery work is its own. */
+    json_t *replica = strcmp(kind, "postgresql") == 0
+                          ? json_pack("{s:s, s:i, s:i}", "role", "replica", "replicas",
+                                      atomic_load(&gw_status.replicas), "delivering",
+                                      atomic_load(&gw_status.delivering))
+                          : json_pack("{s:s}", "role", "standalone");
+    return json_pack("{s:o*, s:o*, s:o*, s:o*, s:o*}", "xmpp", xmpp, "outbox", outbox, "http", http,
+                     "store", store, "replica", replica);
 }
 
 static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)

@@ -5,6 +5,7 @@
 #   scripts/postgres.sh start DIR [PORT]   start (PORT 0 or absent: a free port), print the port;
 #                                          DIR/url then holds the URL to pass to --store
 #   scripts/postgres.sh stop DIR           stop it (the cluster stays: start again reuses it)
+#   scripts/postgres.sh fresh DIR [PORT]   as start, on a new empty cluster (the tests' fixture)
 #   scripts/postgres.sh restart DIR        stop and start on the same port (for fault tests)
 # PostgreSQL refuses to run as root: as root the server runs as the "postgres" user, and when
 # that user cannot reach DIR the cluster lives under /tmp, named in DIR/work.
@@ -12,7 +13,7 @@ set -euo pipefail
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|restart DIR [PORT]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|fresh|stop|restart DIR [PORT]" >&2; exit 2; }
 
 . "$(dirname "$0")/common.sh"
 
@@ -106,8 +107,9 @@ stop)
     stop
     rm -f "$dir/port"
     ;;
-start)
+start | fresh)
     stop
+    [ "$cmd" = start ] || rm -rf "$cluster"
     port=${3:-0}
     [ "$port" != 0 ] || port=$(free_port)
     port_unused "$port"
@@ -119,7 +121,7 @@ restart)
     start "$port"
     ;;
 *)
-    echo "usage: $0 start|stop|restart DIR [PORT]" >&2
+    echo "usage: $0 start|fresh|stop|restart DIR [PORT]" >&2
     exit 2
     ;;
 esac

@@ -962,6 +962,19 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userd
         if (type && service && node && strcmp(type, "node.deleted") == 0)
             gw_xmpp_node_forget(x, service, node);
     }
+    /* Several gateways on one account may all receive this message (a server sends a
+     * notification to the bare JID to every resource): the sender and the message id make a key
+     * that lets exactly one of them take each event into the outbox. */
+    const char *msg_id = xmpp_stanza_get_id(stanza);
+    const char *from = xmpp_stanza_get_from(stanza);
+    if (msg_id != NULL && from != NULL && strlen(msg_id) <= 128 && strlen(from) <= 1024) {
+        json_array_foreach(events, i, ev)
+        {
+            char key[1200];
+            snprintf(key, sizeof(key), "m|%s|%s|%zu", from, msg_id, i);
+            json_object_set_new(ev, "_key", json_string(key));
+        }
+    }
     if (events != NULL && x->event_cb != NULL)
         x->event_cb(events, x->event_arg);
     json_decref(events);

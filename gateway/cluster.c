@@ -1,0 +1,246 @@
+/* Several gateways on one shared store (PostgreSQL), coordinated through the store alone:
+ *
+ * - Who is alive: each gateway holds an advisory lock of its own on its control connection;
+ *   the store counts them. A gateway that dies (even by kill -9) loses its connections, and
+ *   with them its locks, at once.
+ * - Who delivers a subscription: the gateway holding the subscription's advisory lock. Each
+ *   gateway takes up to its share (subscriptions / gateways alive, rounded up) every second,
+ *   and gives back what is beyond it once the delivery in flight is answered; so work spreads
+ *   and a dead gateway's subscriptions are taken over within about a second.
+ * - What changed: triggers in the store notify (LISTEN/NOTIFY) of subscriptions added or
+ *   removed and of new deliveries; each gateway updates its registry and wakes the deliveries
+ *   it owns.
+ * Notification kinds: '+'/'-' subscription id added/removed, 'w' new deliveries, 'r' a dead
+ * letter made live again.
+ * - Each event once: every gateway of the account may receive a notification; the first to
+ *   insert its claim (unique key: sender, message id, position) in the intake's transaction
+ *   takes it into the outbox, the others find the key taken and only feed their streams. */
+#include "log.h"
+#include "loop.h"
+#include "status.h"
+#include "webhooks_int.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICK_MS 1000
+/* Claims are kept long enough that a late copy of a notification still finds them. */
+#define CLAIM_KEEP_MS (60LL * 60 * 1000)
+
+/* FNV-1a: the advisory lock key of a subscription id. */
+static uint32_t sub_key(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static void tick(struct gw_loop *loop, void *arg);
+
+static void soon(struct gw_hooks *h)
+{
+    if (h->cluster_timer)
+        gw_loop_timer_cancel(h->loop, h->cluster_timer);
+    h->cluster_timer = gw_loop_timer_add(h->loop, 0, tick, h);
+}
+
+static void drop_ownership(struct gw_hooks *h, struct hsub *s)
+{
+    s->owned = 0;
+    h->owned--;
+    if (s->timer) {
+        gw_loop_timer_cancel(h->loop, s->timer);
+        s->timer = 0;
+    }
+    gw_pending_add(h, s, -s->pending);
+    s->done_seq = 0;
+}
+
+static void on_change(char kind, const char *id, void *arg)
+{
+    struct gw_hooks *h = arg;
+    struct hsub *s = gw_hmap_get(h->subs, id, strlen(id));
+    if (kind == 'w' || kind == 'r') {
+        if (s != NULL && s->owned) {
+            if (kind == 'r') {
+                /* A dead letter retried through another gateway: older than what was delivered
+                 * since, so look from the start again once the delivered rows are gone. */
+                gw_delivery_flush(h);
+                s->done_seq = 0;
+            }
+            gw_pending_add(h, s, 1); /* at least one; housekeeping counts them again */
+            gw_delivery_kick(h, s);
+        }
+        return;
+    }
+    if (kind == '-') {
+        if (s != NULL) {
+            gw_info("subscription %s was removed through another gateway", id);
+            gw_hooks_forget(h, s, 0);
+        }
+        return;
+    }
+    if (kind != '+' || s != NULL)
+        return;
+    struct gw_store_sub st;
+    if (gw_store_sub_get(h->store, id, &st) != 1)
+        return;
+    s = gw_hsub_new(h, st.id, st.service, st.node, st.callback, st.secret, st.events,
+                    st.created_ms);
+    gw_store_sub_clear(&st);
+    if (s == NULL || gw_hooks_attach(h, s) != 0) {
+        gw_error("cannot load subscription %s added through another gateway", id);
+        gw_hsub_free(s);
+        return;
+    }
+    /* The gateway that created it subscribed the account to the node; this one receives its
+     * notifications as well from now on. */
+    s->hn->subscribed = 1;
+    gw_info("subscription %s to %s/%s was added through another gateway", s->id, s->service,
+            s->node);
+    soon(h);
+}
+
+static void on_notify_fd(struct gw_loop *loop, int fd, int revents, void *arg)
+{
+    (void)revents;
+    struct gw_hooks *h = arg;
+    if (gw_store_notify_read(h->store, on_change, h) != 0) {
+        gw_loop_watch(loop, fd, 0, NULL, NULL);
+        h->notify_fd = -1;
+        soon(h); /* notices the loss, connects again */
+    }
+}
+
+/* Takes or gives back subscriptions so that this gateway holds its share. */
+static void balance(struct gw_hooks *h)
+{
+    int n = gw_store_replicas(h->store);
+    if (n < 1)
+        return;
+    if (n != h->replicas)
+        gw_info("%d gateway%s on the store", n, n == 1 ? "" : "s");
+    h->replicas = n;
+    int64_t total = (int64_t)gw_hmap_size(h->subs);
+    int64_t share = (total + n - 1) / n;
+    for (struct hsub *s = h->first; s && h->owned > share; s = s->next) {
+        if (!s->owned || s->inflight)
+            continue;
+        gw_delivery_flush(h); /* what it delivered leaves the outbox before another takes it */
+        drop_ownership(h, s);
+        gw_store_lock_release(h->store, sub_key(s->id));
+    }
+    for (struct hsub *s = h->first; s && h->owned < share; s = s->next) {
+        if (s->owned || s->gone)
+            continue;
+        int got = gw_store_lock_try(h->store, sub_key(s->id));
+        if (got < 0)
+            return;
+        if (got == 0)
+            continue;
+        s->owned = 1;
+        h->owned++;
+        int64_t pending = gw_store_pending_of(h->store, s->id);
+        if (pending > 0)
+            gw_pending_add(h, s, pending);
+        gw_debug("subscription %s: delivered by this gateway", s->id);
+        gw_delivery_kick(h, s);
+    }
+}
+
+static void tick(struct gw_loop *loop, void *arg)
+{
+    struct gw_hooks *h = arg;
+    h->cluster_timer = 0;
+    int fd = gw_store_notify_fd(h->store);
+    unsigned epoch = gw_store_epoch(h->store);
+    if (epoch != h->epoch) {
+        /* A new control connection: the locks of the last one are gone, and so may be
+         * notifications sent meanwhile. Take it all up again from the store. */
+        if (h->epoch != 0)
+            gw_warn("store: control connection made again; taking subscriptions anew");
+        for (struct hsub *s = h->first; s; s = s->next)
+            if (s->owned)
+                drop_ownership(h, s);
+        h->epoch = epoch;
+    }
+    if (fd != h->notify_fd) {
+        if (h->notify_fd >= 0)
+            gw_loop_watch(loop, h->notify_fd, 0, NULL, NULL);
+        h->notify_fd = fd;
+        if (fd >= 0)
+            gw_loop_watch(loop, fd, POLLIN, on_notify_fd, h);
+    }
+    if (fd >= 0) {
+        balance(h);
+        /* Notifications read along with the lock answers wait in the connection's buffer. */
+        if (gw_store_notify_read(h->store, on_change, h) != 0)
+            h->notify_fd = -1;
+    } else {
+        for (struct hsub *s = h->first; s; s = s->next)
+            if (s->owned)
+                drop_ownership(h, s);
+    }
+    atomic_store(&gw_status.store_up, gw_store_up(h->store));
+    atomic_store(&gw_status.replicas, h->replicas);
+    atomic_store(&gw_status.delivering, h->owned);
+    h->cluster_timer = gw_loop_timer_add(loop, TICK_MS, tick, h);
+}
+
+void gw_cluster_start(struct gw_hooks *h)
+{
+    h->notify_fd = -1;
+    if (!h->shared)
+        return;
+    soon(h);
+}
+
+void gw_cluster_stop(struct gw_hooks *h)
+{
+    if (h->cluster_timer)
+        gw_loop_timer_cancel(h->loop, h->cluster_timer);
+    h->cluster_timer = 0;
+    if (h->notify_fd >= 0)
+        gw_loop_watch(h->loop, h->notify_fd, 0, NULL, NULL);
+    h->notify_fd = -1;
+}
+
+int gw_cluster_claim(struct gw_hooks *h, const char *key, int64_t now_ms)
+{
+    if (!h->shared || key == NULL || key[0] == '\0')
+        return 1;
+    return gw_store_claim(h->store, key, now_ms);
+}
+
+void gw_cluster_release(struct gw_hooks *h, struct hsub *s)
+{
+    if (!h->shared || !s->owned)
+        return;
+    s->owned = 0;
+    h->owned--;
+    gw_store_lock_release(h->store, sub_key(s->id));
+}
+
+static void count_owned(const char *sub_id, int64_t n, void *arg)
+{
+    struct gw_hooks *h = arg;
+    struct hsub *s = gw_hmap_get(h->subs, sub_id, strlen(sub_id));
+    if (s != NULL && s->owned)
+        gw_pending_add(h, s, n - s->pending);
+}
+
+void gw_cluster_housekeeping(struct gw_hooks *h)
+{
+    if (!h->shared)
+        return;
+    gw_store_claims_prune(h->store, gw_wall_ms() - CLAIM_KEEP_MS);
+    /* The counts of new deliveries heard of are lower bounds: read them again. */
+    for (struct hsub *s = h->first; s; s = s->next)
+        if (s->owned && s->pending != 0)
+            gw_pending_add(h, s, -s->pending);
+    gw_store_pending_each(h->store, count_owned, h);
+}
