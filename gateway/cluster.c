@@ -185,7 +185,15 @@ static void tick(struct gw_loop *loop, void *arg)
             if (s->owned)
                 drop_ownership(h, s);
     }
-    atomic_store(&gw_status.store_up, gw_store_up(h->store));
+    int up = gw_store_up(h->store);
+    if (up && json_array_size(h->spool) > 0 && gw_hooks_spool_drain(h) != 0)
+        up = 0;
+    if (up && !atomic_load(&gw_status.store_up)) {
+        /* In case more came than could wait, or the gateway could not tell it was away. */
+        gw_info("store: back; catching up on the nodes");
+        gw_nodesync_all(h);
+    }
+    atomic_store(&gw_status.store_up, up);
     atomic_store(&gw_status.replicas, h->replicas);
     atomic_store(&gw_status.delivering, h->owned);
     h->cluster_timer = gw_loop_timer_add(loop, TICK_MS, tick, h);

@@ -24,6 +24,27 @@ struct creating {
     char challenge[65];
 };
 
+/* A store that failed: 503 with Retry-After while it is away (the client may simply try again),
+ * else 500. */
+static void store_failed(struct gw_hooks *h, struct gw_cmd *cmd, const char *detail)
+{
+    if (!gw_store_up(h->store)) {
+        cmd->retry_after = 5;
+        gw_cmd_fail(cmd, 503, "Store unavailable",
+                    "the gateway cannot reach its store at the moment; try again shortly", NULL);
+        return;
+    }
+    gw_cmd_fail(cmd, 500, "Internal error", detail, NULL);
+}
+
+/* A subscription whose creation could not be committed leaves memory even when the store
+ * cannot be told (its row was never committed). */
+static void unstore(struct gw_hooks *h, struct hsub *s, const char *why)
+{
+    if (gw_hooks_remove(h, s, why) != 0)
+        gw_hooks_forget(h, s, 1);
+}
+
 static void creating_free(struct creating *c)
 {
     gw_hsub_free(c->s);
@@ -91,16 +112,16 @@ static void finish_create(struct creating *c, json_t *replay_items)
         json_decref(events);
         if (rc != 0) {
             gw_store_rollback(h->store);
-            gw_hooks_remove(h, s, "replay could not be stored");
-            gw_cmd_fail(c->cmd, 500, "Internal error", "the replay could not be stored", NULL);
+            unstore(h, s, "replay could not be stored");
+            store_failed(h, c->cmd, "the replay could not be stored");
             creating_free(c);
             return;
         }
     }
     if (gw_store_commit(h->store) != 0) {
         gw_store_rollback(h->store);
-        gw_hooks_remove(h, s, "could not be stored");
-        gw_cmd_fail(c->cmd, 500, "Internal error", "the subscription could not be stored", NULL);
+        unstore(h, s, "could not be stored");
+        store_failed(h, c->cmd, "the subscription could not be stored");
         creating_free(c);
         return;
     }
@@ -120,7 +141,7 @@ static void finish_create(struct creating *c, json_t *replay_items)
     creating_free(c);
     return;
 fail:
-    gw_cmd_fail(c->cmd, 500, "Internal error", "the subscription could not be stored", NULL);
+    store_failed(h, c->cmd, "the subscription could not be stored");
     creating_free(c);
 }
 
@@ -397,9 +418,9 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
             char why[120];
             snprintf(why, sizeof(why), "deleted through the API (rid=%s)", cmd->rid);
             if (gw_hooks_remove(h, s, why) != 0)
-                gw_cmd_fail(cmd, 500, "Internal error",
-                            "the subscription could not be removed from the store; it is unchanged",
-                            NULL);
+                store_failed(h, cmd,
+                             "the subscription could not be removed from the store; it is "
+                             "unchanged");
             else
                 gw_cmd_finish(cmd, 204, NULL);
         }

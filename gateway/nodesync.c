@@ -367,3 +367,15 @@ void gw_hooks_on_xmpp_up(struct gw_hooks *h)
     }
     json_decref(services);
 }
+
+static void catch_up_node(void *value, void *arg)
+{
+    struct hnode *hn = value;
+    if (hn->subscribed && !hn->syncing && !hn->missing)
+        gw_nodesync_start(arg, hn, 0);
+}
+
+void gw_nodesync_all(struct gw_hooks *h)
+{
+    gw_hmap_each(h->nodes, catch_up_node, h);
+}

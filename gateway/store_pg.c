@@ -423,6 +423,9 @@ fail:
 static int pg_up(struct gw_store *g)
 {
     struct pg_store *s = (struct pg_store *)g;
+    /* An idle connection learns that the server went (it says so as it stops) only by reading. */
+    if (s->up && PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+        PQconsumeInput(s->conn);
     return ensure(s);
 }
 

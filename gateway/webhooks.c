@@ -317,6 +317,8 @@ fail:
     return -1;
 }
 
+static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_t n);
+
 /* Events taken live from XMPP: one id and one timestamp per event, shared by webhooks and
  * streams. */
 void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events)
@@ -332,9 +334,71 @@ void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events)
         gw_itemid_new(ids[i] + 4);
         json_object_set_new(json_array_get(events, i), "timestamp", json_string(stamp));
     }
-    gw_hooks_intake(h, events, ids, NULL, NULL, 1, 0);
+    if (!h->shared) {
+        gw_hooks_intake(h, events, ids, NULL, NULL, 1, 0);
+    } else if (json_array_size(h->spool) > 0) {
+        spool_add(h, json_deep_copy(events), ids, n); /* behind those waiting: order holds */
+    } else {
+        json_t *copy = json_deep_copy(events); /* the intake takes the claim keys out */
+        if (gw_hooks_intake(h, events, ids, NULL, NULL, 1, 0) != 0)
+            spool_add(h, copy, ids, n);
+        else
+            json_decref(copy);
+    }
     gw_streams_publish(h, events, ids);
     free(ids);
+}
+
+/* A shared store can go away (PostgreSQL restarted, the network between): events taken from
+ * XMPP meanwhile wait here, in order, up to SPOOL_MAX, and go into the outbox once it is back.
+ * Beyond that only catch-up from the nodes can bring them (as much as the nodes keep). */
+#define SPOOL_MAX 100000
+
+static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_t n)
+{
+    if (events == NULL)
+        return;
+    if (h->spool == NULL)
+        h->spool = json_array();
+    if (h->spooled + n > SPOOL_MAX) {
+        gw_error("store away: %zu events could not be kept (more than %d wait); catch-up from "
+                 "the nodes will bring what they still hold",
+                 n, SPOOL_MAX);
+        json_decref(events);
+        return;
+    }
+    if (h->spooled == 0)
+        gw_warn("store away: events wait in memory until it is back");
+    json_t *idl = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(idl, json_string(ids[i]));
+    json_array_append_new(h->spool, json_pack("{s:o, s:o}", "events", events, "ids", idl));
+    h->spooled += n;
+}
+
+int gw_hooks_spool_drain(struct gw_hooks *h)
+{
+    size_t waited = h->spooled;
+    while (json_array_size(h->spool) > 0) {
+        json_t *entry = json_array_get(h->spool, 0);
+        json_t *events = json_deep_copy(json_object_get(entry, "events"));
+        json_t *idl = json_object_get(entry, "ids");
+        size_t n = json_array_size(idl);
+        char(*ids)[40] = calloc(n ? n : 1, sizeof(*ids));
+        for (size_t i = 0; ids && i < n; i++)
+            snprintf(ids[i], sizeof(ids[i]), "%s", json_string_value(json_array_get(idl, i)));
+        int rc = events && ids ? gw_hooks_intake(h, events, ids, NULL, NULL, 1, 0) : -1;
+        free(ids);
+        json_decref(events);
+        if (rc != 0)
+            return -1;
+        h->spooled -= n;
+        json_array_remove(h->spool, 0);
+    }
+    if (waited != 0)
+        gw_info("store back: the %zu events that waited are in the outbox", waited);
+    h->spooled = 0;
+    return 0;
 }
 
 void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
@@ -482,6 +546,11 @@ void gw_hooks_free(struct gw_hooks *h)
         gw_loop_timer_cancel(h->loop, h->dead_age_timer);
     gw_delivery_flush(h);
     gw_cluster_stop(h);
+    if (h->spooled > 0)
+        gw_error("stopping with %zu events that waited for the store: catch-up from the nodes "
+                 "brings them at the next start",
+                 h->spooled);
+    json_decref(h->spool);
     free(h->done);
     free(h->recs);
     struct hsub *s = h->first;

@@ -97,6 +97,8 @@ struct gw_hooks {
     unsigned epoch;
     int replicas, owned;
     uint64_t cluster_timer;
+    json_t *spool; /* events waiting for a shared store to be back (webhooks.c) */
+    size_t spooled;
 };
 
 /* delivery.c */
@@ -153,6 +155,9 @@ void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn);
 /* Frees the node's entry once nothing uses it, leaving the XMPP subscription as it is. */
 void gw_hooks_node_drop(struct gw_hooks *h, struct hnode *hn);
 
+/* Puts the events that waited for the store into the outbox, oldest first; 0 when none are
+ * left, -1 when the store failed again. */
+int gw_hooks_spool_drain(struct gw_hooks *h);
 /* Delivers events taken live from XMPP to the outbox and the streams. */
 void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events);
 /* Done callback of fire-and-forget XMPP commands: logs failures, frees the command. */
@@ -169,6 +174,8 @@ void gw_nodesync_start(struct gw_hooks *h, struct hnode *hn, int baseline);
 void gw_nodesync_resubscribe(struct gw_hooks *h, struct hnode *hn);
 /* A node.deleted event was delivered: the node's subscriptions wait for it to exist again. */
 void gw_nodesync_deleted(struct gw_hooks *h, struct hnode *hn);
+/* Catches up on every followed node (the store lost what came meanwhile). */
+void gw_nodesync_all(struct gw_hooks *h);
 /* Releases what hn holds for synchronisation, before it is freed. */
 void gw_nodesync_forget(struct gw_hooks *h, struct hnode *hn);
 
