@@ -3,10 +3,12 @@
  * - Who is alive: each gateway holds an advisory lock of its own on its control connection;
  *   the store counts them. A gateway that dies (even by kill -9) loses its connections, and
  *   with them its locks, at once.
- * - Who delivers a subscription: the gateway holding the subscription's advisory lock. Each
- *   gateway takes up to its share (subscriptions / gateways alive, rounded up) every second,
- *   and gives back what is beyond it once the delivery in flight is answered; so work spreads
- *   and a dead gateway's subscriptions are taken over within about a second.
+ * - Who delivers a subscription: subscriptions fall into PARTS partitions by a hash of their
+ *   id, and the gateway holding a partition's advisory lock delivers its subscriptions (one lock
+ *   per subscription would not do: PostgreSQL's lock table holds a few thousand). Each gateway
+ *   takes up to its share of the partitions (PARTS / gateways alive, rounded up) every second,
+ *   and gives back what is beyond it once the deliveries in flight there are answered; so work
+ *   spreads, and a dead gateway's partitions are taken over within about a second.
  * - What changed: triggers in the store notify (LISTEN/NOTIFY) of subscriptions added or
  *   removed and of new deliveries; each gateway updates its registry and wakes the deliveries
  *   it owns.
@@ -21,22 +23,24 @@
 #include "webhooks_int.h"
 
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TICK_MS 1000
+#define PARTS 512
 /* Claims are kept long enough that a late copy of a notification still finds them. */
 #define CLAIM_KEEP_MS (60LL * 60 * 1000)
 
-/* FNV-1a: the advisory lock key of a subscription id. */
-static uint32_t sub_key(const char *id)
+/* FNV-1a of the id: the subscription's partition. */
+static int part_of(const char *id)
 {
     uint32_t h = 2166136261u;
     for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
         h ^= *p;
         h *= 16777619u;
     }
-    return h;
+    return (int)(h % PARTS);
 }
 
 static void tick(struct gw_loop *loop, void *arg);
@@ -58,6 +62,19 @@ static void drop_ownership(struct gw_hooks *h, struct hsub *s)
     }
     gw_pending_add(h, s, -s->pending);
     s->done_seq = 0;
+}
+
+static void take_ownership(struct gw_hooks *h, struct hsub *s)
+{
+    s->owned = 1;
+    h->owned++;
+    s->done_seq = 0;
+}
+
+void gw_cluster_adopt(struct gw_hooks *h, struct hsub *s)
+{
+    if (h->shared && h->parts != NULL && h->parts[part_of(s->id)])
+        take_ownership(h, s);
 }
 
 static void on_change(char kind, const char *id, void *arg)
@@ -102,7 +119,7 @@ static void on_change(char kind, const char *id, void *arg)
     s->hn->subscribed = 1;
     gw_info("subscription %s to %s/%s was added through another gateway", s->id, s->service,
             s->node);
-    soon(h);
+    gw_delivery_kick(h, s);
 }
 
 static void on_notify_fd(struct gw_loop *loop, int fd, int revents, void *arg)
@@ -116,7 +133,17 @@ static void on_notify_fd(struct gw_loop *loop, int fd, int revents, void *arg)
     }
 }
 
-/* Takes or gives back subscriptions so that this gateway holds its share. */
+static void count_taken(const char *sub_id, int64_t n, void *arg)
+{
+    struct gw_hooks *h = arg;
+    struct hsub *s = gw_hmap_get(h->subs, sub_id, strlen(sub_id));
+    if (s != NULL && s->owned && s->pending == 0 && n > 0) {
+        gw_pending_add(h, s, n);
+        gw_delivery_kick(h, s);
+    }
+}
+
+/* Takes or gives back partitions so that this gateway holds its share. */
 static void balance(struct gw_hooks *h)
 {
     int n = gw_store_replicas(h->store);
@@ -125,31 +152,48 @@ static void balance(struct gw_hooks *h)
     if (n != h->replicas)
         gw_info("%d gateway%s on the store", n, n == 1 ? "" : "s");
     h->replicas = n;
-    int64_t total = (int64_t)gw_hmap_size(h->subs);
-    int64_t share = (total + n - 1) / n;
-    for (struct hsub *s = h->first; s && h->owned > share; s = s->next) {
-        if (!s->owned || s->inflight)
-            continue;
-        gw_delivery_flush(h); /* what it delivered leaves the outbox before another takes it */
-        drop_ownership(h, s);
-        gw_store_lock_release(h->store, sub_key(s->id));
+    int share = (PARTS + n - 1) / n, held = 0, changed = 0;
+    for (int p = 0; p < PARTS; p++)
+        held += h->parts[p];
+    if (held > share) {
+        /* Partitions with a delivery in flight are given back once it is answered. */
+        unsigned char busy[PARTS] = {0};
+        for (struct hsub *s = h->first; s; s = s->next)
+            if (s->inflight)
+                busy[part_of(s->id)] = 1;
+        gw_delivery_flush(h); /* what was delivered leaves the outbox before another takes it */
+        for (int p = PARTS - 1; p >= 0 && held > share; p--) {
+            if (!h->parts[p] || busy[p])
+                continue;
+            h->parts[p] = 0;
+            held--;
+            changed = 1;
+            gw_store_lock_release(h->store, (uint32_t)p);
+        }
+    } else if (held < share) {
+        int free_parts[PARTS];
+        int k = gw_store_locks_free(h->store, PARTS, free_parts);
+        for (int i = 0; i < k && held < share; i++) {
+            int p = free_parts[i];
+            if (h->parts[p] || gw_store_lock_try(h->store, (uint32_t)p) != 1)
+                continue;
+            h->parts[p] = 1;
+            held++;
+            changed = 1;
+        }
     }
-    for (struct hsub *s = h->first; s && h->owned < share; s = s->next) {
-        if (s->owned || s->gone)
-            continue;
-        int got = gw_store_lock_try(h->store, sub_key(s->id));
-        if (got < 0)
-            return;
-        if (got == 0)
-            continue;
-        s->owned = 1;
-        h->owned++;
-        int64_t pending = gw_store_pending_of(h->store, s->id);
-        if (pending > 0)
-            gw_pending_add(h, s, pending);
-        gw_debug("subscription %s: delivered by this gateway", s->id);
-        gw_delivery_kick(h, s);
+    h->nparts = held;
+    if (!changed)
+        return;
+    /* One pass over the registry; the backlogs of what was taken in one query. */
+    for (struct hsub *s = h->first; s; s = s->next) {
+        int mine = h->parts[part_of(s->id)];
+        if (s->owned && !mine)
+            drop_ownership(h, s);
+        else if (!s->owned && mine && !s->gone)
+            take_ownership(h, s);
     }
+    gw_store_pending_each(h->store, count_taken, h);
 }
 
 static void tick(struct gw_loop *loop, void *arg)
@@ -166,6 +210,8 @@ static void tick(struct gw_loop *loop, void *arg)
         for (struct hsub *s = h->first; s; s = s->next)
             if (s->owned)
                 drop_ownership(h, s);
+        memset(h->parts, 0, PARTS);
+        h->nparts = 0;
         h->epoch = epoch;
     }
     if (fd != h->notify_fd) {
@@ -184,6 +230,8 @@ static void tick(struct gw_loop *loop, void *arg)
         for (struct hsub *s = h->first; s; s = s->next)
             if (s->owned)
                 drop_ownership(h, s);
+        memset(h->parts, 0, PARTS);
+        h->nparts = 0;
     }
     int up = gw_store_up(h->store);
     if (up && json_array_size(h->spool) > 0 && gw_hooks_spool_drain(h) != 0)
@@ -196,6 +244,7 @@ static void tick(struct gw_loop *loop, void *arg)
     atomic_store(&gw_status.store_up, up);
     atomic_store(&gw_status.replicas, h->replicas);
     atomic_store(&gw_status.delivering, h->owned);
+    atomic_store(&gw_status.partitions, h->nparts);
     h->cluster_timer = gw_loop_timer_add(loop, TICK_MS, tick, h);
 }
 
@@ -204,6 +253,11 @@ void gw_cluster_start(struct gw_hooks *h)
     h->notify_fd = -1;
     if (!h->shared)
         return;
+    h->parts = calloc(PARTS, 1);
+    if (h->parts == NULL) {
+        gw_error("out of memory: this gateway delivers nothing");
+        return;
+    }
     soon(h);
 }
 
@@ -215,6 +269,8 @@ void gw_cluster_stop(struct gw_hooks *h)
     if (h->notify_fd >= 0)
         gw_loop_watch(h->loop, h->notify_fd, 0, NULL, NULL);
     h->notify_fd = -1;
+    free(h->parts);
+    h->parts = NULL;
 }
 
 int gw_cluster_claim(struct gw_hooks *h, const char *key, int64_t now_ms)
@@ -226,11 +282,10 @@ int gw_cluster_claim(struct gw_hooks *h, const char *key, int64_t now_ms)
 
 void gw_cluster_release(struct gw_hooks *h, struct hsub *s)
 {
-    if (!h->shared || !s->owned)
-        return;
-    s->owned = 0;
-    h->owned--;
-    gw_store_lock_release(h->store, sub_key(s->id));
+    if (h->shared && s->owned) {
+        s->owned = 0;
+        h->owned--;
+    }
 }
 
 static void count_owned(const char *sub_id, int64_t n, void *arg)

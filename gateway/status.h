@@ -36,6 +36,7 @@ struct gw_status {
     atomic_int store_up;
     atomic_int replicas;
     atomic_int delivering;
+    atomic_int partitions;
     struct gw_hist delivery_latency;          /* event stored -> callback answered 2xx */
     struct gw_hist xmpp_rtt;                  /* IQ sent -> answered */
     struct gw_hist http[GW_STATUS_ROUTES][4]; /* [route][2xx, 3xx, 4xx, 5xx] */

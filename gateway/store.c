@@ -222,6 +222,11 @@ int gw_store_lock_release(struct gw_store *st, uint32_t key)
     return st->ops->lock_release ? st->ops->lock_release(st, key) : -1;
 }
 
+int gw_store_locks_free(struct gw_store *st, int n, int *out)
+{
+    return st->ops->locks_free ? st->ops->locks_free(st, n, out) : -1;
+}
+
 int gw_store_replicas(struct gw_store *st)
 {
     return st->ops->replicas ? st->ops->replicas(st) : -1;

@@ -133,9 +133,12 @@ int gw_store_notify_read(struct gw_store *st, void (*cb)(char kind, const char *
                          void *arg);
 /* Counts up each time the control connection is made: the locks of an earlier one are gone. */
 unsigned gw_store_epoch(struct gw_store *st);
-/* The subscription lock with key: 1 taken, 0 held by another gateway, -1 error. */
+/* The partition locks 0..n-1 (which gateway delivers which subscriptions): try takes one (1,
+ * 0 when another gateway holds it, -1 error); free lists those nobody holds into out (returns
+ * how many, or -1). */
 int gw_store_lock_try(struct gw_store *st, uint32_t key);
 int gw_store_lock_release(struct gw_store *st, uint32_t key);
+int gw_store_locks_free(struct gw_store *st, int n, int *out);
 /* Gateways alive on this store (this one included), or -1. */
 int gw_store_replicas(struct gw_store *st);
 /* Claims key for this gateway, inside the caller's transaction: 1 when first, 0 when another

@@ -48,6 +48,7 @@ struct gw_store_ops {
     unsigned (*epoch)(struct gw_store *st);
     int (*lock_try)(struct gw_store *st, uint32_t key);
     int (*lock_release)(struct gw_store *st, uint32_t key);
+    int (*locks_free)(struct gw_store *st, int n, int *out);
     int (*replicas)(struct gw_store *st);
     int (*claim)(struct gw_store *st, const char *key, int64_t now_ms);
     int (*claims_prune)(struct gw_store *st, int64_t before_ms);

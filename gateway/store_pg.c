@@ -156,7 +156,8 @@ static const char *const sql[P_COUNT] = {
 };
 
 /* Advisory lock classes (the first key of the two-key form): a gateway that is alive holds
- * (LOCK_MEMBER, its backend pid); the one delivering a subscription (LOCK_SUB, hash of its id). */
+ * (LOCK_MEMBER, its backend pid); the one delivering a partition of the subscriptions
+ * (LOCK_SUB, the partition). */
 #define LOCK_MEMBER 1886611320
 #define LOCK_SUB 1886611321
 
@@ -348,6 +349,8 @@ static int exec_simple(struct pg_store *s, const char *q)
     return 0;
 }
 
+/* Advisory locks are per database; pg_locks shows those of every database of the server. */
+#define THIS_DB "(SELECT oid FROM pg_database WHERE datname = current_database())"
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define I64(buf, v) (snprintf(buf, sizeof(buf), "%" PRId64, (int64_t)(v)), buf)
@@ -828,11 +831,40 @@ static int pg_lock_release(struct gw_store *g, uint32_t key)
                           I64(k, (int32_t)key));
 }
 
+static int pg_locks_free(struct gw_store *g, int n, int *out)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    if (!ensure_ctl(s))
+        return -1;
+    char nb[24];
+    const char *v[] = {I64(nb, n - 1)};
+    PGresult *r = PQexecParams(
+        s->ctl,
+        "SELECT p FROM generate_series(0, $1::int4) p WHERE NOT EXISTS (SELECT 1 FROM pg_locks "
+        "WHERE locktype = 'advisory' AND database = " THIS_DB
+        " AND classid = " STR(LOCK_SUB) " AND objid = p::oid AND "
+                                        "objsubid = 2)",
+        1, NULL, v, NULL, NULL, 0);
+    int k = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        k = 0;
+        for (int i = 0; i < PQntuples(r) && k < n; i++)
+            out[k++] = atoi(PQgetvalue(r, i, 0));
+    } else {
+        char buf[512];
+        gw_warn("store: postgresql control connection: %s",
+                pg_msg(PQresultErrorMessage(r), buf, sizeof(buf)));
+    }
+    PQclear(r);
+    return k;
+}
+
 static int pg_replicas(struct gw_store *g)
 {
     return (int)ctl_value((struct pg_store *)g,
                           "SELECT count(DISTINCT pid) FROM pg_locks WHERE locktype = 'advisory' "
-                          "AND classid = " STR(LOCK_MEMBER) " AND objsubid = 2 AND granted",
+                          "AND database = " THIS_DB
+                          " AND classid = " STR(LOCK_MEMBER) " AND objsubid = 2 AND granted",
                           NULL);
 }
 
@@ -901,6 +933,7 @@ const struct gw_store_ops gw_store_pg_ops = {
     .epoch = pg_epoch,
     .lock_try = pg_lock_try,
     .lock_release = pg_lock_release,
+    .locks_free = pg_locks_free,
     .replicas = pg_replicas,
     .claim = pg_claim,
     .claims_prune = pg_claims_prune,

@@ -136,7 +136,8 @@ int gw_hooks_attach(struct gw_hooks *h, struct hsub *s)
     if (gw_hmap_put(h->subs, s->id, strlen(s->id), s) != 0)
         return -1;
     s->hn = hn;
-    s->owned = !h->shared; /* on a shared store, gateways take subscriptions (cluster.c) */
+    s->owned = !h->shared; /* on a shared store, gateways share them out (cluster.c) */
+    gw_cluster_adopt(h, s);
     s->node_next = hn->subs;
     hn->subs = s;
     hn->nsubs++;
@@ -526,7 +527,8 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
     h->dead_age_timer = gw_loop_timer_add(loop, 1000, on_dead_age, h);
     /* Deliveries left in the outbox by the previous run start right away. */
     for (struct hsub *s = h->first; s; s = s->next)
-        gw_delivery_kick(h, s);
+        if (s->pending > 0)
+            gw_delivery_kick(h, s);
     return h;
 }
 

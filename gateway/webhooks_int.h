@@ -95,7 +95,9 @@ struct gw_hooks {
     int shared;
     int notify_fd;
     unsigned epoch;
-    int replicas, owned;
+    int replicas, owned;  /* owned: subscriptions this gateway delivers */
+    unsigned char *parts; /* the partitions this gateway holds */
+    int nparts;
     uint64_t cluster_timer;
     json_t *spool; /* events waiting for a shared store to be back (webhooks.c) */
     size_t spooled;
@@ -185,7 +187,9 @@ void gw_cluster_stop(struct gw_hooks *h);
 /* Claims an event for this gateway by its key (inside the intake's transaction): 1 when this
  * gateway takes it (always when alone, or without a key), 0 when another did, -1 on error. */
 int gw_cluster_claim(struct gw_hooks *h, const char *key, int64_t now_ms);
-/* s leaves: its lock goes with it. */
+/* s arrives: delivered here when its partition is this gateway's. */
+void gw_cluster_adopt(struct gw_hooks *h, struct hsub *s);
+/* s leaves. */
 void gw_cluster_release(struct gw_hooks *h, struct hsub *s);
 /* Every 15 s: old claims go, backlog counts are read again. */
 void gw_cluster_housekeeping(struct gw_hooks *h);

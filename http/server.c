@@ -170,9 +170,10 @@ static json_t *components(struct gw_http *h, int up, const char *reason)
                               atomic_load(&gw_status.store_up) ? "ok" : "down", "kind", kind);
     /* On a shared store: one replica of several, and how much of the delivery work is its own. */
     json_t *replica = strcmp(kind, "postgresql") == 0
-                          ? json_pack("{s:s, s:i, s:i}", "role", "replica", "replicas",
+                          ? json_pack("{s:s, s:i, s:i, s:i}", "role", "replica", "replicas",
                                       atomic_load(&gw_status.replicas), "delivering",
-                                      atomic_load(&gw_status.delivering))
+                                      atomic_load(&gw_status.delivering), "partitions",
+                                      atomic_load(&gw_status.partitions))
                           : json_pack("{s:s}", "role", "standalone");
     return json_pack("{s:o*, s:o*, s:o*, s:o*, s:o*}", "xmpp", xmpp, "outbox", outbox, "http", http,
                      "store", store, "replica", replica);

@@ -4,6 +4,7 @@
  * and a reopen that finds everything again. On PostgreSQL also: several gateways starting at
  * once migrate the schema exactly once. */
 #include "harness.h"
+#include "receiver.h"
 
 #include "gateway/store.h"
 
@@ -111,6 +112,34 @@ int main(void)
     }
     CHECK_STR(gw_store_kind(st), pg ? "postgresql" : "sqlite");
     CHECK_INT(gw_store_up(st), 1);
+    CHECK_INT(gw_store_shared(st), pg);
+    if (pg) {
+        /* Gateways alive are counted per database: one on another database is not a replica
+         * of this one, a second on this one is. Partition locks likewise. */
+        char other[400];
+        CHECK_INT(it_pg_fresh(other, sizeof(other)), 0);
+        struct gw_store *elsewhere = gw_store_open(other, err, sizeof(err));
+        struct gw_store *beside = gw_store_open(url, err, sizeof(err));
+        CHECK(elsewhere != NULL && beside != NULL);
+        CHECK(gw_store_notify_fd(st) >= 0 && gw_store_notify_fd(elsewhere) >= 0);
+        CHECK_INT(gw_store_replicas(elsewhere), 1);
+        CHECK(gw_store_notify_fd(beside) >= 0);
+        CHECK_INT(gw_store_replicas(st), 2);
+        CHECK_INT(gw_store_lock_try(elsewhere, 7), 1);
+        CHECK_INT(gw_store_lock_try(st, 7), 1);
+        CHECK_INT(gw_store_lock_try(beside, 7), 0);
+        int freel[16];
+        CHECK_INT(gw_store_locks_free(beside, 16, freel), 15);
+        CHECK_INT(gw_store_lock_release(st, 7), 1);
+        CHECK_INT(gw_store_lock_try(beside, 7), 1);
+        gw_store_close(beside);
+        gw_store_close(elsewhere);
+        /* A closed session leaves the server a moment later. */
+        long long t0 = it_now_ms();
+        while (gw_store_replicas(st) != 1 && it_now_ms() - t0 < 3000)
+            usleep(20000);
+        CHECK_INT(gw_store_replicas(st), 1);
+    }
 
     /* Subscriptions. */
     struct gw_store_sub a = {"sub_a", "pubsub.localhost", "news", "http://127.0.0.1:9/a", "whsec_a",
