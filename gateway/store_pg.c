@@ -61,6 +61,8 @@ static const char *const migrations[] = {
     " ELSE PERFORM pg_notify('pubsubgw', '-' || OLD.id); END IF; RETURN NULL; END $$;"
     "CREATE TRIGGER subscriptions_changed AFTER INSERT OR DELETE ON subscriptions"
     " FOR EACH ROW EXECUTE FUNCTION pubsubgw_notify_sub();",
+    /* 3: the registry is read in pages, in this order. */
+    "CREATE INDEX subscriptions_order ON subscriptions(created_ms, id);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -107,7 +109,8 @@ static const char *const sql[P_COUNT] = {
         "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_id = $1) "
         "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_id <> $1)",
     [P_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms "
-                  "FROM subscriptions ORDER BY created_ms, id",
+                  "FROM subscriptions WHERE (created_ms, id) > ($1, $2) "
+                  "ORDER BY created_ms, id LIMIT 5000",
     [P_EVENT_ADD] = "INSERT INTO events(event_id, service, node, body, created_ms) "
                     "VALUES ($1, $2, $3, $4, $5) RETURNING id",
     [P_EVENT_GC] = "DELETE FROM events WHERE id = $1 AND NOT EXISTS "
@@ -483,12 +486,34 @@ static int pg_sub_delete(struct gw_store *g, const char *id)
     return 0;
 }
 
+static void each_sub_row(PGresult *r, void (*cb)(const struct gw_store_sub *sub, void *arg),
+                         void *arg);
+
+/* In pages of 5,000 (a million subscriptions in one result would hold them all twice). */
 static int pg_sub_each(struct gw_store *g, void (*cb)(const struct gw_store_sub *sub, void *arg),
                        void *arg)
 {
-    PGresult *r = run((struct pg_store *)g, P_SUB_ALL, 0, NULL);
-    if (r == NULL)
-        return -1;
+    char after_ms[24] = "-9223372036854775808", after_id[256] = "";
+    for (;;) {
+        const char *v[] = {after_ms, after_id};
+        PGresult *r = run((struct pg_store *)g, P_SUB_ALL, 2, v);
+        if (r == NULL)
+            return -1;
+        int n = PQntuples(r);
+        if (n > 0) {
+            snprintf(after_ms, sizeof(after_ms), "%s", PQgetvalue(r, n - 1, 6));
+            snprintf(after_id, sizeof(after_id), "%s", PQgetvalue(r, n - 1, 0));
+        }
+        each_sub_row(r, cb, arg);
+        PQclear(r);
+        if (n < 5000)
+            return 0;
+    }
+}
+
+static void each_sub_row(PGresult *r, void (*cb)(const struct gw_store_sub *sub, void *arg),
+                         void *arg)
+{
     for (int i = 0; i < PQntuples(r); i++) {
         struct gw_store_sub sub = {
             .id = (char *)col_str(r, i, 0),
@@ -501,8 +526,6 @@ static int pg_sub_each(struct gw_store *g, void (*cb)(const struct gw_store_sub 
         };
         cb(&sub, arg);
     }
-    PQclear(r);
-    return 0;
 }
 
 static int64_t pg_event_add(struct gw_store *g, const char *event_id, const char *service,

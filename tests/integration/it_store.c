@@ -36,6 +36,19 @@ static void on_sub(const struct gw_store_sub *s, void *arg)
         subs_seen += 10;
 }
 
+static int many_seen;
+static unsigned char many_once[12000];
+
+static void on_many(const struct gw_store_sub *s, void *arg)
+{
+    (void)arg;
+    int i = 0;
+    if (sscanf(s->id, "sub_many%d", &i) == 1 && i >= 0 && i < 12000 && !many_once[i]) {
+        many_once[i] = 1;
+        many_seen++;
+    }
+}
+
 static void on_dead(const struct gw_store_delivery *d, void *arg)
 {
     (void)arg;
@@ -97,7 +110,7 @@ int main(void)
             waitpid(kids[i], &status, 0);
             CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         }
-        CHECK_INT(schema_versions(url), 2); /* each migration applied once */
+        CHECK_INT(schema_versions(url), 3); /* each migration applied once */
     } else {
         CHECK(mkdtemp(dir) != NULL);
         snprintf(url, sizeof(url), "sqlite:%s/pubsubgw.db", dir);
@@ -151,6 +164,26 @@ int main(void)
     CHECK(gw_store_sub_insert(st, &a) != 0); /* the id is unique */
     CHECK_INT(gw_store_sub_each(st, on_sub, NULL), 0);
     CHECK_INT(subs_seen, 11);
+
+    /* Many subscriptions come back, each once (read in pages on PostgreSQL). */
+    CHECK_INT(gw_store_begin(st), 0);
+    for (int i = 0; i < 12000; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "sub_many%05d", i);
+        struct gw_store_sub m = {
+            id, "pubsub.localhost",     "many", "http://127.0.0.1:9/m", "whsec_m",
+            1,  1700000000000LL + i % 7};
+        if (gw_store_sub_insert(st, &m) != 0) {
+            CHECK(0);
+            break;
+        }
+    }
+    CHECK_INT(gw_store_commit(st), 0);
+    many_seen = 0;
+    CHECK_INT(gw_store_sub_each(st, on_many, NULL), 0);
+    CHECK_INT(many_seen, 12000);
+    for (int i = 0; i < 12000; i += 1000)
+        CHECK(many_once[i]);
 
     /* Deliveries in order, one event shared by two subscriptions. */
     int64_t e1 = add_event(st, "msg_1", "sub_a", "sub_b");
