@@ -174,7 +174,13 @@ struct pg_store {
     PGconn *ctl;
     int64_t ctl_last_try;
     unsigned epoch;
+    /* A transaction runs in pipeline mode: statements whose answers nobody waits for are sent
+     * without waiting, and their answers read at the commit, or when a statement's result is
+     * needed, or every PIPE_MAX statements. A failure among them fails the commit. */
+    int tx, pipe, queued, pipe_failed;
 };
+
+#define PIPE_MAX 256
 
 extern const struct gw_store_ops gw_store_pg_ops;
 
@@ -298,6 +304,7 @@ static int ensure(struct pg_store *s)
     if (now - s->last_try < 1000)
         return 0;
     s->last_try = now;
+    s->tx = s->pipe = s->queued = 0;
     PQreset(s->conn);
     char err[512];
     if (PQstatus(s->conn) != CONNECTION_OK) {
@@ -313,10 +320,90 @@ static int ensure(struct pg_store *s)
     return 1;
 }
 
+/* Reads the answer of the oldest statement in the pipeline: into *keep when wanted and good.
+ * 0, or -1 when it failed (or an earlier one did: the rest of the pipeline is then skipped). */
+static int pipe_read_one(struct pg_store *s, PGresult **keep)
+{
+    PGresult *r = PQgetResult(s->conn);
+    s->queued--;
+    if (r == NULL) { /* the connection failed under us */
+        s->pipe_failed = 1;
+        s->queued = 0;
+        return -1;
+    }
+    ExecStatusType t = PQresultStatus(r);
+    int ok = t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK;
+    if (!ok && t != PGRES_PIPELINE_ABORTED) {
+        char buf[512];
+        gw_error("store: %s", pg_msg(PQresultErrorMessage(r), buf, sizeof(buf)));
+    }
+    s->pipe_failed |= !ok;
+    PGresult *end;
+    while ((end = PQgetResult(s->conn)) != NULL) /* each statement's answers end with NULL */
+        PQclear(end);
+    if (ok && keep != NULL)
+        *keep = r;
+    else
+        PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* Makes the server answer what was sent so far, and reads all but the last `leave` answers. */
+static void pipe_collect(struct pg_store *s, int leave)
+{
+    PQsendFlushRequest(s->conn);
+    PQflush(s->conn);
+    while (s->queued > leave)
+        pipe_read_one(s, NULL);
+}
+
+/* Ends the pipeline (at the commit or a rollback): reads every answer and the sync. */
+static void pipe_end(struct pg_store *s)
+{
+    if (!s->pipe)
+        return;
+    PQpipelineSync(s->conn);
+    while (s->queued > 0)
+        pipe_read_one(s, NULL);
+    PGresult *r;
+    while ((r = PQgetResult(s->conn)) != NULL) { /* the sync, or nothing if the link failed */
+        int sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync)
+            break;
+    }
+    PQexitPipelineMode(s->conn);
+    s->pipe = 0;
+}
+
+static int pipe_send(struct pg_store *s, int which, int n, const char *const *v)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "gw%d", which);
+    if (PQsendQueryPrepared(s->conn, name, n, v, NULL, NULL, 0) != 1) {
+        char buf[512];
+        gw_error("store: %s", pg_msg(PQerrorMessage(s->conn), buf, sizeof(buf)));
+        s->pipe_failed = 1;
+        return -1;
+    }
+    s->queued++;
+    if (s->queued >= PIPE_MAX)
+        pipe_collect(s, 0);
+    return 0;
+}
+
 /* Runs prepared statement `which` with n text parameters (NULL for SQL NULL). The result, to
  * PQclear(), or NULL on failure (logged). */
 static PGresult *run(struct pg_store *s, int which, int n, const char *const *v)
 {
+    if (s->pipe) {
+        PGresult *r = NULL;
+        if (s->pipe_failed || pipe_send(s, which, n, v) != 0)
+            return NULL;
+        pipe_collect(s, 1);
+        pipe_read_one(s, &r);
+        return r;
+    }
     if (!ensure(s))
         return NULL;
     char name[16];
@@ -335,6 +422,8 @@ static PGresult *run(struct pg_store *s, int which, int n, const char *const *v)
 
 static int run_done(struct pg_store *s, int which, int n, const char *const *v)
 {
+    if (s->pipe) /* its answer is read later: a failure fails the commit */
+        return s->pipe_failed ? -1 : pipe_send(s, which, n, v);
     PGresult *r = run(s, which, n, v);
     PQclear(r);
     return r ? 0 : -1;
@@ -437,18 +526,57 @@ static int pg_up(struct gw_store *g)
 
 static int pg_begin(struct gw_store *g)
 {
-    return exec_simple((struct pg_store *)g, "BEGIN");
+    struct pg_store *s = (struct pg_store *)g;
+    if (s->tx || !ensure(s))
+        return -1;
+    s->tx = 1;
+    s->pipe_failed = 0;
+    s->queued = 0;
+    if (PQenterPipelineMode(s->conn) == 1) {
+        s->pipe = 1;
+        if (PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1) {
+            s->queued = 1;
+            return 0;
+        }
+        pipe_end(s);
+    }
+    if (exec_simple(s, "BEGIN") != 0) {
+        s->tx = 0;
+        return -1;
+    }
+    return 0;
 }
 
 static int pg_commit(struct gw_store *g)
 {
-    return exec_simple((struct pg_store *)g, "COMMIT");
+    struct pg_store *s = (struct pg_store *)g;
+    if (!s->tx)
+        return -1;
+    int rc = 0;
+    if (s->pipe) {
+        if (!s->pipe_failed &&
+            PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1)
+            s->queued++;
+        else
+            s->pipe_failed = 1;
+        pipe_end(s);
+        rc = s->pipe_failed ? -1 : 0;
+    } else {
+        rc = exec_simple(s, "COMMIT");
+    }
+    s->tx = 0;
+    /* What failed left the transaction open and aborted: end it. */
+    if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        exec_simple(s, "ROLLBACK");
+    return rc;
 }
 
 static void pg_rollback(struct gw_store *g)
 {
     struct pg_store *s = (struct pg_store *)g;
-    if (s->up && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+    pipe_end(s);
+    s->tx = 0;
+    if (s->up && PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         exec_simple(s, "ROLLBACK");
 }
 
@@ -632,7 +760,7 @@ static int pg_dead_each(struct gw_store *g, const char *sub_id,
 static int remove_selected(struct pg_store *s, PGresult *r)
 {
     int n = PQntuples(r);
-    int own = n > 0 && PQtransactionStatus(s->conn) == PQTRANS_IDLE && pg_begin(&s->base) == 0;
+    int own = n > 0 && !s->tx && pg_begin(&s->base) == 0;
     for (int i = 0; i < n; i++) {
         if (pg_delivery_done(&s->base, col_i64(r, i, 0), col_i64(r, i, 1)) != 0) {
             if (own)
@@ -805,8 +933,10 @@ static int pg_notify_read(struct gw_store *g, void (*cb)(char kind, const char *
     if (s->ctl == NULL || PQconsumeInput(s->ctl) == 0 || PQstatus(s->ctl) != CONNECTION_OK)
         return -1;
     PGnotify *n;
+    int self = s->conn != NULL ? PQbackendPID(s->conn) : 0;
     while ((n = PQnotifies(s->ctl)) != NULL) {
-        if (n->extra != NULL && n->extra[0] != '\0')
+        /* What this gateway changed itself, it knows already. */
+        if (n->extra != NULL && n->extra[0] != '\0' && n->be_pid != self)
             cb(n->extra[0], n->extra + 1, arg);
         PQfreemem(n);
     }

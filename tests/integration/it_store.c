@@ -236,6 +236,18 @@ int main(void)
     CHECK_STR(d.event_id, "msg_1");
     gw_store_delivery_clear(&d);
 
+    /* A statement that fails inside a transaction is reported, by itself or by the commit
+     * (PostgreSQL sends a transaction's writes without waiting for each answer), and the
+     * store goes on working. */
+    CHECK_INT(gw_store_begin(st), 0);
+    int ins = gw_store_sub_insert(st, &a); /* the id exists */
+    int com = gw_store_commit(st);
+    CHECK(ins != 0 || com != 0);
+    if (com != 0)
+        gw_store_rollback(st);
+    CHECK_INT(gw_store_delivery_head(st, "sub_b", 0, &d), 1);
+    gw_store_delivery_clear(&d);
+
     /* Rollback leaves nothing behind. */
     CHECK_INT(gw_store_begin(st), 0);
     CHECK(gw_store_event_add(st, "msg_rolled", "pubsub.localhost", "news", "{}", 1) > 0);
