@@ -273,13 +273,6 @@ void gw_cluster_stop(struct gw_hooks *h)
     h->parts = NULL;
 }
 
-int gw_cluster_claim(struct gw_hooks *h, const char *key, int64_t now_ms)
-{
-    if (!h->shared || key == NULL || key[0] == '\0')
-        return 1;
-    return gw_store_claim(h->store, key, now_ms);
-}
-
 void gw_cluster_release(struct gw_hooks *h, struct hsub *s)
 {
     if (h->shared && s->owned) {

@@ -232,9 +232,13 @@ int gw_store_replicas(struct gw_store *st)
     return st->ops->replicas ? st->ops->replicas(st) : -1;
 }
 
-int gw_store_claim(struct gw_store *st, const char *key, int64_t now_ms)
+int64_t gw_store_event_add_claimed(struct gw_store *st, const char *claim, const char *event_id,
+                                   const char *service, const char *node, const char *body,
+                                   int64_t created_ms)
 {
-    return st->ops->claim ? st->ops->claim(st, key, now_ms) : -1;
+    if (claim == NULL || st->ops->event_add_claimed == NULL)
+        return st->ops->event_add(st, event_id, service, node, body, created_ms);
+    return st->ops->event_add_claimed(st, claim, event_id, service, node, body, created_ms);
 }
 
 int gw_store_claims_prune(struct gw_store *st, int64_t before_ms)

@@ -69,6 +69,12 @@ void gw_store_sub_clear(struct gw_store_sub *s);
 /* Appends an event; returns its row (> 0) or -1. */
 int64_t gw_store_event_add(struct gw_store *st, const char *event_id, const char *service,
                            const char *node, const char *body, int64_t created_ms);
+/* The same, claiming claim (a key every gateway of a shared store derives alike from the
+ * notification; NULL for none) in the same statement: 0 when another gateway claimed it
+ * first, and then nothing is stored. */
+int64_t gw_store_event_add_claimed(struct gw_store *st, const char *claim, const char *event_id,
+                                   const char *service, const char *node, const char *body,
+                                   int64_t created_ms);
 /* Adds a delivery; with dead_reason it goes straight to the dead letters (outbox full). */
 int gw_store_delivery_add(struct gw_store *st, const char *sub_id, int64_t event, int64_t next_at,
                           const char *dead_reason);
@@ -141,9 +147,7 @@ int gw_store_lock_release(struct gw_store *st, uint32_t key);
 int gw_store_locks_free(struct gw_store *st, int n, int *out);
 /* Gateways alive on this store (this one included), or -1. */
 int gw_store_replicas(struct gw_store *st);
-/* Claims key for this gateway, inside the caller's transaction: 1 when first, 0 when another
- * gateway had it, -1 on error. Claims older than before_ms are pruned by claims_prune. */
-int gw_store_claim(struct gw_store *st, const char *key, int64_t now_ms);
+/* Removes the event claims older than before_ms (see gw_store_event_add_claimed). */
 int gw_store_claims_prune(struct gw_store *st, int64_t before_ms);
 /* One subscription by id: 1 and s filled (clear with gw_store_sub_clear), 0 none, -1 error. */
 int gw_store_sub_get(struct gw_store *st, const char *id, struct gw_store_sub *s);

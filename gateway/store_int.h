@@ -50,7 +50,9 @@ struct gw_store_ops {
     int (*lock_release)(struct gw_store *st, uint32_t key);
     int (*locks_free)(struct gw_store *st, int n, int *out);
     int (*replicas)(struct gw_store *st);
-    int (*claim)(struct gw_store *st, const char *key, int64_t now_ms);
+    int64_t (*event_add_claimed)(struct gw_store *st, const char *claim, const char *event_id,
+                                 const char *service, const char *node, const char *body,
+                                 int64_t created_ms);
     int (*claims_prune)(struct gw_store *st, int64_t before_ms);
     int (*sub_get)(struct gw_store *st, const char *id, struct gw_store_sub *s);
     int64_t (*pending_of)(struct gw_store *st, const char *sub_id);

@@ -150,7 +150,11 @@ static const char *const sql[P_COUNT] = {
                          "attempts WHERE sub_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
     [P_ATTEMPT_OLD] = "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at_ms < $1 "
                       "LIMIT 1000)",
-    [P_CLAIM] = "INSERT INTO intake_claims(key, at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    /* The claim and the event in one statement: no event when the claim was taken. */
+    [P_CLAIM] = "WITH c AS (INSERT INTO intake_claims(key, at_ms) VALUES ($6, $5) "
+                "ON CONFLICT DO NOTHING RETURNING 1) "
+                "INSERT INTO events(event_id, service, node, body, created_ms) "
+                "SELECT $1, $2, $3, $4, $5 FROM c RETURNING id",
     [P_CLAIMS_PRUNE] = "DELETE FROM intake_claims WHERE key IN (SELECT key FROM intake_claims "
                        "WHERE at_ms < $1 LIMIT 5000)",
     [P_SUB_GET] = "SELECT id, service, node, callback, secret, events, created_ms "
@@ -478,8 +482,13 @@ static void pg_close(struct gw_store *g)
 static PGconn *connect_url(const char *url)
 {
     /* Defaults first: what the URL says wins. */
-    const char *keys[] = {"application_name", "connect_timeout", "dbname", NULL};
-    const char *vals[] = {"pubsubgw", "5", url, NULL};
+    /* synchronous_commit=off: a commit does not wait for the disk, as the SQLite store does
+     * not (synchronous=NORMAL). Should PostgreSQL itself crash, its last commits (at most
+     * three times wal_writer_delay) may go; the gateway sees the connection drop and catches up
+     * from the nodes when it is back, so items are delivered again rather than lost. A URL
+     * that sets options (…?options=-c%20synchronous_commit%3Don) replaces this. */
+    const char *keys[] = {"application_name", "connect_timeout", "options", "dbname", NULL};
+    const char *vals[] = {"pubsubgw", "5", "-c synchronous_commit=off", url, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c != NULL && PQstatus(c) == CONNECTION_OK)
         PQsetNoticeProcessor(c, on_notice, NULL);
@@ -1021,16 +1030,18 @@ static int pg_replicas(struct gw_store *g)
                           NULL);
 }
 
-static int pg_claim(struct gw_store *g, const char *key, int64_t now_ms)
+static int64_t pg_event_add_claimed(struct gw_store *g, const char *claim, const char *event_id,
+                                    const char *service, const char *node, const char *body,
+                                    int64_t created_ms)
 {
-    char t[24];
-    const char *v[] = {key, I64(t, now_ms)};
-    PGresult *r = run((struct pg_store *)g, P_CLAIM, 2, v);
+    char created[24];
+    const char *v[] = {event_id, service, node, body, I64(created, created_ms), claim};
+    PGresult *r = run((struct pg_store *)g, P_CLAIM, 6, v);
     if (r == NULL)
         return -1;
-    int first = atoi(PQcmdTuples(r)) > 0;
+    int64_t id = PQntuples(r) == 1 ? col_i64(r, 0, 0) : 0;
     PQclear(r);
-    return first;
+    return id;
 }
 
 static int pg_claims_prune(struct gw_store *g, int64_t before_ms)
@@ -1088,7 +1099,7 @@ const struct gw_store_ops gw_store_pg_ops = {
     .lock_release = pg_lock_release,
     .locks_free = pg_locks_free,
     .replicas = pg_replicas,
-    .claim = pg_claim,
+    .event_add_claimed = pg_event_add_claimed,
     .claims_prune = pg_claims_prune,
     .sub_get = pg_sub_get,
     .pending_of = pg_pending_of,

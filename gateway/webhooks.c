@@ -238,11 +238,6 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
         struct hnode *hn = gw_hooks_event_node(h, ev);
         if (hn == NULL)
             continue;
-        int mine = gw_cluster_claim(h, claim, now);
-        if (mine < 0)
-            goto fail;
-        if (mine == 0)
-            continue; /* another gateway on the store took it */
         const char *item_id = json_string_value(json_object_get(json_object_get(ev, "item"), "id"));
         if (mark_seen && item_id && strcmp(type, "item.published") == 0) {
             gw_store_seen_add(h->store, service, node, item_id);
@@ -270,10 +265,16 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
                 if (extra)
                     json_object_set_new(ev, extra, json_true());
                 char *body = json_dumps(ev, JSON_COMPACT);
-                row = body ? gw_store_event_add(h->store, id, service, node, body, now) : -1;
+                /* On a shared store the event is claimed by its key as it is stored: when
+                 * another gateway took it first, none of it is this one's. */
+                row = body ? gw_store_event_add_claimed(h->store, h->shared ? claim : NULL, id,
+                                                        service, node, body, now)
+                           : -1;
                 free(body);
                 if (row < 0)
                     goto fail;
+                if (row == 0)
+                    break;
             }
             /* A subscription whose callback cannot keep up does not grow the outbox without
              * bound: past its cap, events go straight to its dead letters. (Only the gateway

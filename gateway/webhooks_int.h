@@ -184,9 +184,6 @@ void gw_nodesync_forget(struct gw_hooks *h, struct hnode *hn);
 /* cluster.c: several gateways on one shared store; each call does nothing when alone. */
 void gw_cluster_start(struct gw_hooks *h);
 void gw_cluster_stop(struct gw_hooks *h);
-/* Claims an event for this gateway by its key (inside the intake's transaction): 1 when this
- * gateway takes it (always when alone, or without a key), 0 when another did, -1 on error. */
-int gw_cluster_claim(struct gw_hooks *h, const char *key, int64_t now_ms);
 /* s arrives: delivered here when its partition is this gateway's. */
 void gw_cluster_adopt(struct gw_hooks *h, struct hsub *s);
 /* s leaves. */

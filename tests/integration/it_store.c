@@ -248,6 +248,19 @@ int main(void)
     CHECK_INT(gw_store_delivery_head(st, "sub_b", 0, &d), 1);
     gw_store_delivery_clear(&d);
 
+    /* A notification claimed once: a second gateway with the same key stores nothing. */
+    CHECK_INT(gw_store_begin(st), 0);
+    CHECK(gw_store_event_add_claimed(st, "m|svc|id1|0", "msg_c1", "pubsub.localhost", "news", "{}",
+                                     5) > 0);
+    int64_t again = gw_store_event_add_claimed(st, "m|svc|id1|0", "msg_c2", "pubsub.localhost",
+                                               "news", "{}", 5);
+    CHECK(pg ? again == 0 : again > 0); /* SQLite: one gateway, nothing to claim */
+    CHECK(gw_store_event_add_claimed(st, "m|svc|id1|1", "msg_c3", "pubsub.localhost", "news", "{}",
+                                     5) > 0);
+    CHECK_INT(gw_store_commit(st), 0);
+    if (pg)
+        CHECK_INT(gw_store_claims_prune(st, 6), 2);
+
     /* Rollback leaves nothing behind. */
     CHECK_INT(gw_store_begin(st), 0);
     CHECK(gw_store_event_add(st, "msg_rolled", "pubsub.localhost", "news", "{}", 1) > 0);
