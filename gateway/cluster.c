@@ -61,14 +61,14 @@ static void drop_ownership(struct gw_hooks *h, struct hsub *s)
         s->timer = 0;
     }
     gw_pending_add(h, s, -s->pending);
-    s->done_seq = 0;
+    gw_delivery_rewind(h, s);
 }
 
 static void take_ownership(struct gw_hooks *h, struct hsub *s)
 {
     s->owned = 1;
     h->owned++;
-    s->done_seq = 0;
+    gw_delivery_rewind(h, s);
 }
 
 void gw_cluster_adopt(struct gw_hooks *h, struct hsub *s)
@@ -87,7 +87,7 @@ static void on_change(char kind, const char *id, void *arg)
                 /* A dead letter retried through another gateway: older than what was delivered
                  * since, so look from the start again once the delivered rows are gone. */
                 gw_delivery_flush(h);
-                s->done_seq = 0;
+                gw_delivery_rewind(h, s);
             }
             gw_pending_add(h, s, 1); /* at least one; housekeeping counts them again */
             gw_delivery_kick(h, s);

@@ -27,10 +27,58 @@ int64_t gw_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The next deliveries of a subscription, read from the store a few at a time when it has a
+ * backlog (one query per delivery would bound a callback's rate by the store's round trip). */
+#define QUEUE_MAX 16
+
+static void queue_clear(struct hsub *s)
+{
+    for (int i = s->qpos; i < s->qn; i++)
+        gw_store_delivery_clear(&s->q[i]);
+    free(s->q);
+    s->q = NULL;
+    s->qn = s->qpos = 0;
+}
+
+/* The oldest live delivery of s not yet answered 2xx, or NULL (none, or the store failed). */
+static struct gw_store_delivery *queue_head(struct gw_hooks *h, struct hsub *s)
+{
+    while (s->qpos < s->qn && s->q[s->qpos].seq <= s->done_seq)
+        gw_store_delivery_clear(&s->q[s->qpos++]);
+    if (s->qpos < s->qn)
+        return &s->q[s->qpos];
+    queue_clear(s);
+    int limit = s->pending > 1 ? QUEUE_MAX : 1;
+    s->q = calloc((size_t)limit, sizeof(*s->q));
+    int n = s->q ? gw_store_delivery_next(h->store, s->id, s->done_seq, limit, s->q) : -1;
+    if (n <= 0) {
+        free(s->q);
+        s->q = NULL;
+        return NULL;
+    }
+    s->qn = n;
+    return &s->q[0];
+}
+
+/* The head delivery seq left the live ones (dead letter): the queue moves past it. */
+static void queue_drop(struct hsub *s, int64_t seq)
+{
+    if (s->qpos < s->qn && s->q[s->qpos].seq == seq)
+        gw_store_delivery_clear(&s->q[s->qpos++]);
+}
+
+void gw_delivery_rewind(struct gw_hooks *h, struct hsub *s)
+{
+    (void)h;
+    s->done_seq = 0;
+    queue_clear(s);
+}
+
 void gw_hsub_free(struct hsub *s)
 {
     if (s == NULL)
         return;
+    queue_clear(s);
     free(s->id);
     free(s->service);
     free(s->node);
@@ -224,7 +272,12 @@ static void on_result(void *arg, const struct gw_send_result *res)
         attempts >= h->cfg->retry_attempts || now - a->created_ms >= h->cfg->retry_max_age_ms;
     int64_t delay = gw_retry_delay_ms(h->cfg, attempts, res->status, res->retry_after_s);
     gw_store_delivery_failed(h->store, a->seq, attempts, dead ? now : now + delay, error, dead);
+    if (s->qpos < s->qn && s->q[s->qpos].seq == a->seq) { /* the queue's head, as stored now */
+        s->q[s->qpos].attempts = attempts;
+        s->q[s->qpos].next_at = dead ? now : now + delay;
+    }
     if (dead) {
+        queue_drop(s, a->seq);
         gw_pending_add(h, s, -1);
         gw_dead_letter_added(h, s);
         gw_warn("subscription %s: event moved to dead letters after %d attempts (%s)", s->id,
@@ -282,13 +335,13 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
 {
     if (s->inflight || s->timer || s->gone || !s->owned)
         return;
-    struct gw_store_delivery d;
-    if (gw_store_delivery_head(h->store, s->id, s->done_seq, &d) <= 0)
+    struct gw_store_delivery *hd = queue_head(h, s);
+    if (hd == NULL)
         return;
+    const struct gw_store_delivery d = *hd; /* stays in the queue until answered */
     int64_t now = gw_wall_ms();
     if (d.next_at > now) {
         arm(h, s, d.next_at - now);
-        gw_store_delivery_clear(&d);
         return;
     }
     char *body = compose(d.body, s->id);
@@ -303,9 +356,9 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
                  d.event_id);
         gw_store_delivery_failed(h->store, d.seq, d.attempts, now, "cannot compose", 1);
         gw_pending_add(h, s, -1);
+        queue_drop(s, d.seq);
         free(body);
         free(a);
-        gw_store_delivery_clear(&d);
         arm(h, s, 0);
         return;
     }
@@ -323,7 +376,6 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
     a->attempts = d.attempts;
     a->sent_ms = gw_now_ms();
     snprintf(a->event_id, sizeof(a->event_id), "%s", d.event_id);
-    gw_store_delivery_clear(&d);
     s->inflight = 1;
     if (h->sender->send(h->sender, &req, on_result, a) != 0) {
         s->inflight = 0;

@@ -446,7 +446,7 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
              * again, once the delivered rows are really gone. */
             if (s->owned) { /* else the store tells the gateway that delivers it */
                 gw_delivery_flush(h);
-                s->done_seq = 0;
+                gw_delivery_rewind(h, s);
                 gw_pending_add(h, s, 1);
                 gw_delivery_kick(h, s);
             }

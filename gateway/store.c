@@ -107,7 +107,14 @@ int gw_store_pending_each(struct gw_store *st, void (*cb)(const char *sub_id, in
 int gw_store_delivery_head(struct gw_store *st, const char *sub_id, int64_t after,
                            struct gw_store_delivery *d)
 {
-    return st->ops->delivery_head(st, sub_id, after, d);
+    int n = st->ops->delivery_next(st, sub_id, after, 1, d);
+    return n < 0 ? -1 : n;
+}
+
+int gw_store_delivery_next(struct gw_store *st, const char *sub_id, int64_t after, int limit,
+                           struct gw_store_delivery *out)
+{
+    return limit > 0 ? st->ops->delivery_next(st, sub_id, after, limit, out) : 0;
 }
 
 void gw_store_delivery_clear(struct gw_store_delivery *d)

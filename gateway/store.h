@@ -86,6 +86,10 @@ int gw_store_pending_each(struct gw_store *st, void (*cb)(const char *sub_id, in
  * none, -1 on error. */
 int gw_store_delivery_head(struct gw_store *st, const char *sub_id, int64_t after,
                            struct gw_store_delivery *d);
+/* Up to limit of the oldest live deliveries of sub_id after seq `after`, oldest first, into
+ * out (clear each with gw_store_delivery_clear): how many, or -1. */
+int gw_store_delivery_next(struct gw_store *st, const char *sub_id, int64_t after, int limit,
+                           struct gw_store_delivery *out);
 void gw_store_delivery_clear(struct gw_store_delivery *d);
 /* Delivered: removes the row (and the event once no delivery needs it). */
 int gw_store_delivery_done(struct gw_store *st, int64_t seq, int64_t event);

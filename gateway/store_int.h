@@ -22,8 +22,8 @@ struct gw_store_ops {
                         const char *dead_reason);
     int (*pending_each)(struct gw_store *st, void (*cb)(const char *sub_id, int64_t n, void *arg),
                         void *arg);
-    int (*delivery_head)(struct gw_store *st, const char *sub_id, int64_t after,
-                         struct gw_store_delivery *d);
+    int (*delivery_next)(struct gw_store *st, const char *sub_id, int64_t after, int limit,
+                         struct gw_store_delivery *out);
     int (*delivery_done)(struct gw_store *st, int64_t seq, int64_t event);
     int (*delivery_failed)(struct gw_store *st, int64_t seq, int attempts, int64_t next_at,
                            const char *error, int dead);

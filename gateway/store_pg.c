@@ -120,7 +120,7 @@ static const char *const sql[P_COUNT] = {
     [P_DELIVERY_HEAD] =
         "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
         "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = "
-        "d.event WHERE d.sub_id = $1 AND d.dead = 0 AND d.seq > $2 ORDER BY d.seq LIMIT 1",
+        "d.event WHERE d.sub_id = $1 AND d.dead = 0 AND d.seq > $2 ORDER BY d.seq LIMIT $3",
     [P_DELIVERY_DONE] = "DELETE FROM deliveries WHERE seq = $1",
     [P_DELIVERY_FAILED] = "UPDATE deliveries SET attempts = $2, next_at = $3, last_error = $4, "
                           "dead = $5 WHERE seq = $1",
@@ -711,21 +711,25 @@ static void read_delivery(const PGresult *r, int row, struct gw_store_delivery *
     d->last_error = col_dup(r, row, 7);
 }
 
-static int pg_delivery_head(struct gw_store *g, const char *sub_id, int64_t after,
-                            struct gw_store_delivery *d)
+static int pg_delivery_next(struct gw_store *g, const char *sub_id, int64_t after, int limit,
+                            struct gw_store_delivery *out)
 {
-    char a[24];
-    const char *v[] = {sub_id, I64(a, after)};
-    PGresult *r = run((struct pg_store *)g, P_DELIVERY_HEAD, 2, v);
+    char a[24], l[24];
+    const char *v[] = {sub_id, I64(a, after), I64(l, limit)};
+    PGresult *r = run((struct pg_store *)g, P_DELIVERY_HEAD, 3, v);
     if (r == NULL)
         return -1;
-    int found = PQntuples(r) > 0;
-    if (found)
-        read_delivery(r, 0, d);
+    int n = 0;
+    for (int i = 0; i < PQntuples(r) && n < limit; i++) {
+        read_delivery(r, i, &out[n]);
+        if (out[n].event_id == NULL || out[n].body == NULL) {
+            gw_store_delivery_clear(&out[n]);
+            break;
+        }
+        n++;
+    }
     PQclear(r);
-    if (!found)
-        return 0;
-    return d->event_id && d->body ? 1 : -1;
+    return n;
 }
 
 static int pg_delivery_done(struct gw_store *g, int64_t seq, int64_t event)
@@ -1115,7 +1119,7 @@ const struct gw_store_ops gw_store_pg_ops = {
     .event_add = pg_event_add,
     .delivery_add = pg_delivery_add,
     .pending_each = pg_pending_each,
-    .delivery_head = pg_delivery_head,
+    .delivery_next = pg_delivery_next,
     .delivery_done = pg_delivery_done,
     .delivery_failed = pg_delivery_failed,
     .dead_each = pg_dead_each,

@@ -85,7 +85,7 @@ static const char *const sql[S_COUNT] = {
     [S_DELIVERY_HEAD] =
         "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
         "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = "
-        "d.event WHERE d.sub_id = ?1 AND d.dead = 0 AND d.seq > ?2 ORDER BY d.seq LIMIT 1",
+        "d.event WHERE d.sub_id = ?1 AND d.dead = 0 AND d.seq > ?2 ORDER BY d.seq LIMIT ?3",
     [S_DELIVERY_DONE] = "DELETE FROM deliveries WHERE seq = ?1",
     [S_DELIVERY_FAILED] = "UPDATE deliveries SET attempts = ?2, next_at = ?3, last_error = ?4, "
                           "dead = ?5 WHERE seq = ?1",
@@ -492,23 +492,32 @@ static void read_delivery(sqlite3_stmt *q, struct gw_store_delivery *d)
     d->last_error = col_dup(q, 7);
 }
 
-static int sq_delivery_head(struct gw_store *g, const char *sub_id, int64_t after,
-                            struct gw_store_delivery *d)
+static int sq_delivery_next(struct gw_store *g, const char *sub_id, int64_t after, int limit,
+                            struct gw_store_delivery *out)
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_DELIVERY_HEAD);
     bind_text(q, 1, sub_id);
     sqlite3_bind_int64(q, 2, after);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE)
-        return 0;
-    if (rc != SQLITE_ROW) {
+    sqlite3_bind_int(q, 3, limit);
+    int n = 0, rc = SQLITE_DONE;
+    while (n < limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        read_delivery(q, &out[n]);
+        if (out[n].event_id == NULL || out[n].body == NULL) {
+            gw_store_delivery_clear(&out[n]);
+            break;
+        }
+        n++;
+    }
+    if (n < limit && rc != SQLITE_DONE && rc != SQLITE_ROW) {
         gw_error("store: %s", sqlite3_errmsg(s->db));
+        sqlite3_reset(q);
+        for (int i = 0; i < n; i++)
+            gw_store_delivery_clear(&out[i]);
         return -1;
     }
-    read_delivery(q, d);
     sqlite3_reset(q);
-    return d->event_id && d->body ? 1 : -1;
+    return n;
 }
 
 static int sq_delivery_done(struct gw_store *g, int64_t seq, int64_t event)
@@ -736,7 +745,7 @@ const struct gw_store_ops gw_store_sqlite_ops = {
     .event_add = sq_event_add,
     .delivery_add = sq_delivery_add,
     .pending_each = sq_pending_each,
-    .delivery_head = sq_delivery_head,
+    .delivery_next = sq_delivery_next,
     .delivery_done = sq_delivery_done,
     .delivery_failed = sq_delivery_failed,
     .dead_each = sq_dead_each,

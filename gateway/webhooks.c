@@ -213,8 +213,10 @@ void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe)
 int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *extra,
                     struct hsub *only_sub, int mark_seen, int in_tx)
 {
-    struct hsub *touched[64];
-    int ntouched = 0, overflow = 0;
+    /* The subscriptions given new deliveries, each once, kicked after the commit. */
+    uint64_t mark = ++h->intake_mark;
+    size_t ntouched = 0;
+    int overflow = 0;
     if (!in_tx && gw_store_begin(h->store) != 0)
         return -1;
     gw_delivery_flush_in_tx(h); /* the same pages are written anyway */
@@ -289,13 +291,20 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
             if (!s->owned)
                 continue; /* its gateway hears of it from the store */
             gw_pending_add(h, s, 1);
-            int known = 0;
-            for (int k = 0; k < ntouched; k++)
-                known |= touched[k] == s;
-            if (!known && ntouched < 64)
-                touched[ntouched++] = s;
-            else if (!known)
-                overflow = 1;
+            if (s->mark == mark)
+                continue;
+            s->mark = mark;
+            if (ntouched == h->touched_cap) {
+                size_t cap = h->touched_cap ? h->touched_cap * 2 : 64;
+                struct hsub **t = realloc(h->touched, cap * sizeof(*t));
+                if (t == NULL) {
+                    overflow = 1; /* every subscription is kicked instead */
+                    continue;
+                }
+                h->touched = t;
+                h->touched_cap = cap;
+            }
+            h->touched[ntouched++] = s;
         }
     }
     if (in_tx)
@@ -307,8 +316,8 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
         for (struct hsub *s = h->first; s; s = s->next)
             gw_delivery_kick(h, s);
     } else {
-        for (int k = 0; k < ntouched; k++)
-            gw_delivery_kick(h, touched[k]);
+        for (size_t k = 0; k < ntouched; k++)
+            gw_delivery_kick(h, h->touched[k]);
     }
     return 0;
 fail:
@@ -554,6 +563,7 @@ void gw_hooks_free(struct gw_hooks *h)
                  "brings them at the next start",
                  h->spooled);
     json_decref(h->spool);
+    free(h->touched);
     free(h->done);
     free(h->recs);
     struct hsub *s = h->first;

@@ -29,7 +29,11 @@ struct hsub {
     int dead_added;     /* dead letters since its count was last capped */
     int attempts_added; /* attempts logged since its count was last capped */
     uint64_t timer;
-    int owned; /* this gateway delivers it (always, unless the store is shared) */
+    int owned;     /* this gateway delivers it (always, unless the store is shared) */
+    uint64_t mark; /* the intake that last gave it a delivery */
+    /* its next deliveries as read from the store (delivery.c) */
+    struct gw_store_delivery *q;
+    int qn, qpos;
 };
 
 struct history_entry {
@@ -100,6 +104,9 @@ struct gw_hooks {
     int nparts;
     uint64_t cluster_timer;
     json_t *spool; /* events waiting for a shared store to be back (webhooks.c) */
+    uint64_t intake_mark;
+    struct hsub **touched; /* the intake's subscriptions with new deliveries */
+    size_t touched_cap;
     size_t spooled;
 };
 
@@ -108,6 +115,9 @@ struct gw_hooks {
  * else exponential backoff with jitter. */
 int64_t gw_retry_delay_ms(const struct gw_config *cfg, int attempts, long status,
                           long retry_after_s);
+/* Forgets where s's deliveries stood: the next looks from its oldest live one again (a dead
+ * letter made live, or the subscription just taken over). */
+void gw_delivery_rewind(struct gw_hooks *h, struct hsub *s);
 /* Starts the next delivery of s when it is idle and has one due (or arms its retry timer). */
 void gw_delivery_kick(struct gw_hooks *h, struct hsub *s);
 /* Stops s's delivery activity; returns 1 when s can be freed now, 0 when a delivery in flight
