@@ -9,14 +9,14 @@
  *   takes up to its share of the partitions (PARTS / gateways alive, rounded up) every second,
  *   and gives back what is beyond it once the deliveries in flight there are answered; so work
  *   spreads, and a dead gateway's partitions are taken over within about a second.
- * - What changed: triggers in the store notify (LISTEN/NOTIFY) of subscriptions added or
- *   removed and of new deliveries; each gateway updates its registry and wakes the deliveries
- *   it owns.
- * Notification kinds: '+'/'-' subscription id added/removed, 'w' new deliveries, 'r' a dead
- * letter made live again.
+ * - What changed: a trigger notifies (LISTEN/NOTIFY) of subscriptions added or removed; the
+ *   gateway that stores deliveries for a subscription another delivers notifies that one, in
+ *   the same transaction; each gateway updates its registry and wakes what it delivers.
  * - Each event once: every gateway of the account may receive a notification; the first to
  *   insert its claim (unique key: sender, message id, position) in the intake's transaction
- *   takes it into the outbox, the others find the key taken and only feed their streams. */
+ *   takes it into the outbox, the others find the key taken and only feed their streams.
+ * Notification kinds: '+'/'-' subscription id added/removed, 'w' new deliveries for it, 'r' a
+ * dead letter of it made live again. */
 #include "log.h"
 #include "loop.h"
 #include "status.h"

@@ -444,11 +444,13 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
             }
             /* The retried letter is older than what was delivered since: look from the start
              * again, once the delivered rows are really gone. */
-            if (s->owned) { /* else the store tells the gateway that delivers it */
+            if (s->owned) {
                 gw_delivery_flush(h);
                 gw_delivery_rewind(h, s);
                 gw_pending_add(h, s, 1);
                 gw_delivery_kick(h, s);
+            } else { /* another gateway delivers it */
+                gw_store_notify(h->store, 'r', s->id);
             }
             gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
         }

@@ -262,3 +262,8 @@ int64_t gw_store_pending_of(struct gw_store *st, const char *sub_id)
 {
     return st->ops->pending_of ? st->ops->pending_of(st, sub_id) : -1;
 }
+
+int gw_store_notify(struct gw_store *st, char kind, const char *id)
+{
+    return st->ops->notify ? st->ops->notify(st, kind, id) : 0;
+}

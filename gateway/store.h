@@ -155,6 +155,9 @@ int gw_store_replicas(struct gw_store *st);
 int gw_store_claims_prune(struct gw_store *st, int64_t before_ms);
 /* One subscription by id: 1 and s filled (clear with gw_store_sub_clear), 0 none, -1 error. */
 int gw_store_sub_get(struct gw_store *st, const char *id, struct gw_store_sub *s);
+/* Tells the other gateways of a change to subscription id (kind as notify_read reports it):
+ * inside a transaction, when it commits. 0 or -1. */
+int gw_store_notify(struct gw_store *st, char kind, const char *id);
 /* Live deliveries of one subscription, or -1. */
 int64_t gw_store_pending_of(struct gw_store *st, const char *sub_id);
 

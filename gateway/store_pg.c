@@ -63,6 +63,11 @@ static const char *const migrations[] = {
     " FOR EACH ROW EXECUTE FUNCTION pubsubgw_notify_sub();",
     /* 3: the registry is read in pages, in this order. */
     "CREATE INDEX subscriptions_order ON subscriptions(created_ms, id);",
+    /* 4: new deliveries are notified by the gateway that stores them, only to the gateway that
+     * delivers them (a trigger notified of every row, a single gateway included). */
+    "DROP TRIGGER deliveries_added ON deliveries;"
+    "DROP TRIGGER deliveries_revived ON deliveries;"
+    "DROP FUNCTION pubsubgw_notify_work();",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -96,6 +101,7 @@ enum {
     P_CLAIMS_PRUNE,
     P_SUB_GET,
     P_PENDING_OF,
+    P_NOTIFY,
     P_COUNT
 };
 
@@ -160,6 +166,7 @@ static const char *const sql[P_COUNT] = {
     [P_SUB_GET] = "SELECT id, service, node, callback, secret, events, created_ms "
                   "FROM subscriptions WHERE id = $1",
     [P_PENDING_OF] = "SELECT count(*) FROM deliveries WHERE sub_id = $1 AND dead = 0",
+    [P_NOTIFY] = "SELECT pg_notify('pubsubgw', $1)",
 };
 
 /* Advisory lock classes (the first key of the two-key form): a gateway that is alive holds
@@ -1086,6 +1093,14 @@ static int pg_sub_get(struct gw_store *g, const char *id, struct gw_store_sub *s
     return found;
 }
 
+static int pg_notify(struct gw_store *g, char kind, const char *id)
+{
+    char payload[512];
+    snprintf(payload, sizeof(payload), "%c%s", kind, id);
+    const char *v[] = {payload};
+    return run_done((struct pg_store *)g, P_NOTIFY, 1, v);
+}
+
 static int64_t pg_pending_of(struct gw_store *g, const char *sub_id)
 {
     const char *v[] = {sub_id};
@@ -1107,6 +1122,7 @@ const struct gw_store_ops gw_store_pg_ops = {
     .claims_prune = pg_claims_prune,
     .sub_get = pg_sub_get,
     .pending_of = pg_pending_of,
+    .notify = pg_notify,
     .kind = "postgresql",
     .close = pg_close,
     .up = pg_up,

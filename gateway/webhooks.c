@@ -288,8 +288,12 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
                 gw_dead_letter_added(h, s);
                 continue;
             }
-            if (!s->owned)
-                continue; /* its gateway hears of it from the store */
+            if (!s->owned) { /* its gateway is told, once the transaction commits */
+                if (s->mark != mark && gw_store_notify(h->store, 'w', s->id) != 0)
+                    goto fail;
+                s->mark = mark;
+                continue;
+            }
             gw_pending_add(h, s, 1);
             if (s->mark == mark)
                 continue;
