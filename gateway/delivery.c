@@ -398,8 +398,21 @@ void gw_delivery_flush_in_tx(struct gw_hooks *h)
         gw_loop_timer_cancel(h->loop, h->flush_timer);
         h->flush_timer = 0;
     }
-    for (size_t i = 0; i < h->ndone; i++)
-        gw_store_delivery_done(h->store, h->done[i].seq, h->done[i].event);
+    if (h->ndone > 0) {
+        int64_t *seqs = malloc(h->ndone * sizeof(*seqs) * 2);
+        if (seqs != NULL) {
+            int64_t *events = seqs + h->ndone;
+            for (size_t i = 0; i < h->ndone; i++) {
+                seqs[i] = h->done[i].seq;
+                events[i] = h->done[i].event;
+            }
+            gw_store_delivery_done_many(h->store, seqs, events, h->ndone);
+            free(seqs);
+        } else {
+            for (size_t i = 0; i < h->ndone; i++)
+                gw_store_delivery_done(h->store, h->done[i].seq, h->done[i].event);
+        }
+    }
     h->ndone = 0;
     int every = h->cfg->attempts_max / 10 > 0 ? h->cfg->attempts_max / 10 : 1;
     for (size_t i = 0; i < h->nrec; i++) {

@@ -130,6 +130,35 @@ int gw_store_delivery_done(struct gw_store *st, int64_t seq, int64_t event)
     return st->ops->delivery_done(st, seq, event);
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int gw_store_delivery_done_many(struct gw_store *st, const int64_t *seqs, const int64_t *events,
+                                size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (st->ops->delivery_remove(st, seqs[i]) != 0)
+            return -1;
+    int64_t *ev = malloc(n * sizeof(*ev) + 1);
+    if (ev == NULL) { /* each on its own then */
+        for (size_t i = 0; i < n; i++)
+            if (st->ops->event_gc(st, events[i]) != 0)
+                return -1;
+        return 0;
+    }
+    memcpy(ev, events, n * sizeof(*ev));
+    qsort(ev, n, sizeof(*ev), cmp_i64);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (i == 0 || ev[i] != ev[i - 1])
+            rc = st->ops->event_gc(st, ev[i]);
+    free(ev);
+    return rc;
+}
+
 int gw_store_delivery_failed(struct gw_store *st, int64_t seq, int attempts, int64_t next_at,
                              const char *error, int dead)
 {

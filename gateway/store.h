@@ -93,6 +93,10 @@ int gw_store_delivery_next(struct gw_store *st, const char *sub_id, int64_t afte
 void gw_store_delivery_clear(struct gw_store_delivery *d);
 /* Delivered: removes the row (and the event once no delivery needs it). */
 int gw_store_delivery_done(struct gw_store *st, int64_t seq, int64_t event);
+/* The same for n deliveries, each event looked at once (an event delivered to a thousand
+ * callbacks is not checked a thousand times). */
+int gw_store_delivery_done_many(struct gw_store *st, const int64_t *seqs, const int64_t *events,
+                                size_t n);
 /* Failed: records the attempt; dead moves it to the dead letters (next_at is then the time it
  * died, which the age limit of dead letters counts from). */
 int gw_store_delivery_failed(struct gw_store *st, int64_t seq, int attempts, int64_t next_at,

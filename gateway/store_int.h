@@ -25,6 +25,8 @@ struct gw_store_ops {
     int (*delivery_next)(struct gw_store *st, const char *sub_id, int64_t after, int limit,
                          struct gw_store_delivery *out);
     int (*delivery_done)(struct gw_store *st, int64_t seq, int64_t event);
+    int (*delivery_remove)(struct gw_store *st, int64_t seq);
+    int (*event_gc)(struct gw_store *st, int64_t event);
     int (*delivery_failed)(struct gw_store *st, int64_t seq, int attempts, int64_t next_at,
                            const char *error, int dead);
     int (*dead_each)(struct gw_store *st, const char *sub_id,

@@ -322,6 +322,7 @@ static int ensure(struct pg_store *s)
         gw_debug("store: postgresql: %s", pg_msg(PQerrorMessage(s->conn), err, sizeof(err)));
         return 0;
     }
+    PQclear(PQexec(s->conn, "SET enable_seqscan = off")); /* as connect_url does */
     if (prepare_all(s, err, sizeof(err)) != 0) {
         gw_warn("store: postgresql: %s", err);
         return 0;
@@ -497,8 +498,13 @@ static PGconn *connect_url(const char *url)
     const char *keys[] = {"application_name", "connect_timeout", "options", "dbname", NULL};
     const char *vals[] = {"pubsubgw", "5", "-c synchronous_commit=off", url, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (c != NULL && PQstatus(c) == CONNECTION_OK)
+    if (c != NULL && PQstatus(c) == CONNECTION_OK) {
         PQsetNoticeProcessor(c, on_notice, NULL);
+        /* Every statement here is an index lookup; a prepared statement's generic plan may
+         * still pick a sequential scan from statistics skewed by fan-out (an event with many
+         * deliveries), which for the event clean-up reads the whole outbox each time. */
+        PQclear(PQexec(c, "SET enable_seqscan = off"));
+    }
     return c;
 }
 
@@ -739,15 +745,23 @@ static int pg_delivery_next(struct gw_store *g, const char *sub_id, int64_t afte
     return n;
 }
 
+static int pg_delivery_remove(struct gw_store *g, int64_t seq)
+{
+    char a[24];
+    const char *v[] = {I64(a, seq)};
+    return run_done((struct pg_store *)g, P_DELIVERY_DONE, 1, v);
+}
+
+static int pg_event_gc(struct gw_store *g, int64_t event)
+{
+    char b[24];
+    const char *v[] = {I64(b, event)};
+    return run_done((struct pg_store *)g, P_EVENT_GC, 1, v);
+}
+
 static int pg_delivery_done(struct gw_store *g, int64_t seq, int64_t event)
 {
-    struct pg_store *s = (struct pg_store *)g;
-    char a[24], b[24];
-    const char *v1[] = {I64(a, seq)};
-    if (run_done(s, P_DELIVERY_DONE, 1, v1) != 0)
-        return -1;
-    const char *v2[] = {I64(b, event)};
-    return run_done(s, P_EVENT_GC, 1, v2);
+    return pg_delivery_remove(g, seq) == 0 ? pg_event_gc(g, event) : -1;
 }
 
 static int pg_delivery_failed(struct gw_store *g, int64_t seq, int attempts, int64_t next_at,
@@ -1137,6 +1151,8 @@ const struct gw_store_ops gw_store_pg_ops = {
     .pending_each = pg_pending_each,
     .delivery_next = pg_delivery_next,
     .delivery_done = pg_delivery_done,
+    .delivery_remove = pg_delivery_remove,
+    .event_gc = pg_event_gc,
     .delivery_failed = pg_delivery_failed,
     .dead_each = pg_dead_each,
     .dead_prune_age = pg_dead_prune_age,

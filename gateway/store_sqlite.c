@@ -520,16 +520,25 @@ static int sq_delivery_next(struct gw_store *g, const char *sub_id, int64_t afte
     return n;
 }
 
-static int sq_delivery_done(struct gw_store *g, int64_t seq, int64_t event)
+static int sq_delivery_remove(struct gw_store *g, int64_t seq)
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_DELIVERY_DONE);
     sqlite3_bind_int64(q, 1, seq);
-    if (step_done(s, q) != 0)
-        return -1;
-    q = stmt(s, S_EVENT_GC);
+    return step_done(s, q);
+}
+
+static int sq_event_gc(struct gw_store *g, int64_t event)
+{
+    struct sq_store *s = (struct sq_store *)g;
+    sqlite3_stmt *q = stmt(s, S_EVENT_GC);
     sqlite3_bind_int64(q, 1, event);
     return step_done(s, q);
+}
+
+static int sq_delivery_done(struct gw_store *g, int64_t seq, int64_t event)
+{
+    return sq_delivery_remove(g, seq) == 0 ? sq_event_gc(g, event) : -1;
 }
 
 /* Removes the rows q selects (seq, event), at most limit, each with its event once unneeded. */
@@ -747,6 +756,8 @@ const struct gw_store_ops gw_store_sqlite_ops = {
     .pending_each = sq_pending_each,
     .delivery_next = sq_delivery_next,
     .delivery_done = sq_delivery_done,
+    .delivery_remove = sq_delivery_remove,
+    .event_gc = sq_event_gc,
     .delivery_failed = sq_delivery_failed,
     .dead_each = sq_dead_each,
     .dead_prune_age = sq_dead_prune_age,
