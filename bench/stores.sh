@@ -6,6 +6,7 @@
 #      registered subscriptions, and at 100k pending events.
 #   bench/stores.sh           full run
 #   bench/stores.sh --smoke   small counts: checks that it runs and reports, not speed
+# BENCH_SECTIONS="stores replicas cost" picks parts (default: all three).
 # Builds in Release (build-release/); every server is private and on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,8 +83,14 @@ fan_k2=1000
 echo "pubsubgw $("$bin" --version | cut -d' ' -f2), Prosody $(dpkg-query -W -f='${Version}' prosody 2>/dev/null), PostgreSQL $(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null | cut -d- -f1), $(nproc) cores, $(date -u +%F)"
 echo
 
-# ---- 1. SQLite vs PostgreSQL, one gateway each, the same Prosody
+sections=${BENCH_SECTIONS:-stores replicas cost}
+has() { [[ " $sections " == *" $1 "* ]]; }
 declare -A res
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+diffms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f ms", a - b }'; }
+
+# ---- 1. SQLite vs PostgreSQL, one gateway each, the same Prosody
+if has stores; then
 for store in sqlite pg; do
     rm -rf "$work/data"
     if [ "$store" = sqlite ]; then s="sqlite:$work/data/pubsubgw.db"; else s=$pg_url; fi
@@ -99,8 +106,6 @@ for store in sqlite pg; do
     res[$store.fan2]=$(scenario "$gw_url" "$xport" "$gw_pid" "$prosody_pid" BENCH_ONLY_FANOUT=$fan_k2 | sed -n 's/.*: \([0-9]*\) deliveries\/s/\1/p')
     stop_gw
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
-diffms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f ms", a - b }'; }
 read -r sp sd sr <<<"${res[sqlite.pub]}"
 read -r pp pd pr <<<"${res[pg.pub]}"
 read -r sl50 sl99 sd50 sd99 <<<"${res[sqlite.lat]}"
@@ -115,8 +120,10 @@ echo "| latency p99 (ms; direct XMPP $sd99 / $pd99) | $sl99 | $pl99 | $(diffms "
 echo "| fan-out to $fan_k callbacks (deliveries/s) | ${res[sqlite.fan]} | ${res[pg.fan]} | $(ratio "${res[pg.fan]}" "${res[sqlite.fan]}") |"
 echo "| fan-out to $fan_k2 callbacks (deliveries/s) | ${res[sqlite.fan2]} | ${res[pg.fan2]} | $(ratio "${res[pg.fan2]}" "${res[sqlite.fan2]}") |"
 echo
+fi
 
 # ---- 2. 1 vs 3 replicas behind HAProxy, on PostgreSQL
+if has replicas; then
 for n in 1 3; do
     PUBSUBGW_BIN=$bin PUBSUBGW_ARGS="--callback-allow 127.0.0.0/8 --max-host-connections 32 --log-level warn" \
         scripts/cluster.sh start "$work/cluster" "$n" >/dev/null
@@ -141,8 +148,10 @@ echo "| latency p99 (ms; direct XMPP $ad99 / $bd99) | $a99 | $b99 | $(diffms "$b
 echo "| fan-out to $fan_k callbacks (deliveries/s) | ${res[c1.fan]} | ${res[c3.fan]} | $(ratio "${res[c3.fan]}" "${res[c1.fan]}") |"
 echo "| fan-out to $fan_k2 callbacks (deliveries/s) | ${res[c1.fan2]} | ${res[c3.fan2]} | $(ratio "${res[c3.fan2]}" "${res[c1.fan2]}") |"
 echo
+fi
 
 # ---- 3. cost against work: start-up time and memory, both stores
+has cost || exit 0
 sizes="10000 100000 1000000"
 pending=100000
 [ "$smoke" != --smoke ] || { sizes="1000 5000"; pending=2000; }
@@ -166,7 +175,6 @@ PY
     else
         psql -q "$pg_url" -v ON_ERROR_STOP=1 <<SQL
 ALTER TABLE subscriptions DISABLE TRIGGER subscriptions_changed;
-ALTER TABLE deliveries DISABLE TRIGGER deliveries_added;
 TRUNCATE subscriptions, deliveries, events;
 INSERT INTO subscriptions SELECT 'sub_' || lpad(i::text, 7, '0'), 'pubsub.localhost', 'node' || (i % 1000),
   'http://127.0.0.1:9/hook', '$secret', 1, 1700000000000 + i FROM generate_series(0, $n - 1) i;
@@ -175,7 +183,6 @@ INSERT INTO events(event_id, service, node, body, created_ms) SELECT 'msg_' || i
   1700000000000 FROM generate_series(0, $p - 1) i;
 INSERT INTO deliveries(sub_id, event, next_at) SELECT 'sub_0000000', id, 4102444800000 FROM events;
 ALTER TABLE subscriptions ENABLE TRIGGER subscriptions_changed;
-ALTER TABLE deliveries ENABLE TRIGGER deliveries_added;
 VACUUM ANALYZE;
 SQL
     fi

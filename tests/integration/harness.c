@@ -180,6 +180,19 @@ static const char *pg_base(void)
     return url[0] ? url : NULL;
 }
 
+int it_script(const char *log, const char *name, const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "'%s/%s' %s >>'%s' 2>&1", PUBSUBGW_SCRIPTS, name, args, log);
+    int rc = system(cmd);
+    if (rc != 0) {
+        snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' >&2", log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no output in %s)\n", log);
+    }
+    return rc;
+}
+
 const char *it_store_name(void)
 {
     return pg_base() ? "postgresql" : "sqlite";

@@ -44,6 +44,10 @@ struct it_gw {
     char store[300]; /* --store URL: a database of its own when the suite runs on PostgreSQL */
 };
 
+/* Runs one of the project's scripts (scripts/NAME with the arguments given, already quoted as
+ * needed), its output appended to log; on failure prints the log's end. Returns the status. */
+int it_script(const char *log, const char *name, const char *args);
+
 /* The store the suite runs on: "postgresql" when PUBSUBGW_TEST_PG names a server (the URL of
  * its database, as scripts/postgres.sh writes it), else "sqlite". */
 const char *it_store_name(void);

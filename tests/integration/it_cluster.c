@@ -1,13 +1,16 @@
 /* Three gateways on one PostgreSQL store behind HAProxy (scripts/cluster.sh: its own
  * PostgreSQL, Prosody, replicas and HAProxy), as one: subscriptions made through any are
  * listed by all; 2,000 events published continuously through HAProxy reach each of 10
- * subscriptions exactly once and in order, while one replica is killed with SIGKILL and later
- * started again. Measured: the takeover time (the longest silence of a subscription after the
- * kill, at most 5 s) and the duplicates, which only deliveries in flight at the kill may cause. */
+ * subscriptions exactly once and in order, and event streams on two replicas, while one replica
+ * is killed with SIGKILL and later started again. Measured: the takeover time (the longest silence
+ * of a subscription after the kill, at most 5 s) and the duplicates, which only deliveries in
+ * flight at the kill may cause. */
 #include "harness.h"
 #include "receiver.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define NSUBS 10
@@ -17,20 +20,13 @@
 
 static char dir[] = "/tmp/pubsubgw-cluster-XXXXXX";
 
-/* scripts/cluster.sh WHAT DIR [ARG] */
+/* scripts/cluster.sh WHAT DIR [ARG] (the binary under test: PUBSUBGW_BIN, inherited) */
 static int cluster(const char *what, const char *arg)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd),
-             "PUBSUBGW_BIN='%s' '%s/cluster.sh' %s '%s' %s >>'%s/cluster.out' 2>&1",
-             getenv("PUBSUBGW_BIN"), PUBSUBGW_SCRIPTS, what, dir, arg ? arg : "", dir);
-    int rc = system(cmd);
-    if (rc != 0) {
-        snprintf(cmd, sizeof(cmd), "tail -n 30 '%s/cluster.out' >&2", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no output)\n");
-    }
-    return rc;
+    char args[600], log[300];
+    snprintf(args, sizeof(args), "%s '%s' %s", what, dir, arg ? arg : "");
+    snprintf(log, sizeof(log), "%s/cluster.out", dir);
+    return it_script(log, "cluster.sh", args);
 }
 
 static void read_line(const char *path, char *out, size_t len)
@@ -59,6 +55,45 @@ static void handle(struct it_gw *gw, int i)
         read_line(path, port, sizeof(port));
         snprintf(gw->base, sizeof(gw->base), "http://127.0.0.1:%s", port);
     }
+}
+
+/* An event stream of node opened on replica i, written to DIR/sse-I by curl (a client of our
+ * own making would prove less). Returns curl's pid. */
+static pid_t open_stream(int i, const char *node)
+{
+    struct it_gw r;
+    handle(&r, i);
+    char url[600], out[300];
+    snprintf(url, sizeof(url), "%s/v1/nodes/%s/events", r.base, node);
+    snprintf(out, sizeof(out), "%s/sse-%d", dir, i);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("curl", "curl", "-sN", "-o", out, url, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Distinct events 1..NEVENTS a stream's output holds. */
+static int stream_events(int i)
+{
+    char path[300], line[4096];
+    snprintf(path, sizeof(path), "%s/sse-%d", dir, i);
+    FILE *f = fopen(path, "r");
+    static unsigned char seen[NEVENTS + 1];
+    memset(seen, 0, sizeof(seen));
+    int n = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        const char *p = strncmp(line, "data: ", 6) == 0 ? strstr(line, "\"n\":") : NULL;
+        int v = p ? atoi(p + 4) : 0;
+        if (v >= 1 && v <= NEVENTS && !seen[v]) {
+            seen[v] = 1;
+            n++;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
+    return n;
 }
 
 /* The number of subscriptions the replicas say they deliver, summed (-1 when one is silent). */
@@ -130,6 +165,10 @@ int main(void)
     CHECK_INT(d, NSUBS);
     fprintf(stderr, "subscriptions listed on every replica, all delivered, after %lld ms\n",
             it_now_ms() - t0);
+
+    /* Event streams on replicas 1 and 3 (each from its own XMPP session) get every event. */
+    pid_t streams[2] = {open_stream(1, node), open_stream(3, node)};
+    usleep(500000);
 
     /* Continuous publishing; replica 2 is killed, then started again. A publish the balancer
      * could not complete is sent again with the same item id (an overwrite: a second event). */
@@ -214,6 +253,17 @@ int main(void)
     fprintf(stderr, "takeover: %lld ms; duplicates: %d (in flight at the kill: up to %d)\n",
             takeover, dups_total, dups_allowed_total);
     CHECK(takeover > 0 && takeover <= 5000);
+
+    for (int k = 0; k < 2; k++) {
+        int got = 0;
+        t0 = it_now_ms();
+        while (it_now_ms() - t0 < 10000 && (got = stream_events(k ? 3 : 1)) < NEVENTS)
+            usleep(100000);
+        fprintf(stderr, "event stream on replica %d: %d of %d events\n", k ? 3 : 1, got, NEVENTS);
+        CHECK_INT(got, NEVENTS);
+        kill(streams[k], SIGTERM);
+        waitpid(streams[k], NULL, 0);
+    }
 
     /* The restarted replica takes its share of the partitions again. */
     t0 = it_now_ms();

@@ -17,16 +17,10 @@ static char dir[] = "/tmp/pubsubgw-pgfault-XXXXXX";
 
 static int postgres(const char *what, const char *port)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s/postgres.sh' %s '%s/pg' %s >'%s/out' 2>&1", PUBSUBGW_SCRIPTS,
-             what, dir, port ? port : "", dir);
-    int rc = system(cmd);
-    if (rc != 0) {
-        snprintf(cmd, sizeof(cmd), "cat '%s/out' >&2", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no output)\n");
-    }
-    return rc;
+    char args[600], log[300];
+    snprintf(args, sizeof(args), "%s '%s/pg' %s", what, dir, port ? port : "");
+    snprintf(log, sizeof(log), "%s/out", dir);
+    return it_script(log, "postgres.sh", args);
 }
 
 static const char *store_state(struct it_gw *gw)
