@@ -15,4 +15,12 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
+# PostgreSQL is for the tests' private clusters (scripts/postgres.sh): on a machine that has none
+# yet, Debian's default cluster (a system service) is not created.
+if ! dpkg-query -W -f='${Status}' postgresql-common 2>/dev/null | grep -q "install ok installed" &&
+    [[ " ${missing[*]} " == *" postgresql "* ]]; then
+    $sudo apt-get install -y -q --no-install-recommends postgresql-common
+    $sudo sed -i 's/^#\? *create_main_cluster *=.*/create_main_cluster = false/' \
+        /etc/postgresql-common/createcluster.conf
+fi
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
