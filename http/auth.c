@@ -20,6 +20,7 @@ unsigned gw_route_scope(enum gw_route route)
     case GW_ROUTE_NODES_LIST:
     case GW_ROUTE_NODE_GET:
     case GW_ROUTE_ITEMS_LIST:
+    case GW_ROUTE_NODE_FEED:
     case GW_ROUTE_ITEM_GET:
     case GW_ROUTE_NODE_CONFIG_GET:
     case GW_ROUTE_NODE_EVENTS:

@@ -736,6 +736,7 @@ static int route_op(enum gw_route route)
     case GW_ROUTE_NODE_DELETE:
         return GW_OP_NODE_DELETE;
     case GW_ROUTE_ITEMS_LIST:
+    case GW_ROUTE_NODE_FEED:
         return GW_OP_ITEMS_GET;
     case GW_ROUTE_ITEM_PUBLISH:
         return GW_OP_PUBLISH;
@@ -813,6 +814,17 @@ int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
     int rc = common(req, cmd, reply);
     if (rc == 0 && route == GW_ROUTE_ITEMS_LIST)
         rc = prepare_items(req, cmd, reply);
+    if (rc == 0 && route == GW_ROUTE_NODE_FEED) {
+        /* The latest `max` items (XEP-0060 max_items: every service honours it), 20 unless
+         * asked. */
+        const char *m = query_get(req, "max");
+        char *end = NULL;
+        long v = m ? strtol(m, &end, 10) : 20;
+        if (m != NULL && (*m == '\0' || *end != '\0' || v < 1 || v > 1000))
+            rc = fail(reply, 400, "Invalid parameter", "max: an integer from 1 to 1000");
+        cmd->max_items = (int)v;
+        cmd->args = json_pack("{s:[]}", "ids");
+    }
     if (rc == 0 && route == GW_ROUTE_ITEMS_LIST) {
         const char *mi = query_get(req, "max_items");
         if (mi != NULL) {

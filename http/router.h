@@ -35,6 +35,7 @@ enum gw_route {
     GW_ROUTE_DEAD_RETRY,
     GW_ROUTE_ATTEMPTS_LIST,
     GW_ROUTE_READY,
+    GW_ROUTE_NODE_FEED,
     GW_ROUTE_COUNT
 };
 

@@ -15,6 +15,7 @@
 #include "../gateway/status.h"
 #include "../gateway/stream.h"
 #include "../gateway/workq.h"
+#include "atom.h"
 #include "auth.h"
 #include "openapi.h"
 #include "replay.h"
@@ -150,6 +151,77 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, 
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     enum MHD_Result rc = queue(conn, MHD_HTTP_OK, resp, len);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* s percent-encoded for a query value (unreserved characters kept); malloc'd, NULL if no memory. */
+static char *query_escape(const char *s)
+{
+    char *out = malloc(strlen(s) * 3 + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; out && *p; p++) {
+        if (isalnum(*p) || strchr("-._~", *p))
+            *o++ = (char)*p;
+        else
+            o += sprintf(o, "%%%02X", *p);
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+/* A node's items as an Atom feed, with an ETag: a client that has this version already gets
+ * 304 and no body. The feed names itself by the address it was asked for. */
+static enum MHD_Result send_feed(struct gw_http *h, struct req *r)
+{
+    const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
+    const char *service = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "service");
+    char self[2048], listen[300];
+    if (host == NULL || host[0] == '\0' || strlen(host) > 255 ||
+        strpbrk(host, " /\\\"<>") != NULL) {
+        snprintf(listen, sizeof(listen), "%s%s%s:%d", strchr(h->cfg->listen_host, ':') ? "[" : "",
+                 h->cfg->listen_host, strchr(h->cfg->listen_host, ':') ? "]" : "", gw_http_port(h));
+        host = listen;
+    }
+    char *svc = service ? query_escape(service) : NULL;
+    snprintf(self, sizeof(self), "%s://%s%s%s%s", h->https_cert ? "https" : "http", host, r->path,
+             svc ? "?service=" : "", svc ? svc : "");
+    free(svc);
+    char *doc = gw_atom_feed(r->cmd->result, r->cmd->service ? r->cmd->service : h->cfg->service,
+                             r->cmd->node ? r->cmd->node : "", self, NULL, wall_ms());
+    if (doc == NULL)
+        return send_problem(r->conn, 500, "Internal error", "out of memory", 0, NULL, NULL);
+    uint64_t fnv = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)doc; *p; p++)
+        fnv = (fnv ^ *p) * 1099511628211ULL;
+    char etag[40], link[2100];
+    snprintf(etag, sizeof(etag), "\"%016llx\"", (unsigned long long)fnv);
+    snprintf(link, sizeof(link), "<%s>; rel=\"self\"", self);
+    const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
+    int same = inm != NULL && (strstr(inm, etag) != NULL || strcmp(inm, "*") == 0);
+    size_t len = same ? 0 : strlen(doc);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, same ? NULL : doc, same ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
+    if (same)
+        free(doc);
+    if (resp == NULL) {
+        if (!same)
+            free(doc);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/atom+xml; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, "Link", link);
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    enum MHD_Result rc = queue(r->conn, same ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp, len);
     MHD_destroy_response(resp);
     return rc;
 }
@@ -590,6 +662,8 @@ static enum MHD_Result on_request_inner(void *cls, struct MHD_Connection *conn, 
             forget_hook(r);
         if (r->cmd->op == GW_OP_STREAM_OPEN && r->cmd->status == 200)
             return send_stream(conn, r->cmd->stream);
+        if (r->match.route == GW_ROUTE_NODE_FEED && r->cmd->status == 200)
+            return send_feed(h, r);
         return send_reply(conn, r->cmd->status, r->cmd->result, r->cmd->retry_after, NULL, NULL);
     }
     if (*upload_data_size > 0) {

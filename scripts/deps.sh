@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libmicrohttpd-dev libstrophe-dev libjansson-dev
           libcurl4-openssl-dev libsqlite3-dev libexpat1-dev libssl-dev prosody python3 curl
-          valgrind ejabberd openssl python3-jsonschema iproute2 libpq-dev postgresql haproxy)
+          valgrind ejabberd openssl python3-jsonschema python3-feedparser iproute2 libpq-dev
+          postgresql haproxy)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,227 @@
+/* Atom rendering. Everything from the items (ids, JSON text, titles) is escaped as XML text or
+ * attribute values; characters XML 1.0 cannot carry are left out. An Atom <entry/> payload was
+ * checked as well-formed XML when it was published (or came from the service) and is copied as
+ * it is. */
+#include "atom.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ATOM_NS "http://www.w3.org/2005/Atom"
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    int failed;
+};
+
+static void put_n(struct buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void put(struct buf *b, const char *s)
+{
+    put_n(b, s, strlen(s));
+}
+
+/* s as XML text (or attribute value: quotes escaped too). */
+static void put_esc(struct buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        switch (*p) {
+        case '&':
+            put(b, "&amp;");
+            break;
+        case '<':
+            put(b, "&lt;");
+            break;
+        case '>':
+            put(b, "&gt;");
+            break;
+        case '"':
+            put(b, "&quot;");
+            break;
+        default:
+            if (*p >= 0x20 || *p == '\t' || *p == '\n' || *p == '\r')
+                put_n(b, (const char *)p, 1);
+        }
+    }
+}
+
+static void put_time(struct buf *b, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char out[64];
+    snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    put(b, out);
+}
+
+int64_t gw_atom_ulid_ms(const char *id)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    if (id == NULL || strlen(id) != 26 || id[0] > '7')
+        return -1;
+    int64_t ms = 0;
+    for (int i = 0; i < 26; i++) {
+        const char *c = strchr(alphabet, id[i]);
+        if (id[i] == '\0' || c == NULL)
+            return -1;
+        if (i < 10)
+            ms = ms * 32 + (c - alphabet);
+    }
+    return ms;
+}
+
+/* Whether xml is an Atom <entry> element (its text starts with it, with the Atom namespace). */
+static int is_atom_entry(const char *xml)
+{
+    while (*xml == ' ' || *xml == '\n' || *xml == '\r' || *xml == '\t')
+        xml++;
+    if (strncmp(xml, "<entry", 6) != 0 || (xml[6] != ' ' && xml[6] != '>' && xml[6] != '\n'))
+        return 0;
+    const char *end = strchr(xml, '>');
+    const char *ns = strstr(xml, "xmlns=\"" ATOM_NS "\"");
+    const char *ns2 = strstr(xml, "xmlns='" ATOM_NS "'");
+    return end != NULL && ((ns != NULL && ns < end) || (ns2 != NULL && ns2 < end));
+}
+
+static const char *member(const json_t *o, const char *name)
+{
+    return json_string_value(json_object_get(o, name));
+}
+
+static void entry(struct buf *b, const json_t *item, const char *service, const char *node,
+                  int64_t now_ms)
+{
+    const char *id = member(item, "id");
+    const char *xml = member(item, "xml");
+    if (xml != NULL && is_atom_entry(xml)) {
+        put(b, xml);
+        put(b, "\n");
+        return;
+    }
+    const json_t *payload = json_object_get(item, "payload");
+    int64_t at = gw_atom_ulid_ms(id);
+    put(b, "<entry><id>xmpp:");
+    put_esc(b, service);
+    put(b, "?;node=");
+    put_esc(b, node);
+    put(b, ";item=");
+    put_esc(b, id ? id : "");
+    put(b, "</id><title>");
+    const char *title = json_is_object(payload) ? member(payload, "title") : NULL;
+    put_esc(b, title ? title : (id ? id : "item"));
+    put(b, "</title><updated>");
+    put_time(b, at >= 0 ? at : now_ms);
+    put(b, "</updated>");
+    const char *link = json_is_object(payload) ? member(payload, "link") : NULL;
+    if (link != NULL) {
+        put(b, "<link rel=\"alternate\" href=\"");
+        put_esc(b, link);
+        put(b, "\"/>");
+    }
+    const char *summary = json_is_object(payload) ? member(payload, "summary") : NULL;
+    if (summary != NULL) {
+        put(b, "<summary>");
+        put_esc(b, summary);
+        put(b, "</summary>");
+    }
+    if (payload != NULL) {
+        char *text = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+        put(b, "<content type=\"text\">");
+        put_esc(b, text ? text : "");
+        put(b, "</content>");
+        free(text);
+    } else if (xml != NULL) {
+        put(b, "<content type=\"application/xml\">");
+        put(b, xml);
+        put(b, "</content>");
+    }
+    put(b, "</entry>\n");
+}
+
+char *gw_atom_feed(const json_t *items, const char *service, const char *node, const char *self_url,
+                   const char *hub_url, int64_t now_ms)
+{
+    struct buf b = {0};
+    const json_t *list = json_object_get(items, "items");
+    size_t n = json_array_size(list);
+    /* The feed's updated time: its newest entry's when known, else now. */
+    int64_t newest = -1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t t = gw_atom_ulid_ms(member(json_array_get(list, i), "id"));
+        if (t > newest)
+            newest = t;
+    }
+    put(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"" ATOM_NS "\">\n<id>xmpp:");
+    put_esc(&b, service);
+    put(&b, "?;node=");
+    put_esc(&b, node);
+    put(&b, "</id>\n<title>");
+    put_esc(&b, node);
+    put(&b, "</title>\n<updated>");
+    put_time(&b, newest >= 0 ? newest : now_ms);
+    put(&b, "</updated>\n<author><name>");
+    put_esc(&b, service);
+    put(&b, "</name></author>\n<generator>pubsubgw</generator>\n<link rel=\"self\" href=\"");
+    put_esc(&b, self_url);
+    put(&b, "\"/>\n");
+    if (hub_url != NULL) {
+        put(&b, "<link rel=\"hub\" href=\"");
+        put_esc(&b, hub_url);
+        put(&b, "\"/>\n");
+    }
+    /* Newest first when every id tells its time; else in the order the service gave. */
+    size_t *order = malloc((n ? n : 1) * sizeof(*order));
+    if (order == NULL) {
+        free(b.p);
+        return NULL;
+    }
+    int timed = 1;
+    for (size_t i = 0; i < n; i++) {
+        order[i] = i;
+        timed &= gw_atom_ulid_ms(member(json_array_get(list, i), "id")) >= 0;
+    }
+    /* ULIDs sort as text in time order, those of one millisecond included. Insertion sort: a
+     * page of items. */
+    for (size_t i = 1; timed && i < n; i++) {
+        size_t k = order[i], j = i;
+        const char *t = member(json_array_get(list, k), "id");
+        while (j > 0 && strcmp(member(json_array_get(list, order[j - 1]), "id"), t) < 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = k;
+    }
+    for (size_t i = 0; i < n; i++)
+        entry(&b, json_array_get(list, order[i]), service, node, now_ms);
+    free(order);
+    put(&b, "</feed>\n");
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
