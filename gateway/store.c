@@ -296,3 +296,8 @@ int gw_store_notify(struct gw_store *st, char kind, const char *id)
 {
     return st->ops->notify ? st->ops->notify(st, kind, id) : 0;
 }
+
+int gw_store_connecting(struct gw_store *st)
+{
+    return st->ops->connecting ? st->ops->connecting(st) : 0;
+}

@@ -145,6 +145,9 @@ int gw_store_notify_fd(struct gw_store *st);
  * Returns 0 or -1 (connection lost). */
 int gw_store_notify_read(struct gw_store *st, void (*cb)(char kind, const char *id, void *arg),
                          void *arg);
+/* 1 while a lost connection is being made again: it moves on each time the store is used (never
+ * waiting), so a caller that wants it back soon uses the store again shortly. */
+int gw_store_connecting(struct gw_store *st);
 /* Counts up each time the control connection is made: the locks of an earlier one are gone. */
 unsigned gw_store_epoch(struct gw_store *st);
 /* The partition locks 0..n-1 (which gateway delivers which subscriptions): try takes one (1,

@@ -45,6 +45,7 @@ struct gw_store_ops {
     int (*seen_prune)(struct gw_store *st, const char *service, const char *node, int keep);
     /* several gateways on one store: NULL when the backend has none */
     int (*notify_fd)(struct gw_store *st);
+    int (*connecting)(struct gw_store *st);
     int (*notify_read)(struct gw_store *st, void (*cb)(char kind, const char *id, void *arg),
                        void *arg);
     unsigned (*epoch)(struct gw_store *st);

@@ -12,6 +12,7 @@
 
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,17 @@ static const char *const sql[P_COUNT] = {
     [P_NOTIFY] = "SELECT pg_notify('pubsubgw', $1)",
 };
 
+/* A connection being made without waiting: started with PQconnectStartParams, moved on by
+ * PQconnectPoll only when its socket is ready, given up after CONNECT_MS. The loop never
+ * blocks on a server that is slow to answer or unreachable. */
+struct dial {
+    PGconn *c;
+    PostgresPollingStatusType want;
+    int64_t started;
+};
+
+#define CONNECT_MS 5000
+
 /* Advisory lock classes (the first key of the two-key form): a gateway that is alive holds
  * (LOCK_MEMBER, its backend pid); the one delivering a partition of the subscriptions
  * (LOCK_SUB, the partition). */
@@ -185,6 +197,7 @@ struct pg_store {
     PGconn *ctl;
     int64_t ctl_last_try;
     unsigned epoch;
+    struct dial dial, ctl_dial; /* connections being made again */
     /* A transaction runs in pipeline mode: statements whose answers nobody waits for are sent
      * without waiting, and their answers read at the commit, or when a statement's result is
      * needed, or every PIPE_MAX statements. A failure among them fails the commit. */
@@ -303,6 +316,10 @@ static int prepare_all(struct pg_store *s, char *err, size_t errlen)
 }
 
 /* Connected and prepared, connecting again at most once a second while the server is away. */
+static void dial_start(struct dial *d, const char *url, int64_t now);
+static int dial_step(struct dial *d, int64_t now);
+static int ctl_ready(struct pg_store *s);
+
 static int ensure(struct pg_store *s)
 {
     if (s->up && PQstatus(s->conn) == CONNECTION_OK)
@@ -310,21 +327,29 @@ static int ensure(struct pg_store *s)
     if (s->up) {
         gw_warn("store: postgresql connection lost");
         s->up = 0;
+        s->tx = s->pipe = s->queued = 0;
+        PQfinish(s->conn);
+        s->conn = NULL;
     }
     int64_t now = mono_ms();
-    if (now - s->last_try < 1000)
-        return 0;
-    s->last_try = now;
-    s->tx = s->pipe = s->queued = 0;
-    PQreset(s->conn);
-    char err[512];
-    if (PQstatus(s->conn) != CONNECTION_OK) {
-        gw_debug("store: postgresql: %s", pg_msg(PQerrorMessage(s->conn), err, sizeof(err)));
-        return 0;
+    if (s->dial.c == NULL) {
+        if (now - s->last_try < 1000)
+            return 0;
+        s->last_try = now;
+        dial_start(&s->dial, s->url, now);
     }
+    if (dial_step(&s->dial, now) != 1)
+        return 0;
+    PQfinish(s->conn);
+    s->conn = s->dial.c;
+    s->dial.c = NULL;
+    PQsetNoticeProcessor(s->conn, on_notice, NULL);
     PQclear(PQexec(s->conn, "SET enable_seqscan = off")); /* as connect_url does */
+    char err[512];
     if (prepare_all(s, err, sizeof(err)) != 0) {
         gw_warn("store: postgresql: %s", err);
+        PQfinish(s->conn);
+        s->conn = NULL;
         return 0;
     }
     gw_info("store: postgresql connection back");
@@ -481,10 +506,69 @@ static void pg_close(struct gw_store *g)
         PQfinish(s->conn);
     if (s->ctl != NULL)
         PQfinish(s->ctl);
+    if (s->dial.c != NULL)
+        PQfinish(s->dial.c);
+    if (s->ctl_dial.c != NULL)
+        PQfinish(s->ctl_dial.c);
     if (s->url != NULL)
         memset(s->url, 0, strlen(s->url));
     free(s->url);
     free(s);
+}
+
+/* Defaults first: what the URL says wins. TCP keepalives and a user timeout make a link to a
+ * server that vanished from the network (no reset) fail within seconds rather than never. */
+#define NPARAMS 9
+static void connect_params(const char *url, const char **keys, const char **vals)
+{
+    const char *k[NPARAMS + 1] = {"application_name", "connect_timeout",
+                                  "options",          "keepalives",
+                                  "keepalives_idle",  "keepalives_interval",
+                                  "keepalives_count", "tcp_user_timeout",
+                                  "dbname",           NULL};
+    const char *v[NPARAMS + 1] = {
+        "pubsubgw", "5", "-c synchronous_commit=off", "1", "5", "2", "3", "10000", url, NULL};
+    memcpy(keys, k, sizeof(k));
+    memcpy(vals, v, sizeof(v));
+}
+
+static void dial_start(struct dial *d, const char *url, int64_t now)
+{
+    const char *keys[NPARAMS + 1], *vals[NPARAMS + 1];
+    connect_params(url, keys, vals);
+    d->c = PQconnectStartParams(keys, vals, 1);
+    d->want = PGRES_POLLING_WRITING;
+    d->started = now;
+    if (d->c != NULL && PQstatus(d->c) == CONNECTION_BAD) {
+        PQfinish(d->c);
+        d->c = NULL;
+    }
+}
+
+/* 1 when the connection is made (d->c then ready to use), 0 while under way, -1 when it failed
+ * (d->c freed). */
+static int dial_step(struct dial *d, int64_t now)
+{
+    if (d->c == NULL)
+        return -1;
+    int fd = PQsocket(d->c);
+    if (fd >= 0 && now - d->started < CONNECT_MS) {
+        struct pollfd p = {fd, d->want == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+        if (poll(&p, 1, 0) == 0)
+            return 0;
+        d->want = PQconnectPoll(d->c);
+        if (d->want == PGRES_POLLING_OK)
+            return 1;
+        if (d->want != PGRES_POLLING_FAILED)
+            return 0;
+    }
+    char buf[512];
+    gw_debug("store: postgresql: %s", now - d->started >= CONNECT_MS
+                                          ? "no answer in time"
+                                          : pg_msg(PQerrorMessage(d->c), buf, sizeof(buf)));
+    PQfinish(d->c);
+    d->c = NULL;
+    return -1;
 }
 
 static PGconn *connect_url(const char *url)
@@ -495,8 +579,8 @@ static PGconn *connect_url(const char *url)
      * three times wal_writer_delay) may go; the gateway sees the connection drop and catches up
      * from the nodes when it is back, so items are delivered again rather than lost. A URL
      * that sets options (…?options=-c%20synchronous_commit%3Don) replaces this. */
-    const char *keys[] = {"application_name", "connect_timeout", "options", "dbname", NULL};
-    const char *vals[] = {"pubsubgw", "5", "-c synchronous_commit=off", url, NULL};
+    const char *keys[NPARAMS + 1], *vals[NPARAMS + 1];
+    connect_params(url, keys, vals);
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c != NULL && PQstatus(c) == CONNECTION_OK) {
         PQsetNoticeProcessor(c, on_notice, NULL);
@@ -528,6 +612,13 @@ struct gw_store *gw_store_pg_open(const char *url, char *err, size_t errlen)
         goto fail;
     s->up = 1;
     s->last_try = mono_ms();
+    s->ctl_last_try = s->last_try;
+    s->ctl = connect_url(url); /* at start the gateway may wait; later it never does */
+    if (PQstatus(s->ctl) != CONNECTION_OK || ctl_ready(s) != 1) {
+        snprintf(err, errlen, "cannot connect to postgresql: %s",
+                 pg_msg(PQerrorMessage(s->ctl), buf, sizeof(buf)));
+        goto fail;
+    }
     /* Events whose deliveries all ended while no gateway ran. */
     exec_simple(s, "DELETE FROM events WHERE NOT EXISTS "
                    "(SELECT 1 FROM deliveries WHERE event = events.id)");
@@ -931,27 +1022,42 @@ static int ensure_ctl(struct pg_store *s)
     if (s->ctl != NULL && PQstatus(s->ctl) == CONNECTION_OK)
         return 1;
     int64_t now = mono_ms();
-    if (s->ctl_last_try != 0 && now - s->ctl_last_try < 1000)
+    if (s->ctl_dial.c == NULL) {
+        if (s->ctl_last_try != 0 && now - s->ctl_last_try < 1000)
+            return 0;
+        s->ctl_last_try = now;
+        dial_start(&s->ctl_dial, s->url, now);
+    }
+    if (dial_step(&s->ctl_dial, now) != 1)
         return 0;
-    s->ctl_last_try = now;
-    if (s->ctl != NULL)
-        PQfinish(s->ctl);
-    s->ctl = connect_url(s->url);
+    PQfinish(s->ctl);
+    s->ctl = s->ctl_dial.c;
+    s->ctl_dial.c = NULL;
+    PQsetNoticeProcessor(s->ctl, on_notice, NULL);
+    return ctl_ready(s);
+}
+
+/* A new control connection listens and says this gateway is alive. */
+static int ctl_ready(struct pg_store *s)
+{
     char err[512];
-    if (PQstatus(s->ctl) != CONNECTION_OK ||
-        exec_plain(
+    if (exec_plain(
             s->ctl,
             "LISTEN pubsubgw; SELECT pg_advisory_lock(" STR(LOCK_MEMBER) ", pg_backend_pid())", err,
             sizeof(err)) != 0) {
-        gw_debug("store: postgresql control connection: %s",
-                 pg_msg(PQerrorMessage(s->ctl), err, sizeof(err)));
+        gw_debug("store: postgresql control connection: %s", err);
         PQfinish(s->ctl);
         s->ctl = NULL;
         return 0;
     }
-    PQsetnonblocking(s->ctl, 0);
     s->epoch++;
     return 1;
+}
+
+static int pg_connecting(struct gw_store *g)
+{
+    struct pg_store *s = (struct pg_store *)g;
+    return s->dial.c != NULL || s->ctl_dial.c != NULL;
 }
 
 static int pg_notify_fd(struct gw_store *g)
@@ -1126,6 +1232,7 @@ static int64_t pg_pending_of(struct gw_store *g, const char *sub_id)
 
 const struct gw_store_ops gw_store_pg_ops = {
     .notify_fd = pg_notify_fd,
+    .connecting = pg_connecting,
     .notify_read = pg_notify_read,
     .epoch = pg_epoch,
     .lock_try = pg_lock_try,
