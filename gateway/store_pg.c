@@ -316,8 +316,7 @@ static int prepare_all(struct pg_store *s, char *err, size_t errlen)
 }
 
 /* Connected and prepared, connecting again at most once a second while the server is away. */
-static void dial_start(struct dial *d, const char *url, int64_t now);
-static int dial_step(struct dial *d, int64_t now);
+static PGconn *redial(struct dial *d, int64_t *last_try, const char *url);
 static int ctl_ready(struct pg_store *s);
 
 static int ensure(struct pg_store *s)
@@ -331,19 +330,10 @@ static int ensure(struct pg_store *s)
         PQfinish(s->conn);
         s->conn = NULL;
     }
-    int64_t now = mono_ms();
-    if (s->dial.c == NULL) {
-        if (now - s->last_try < 1000)
-            return 0;
-        s->last_try = now;
-        dial_start(&s->dial, s->url, now);
-    }
-    if (dial_step(&s->dial, now) != 1)
-        return 0;
     PQfinish(s->conn);
-    s->conn = s->dial.c;
-    s->dial.c = NULL;
-    PQsetNoticeProcessor(s->conn, on_notice, NULL);
+    s->conn = redial(&s->dial, &s->last_try, s->url);
+    if (s->conn == NULL)
+        return 0;
     PQclear(PQexec(s->conn, "SET enable_seqscan = off")); /* as connect_url does */
     char err[512];
     if (prepare_all(s, err, sizeof(err)) != 0) {
@@ -569,6 +559,25 @@ static int dial_step(struct dial *d, int64_t now)
     PQfinish(d->c);
     d->c = NULL;
     return -1;
+}
+
+/* Moves a lost connection's replacement on: the new connection once it is made, else NULL (an
+ * attempt starts at most once a second). */
+static PGconn *redial(struct dial *d, int64_t *last_try, const char *url)
+{
+    int64_t now = mono_ms();
+    if (d->c == NULL) {
+        if (now - *last_try < 1000)
+            return NULL;
+        *last_try = now;
+        dial_start(d, url, now);
+    }
+    if (dial_step(d, now) != 1)
+        return NULL;
+    PGconn *c = d->c;
+    d->c = NULL;
+    PQsetNoticeProcessor(c, on_notice, NULL);
+    return c;
 }
 
 static PGconn *connect_url(const char *url)
@@ -1021,20 +1030,9 @@ static int ensure_ctl(struct pg_store *s)
 {
     if (s->ctl != NULL && PQstatus(s->ctl) == CONNECTION_OK)
         return 1;
-    int64_t now = mono_ms();
-    if (s->ctl_dial.c == NULL) {
-        if (s->ctl_last_try != 0 && now - s->ctl_last_try < 1000)
-            return 0;
-        s->ctl_last_try = now;
-        dial_start(&s->ctl_dial, s->url, now);
-    }
-    if (dial_step(&s->ctl_dial, now) != 1)
-        return 0;
     PQfinish(s->ctl);
-    s->ctl = s->ctl_dial.c;
-    s->ctl_dial.c = NULL;
-    PQsetNoticeProcessor(s->ctl, on_notice, NULL);
-    return ctl_ready(s);
+    s->ctl = redial(&s->ctl_dial, &s->ctl_last_try, s->url);
+    return s->ctl != NULL ? ctl_ready(s) : 0;
 }
 
 /* A new control connection listens and says this gateway is alive. */
