@@ -333,7 +333,7 @@ static char *compose(const char *event_body, const char *sub_id)
 
 void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
 {
-    if (s->inflight || s->timer || s->gone || !s->owned)
+    if (s->inflight || s->timer || s->gone || !s->owned || h->stopping)
         return;
     struct gw_store_delivery *hd = queue_head(h, s);
     if (hd == NULL)

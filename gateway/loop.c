@@ -170,6 +170,11 @@ void gw_loop_stop(struct gw_loop *loop)
     gw_loop_wake(loop);
 }
 
+void gw_loop_rearm(struct gw_loop *loop)
+{
+    atomic_store(&loop->stop, 0);
+}
+
 static void run_timers(struct gw_loop *loop)
 {
     int64_t now = gw_now_ms();

@@ -42,6 +42,8 @@ void gw_loop_stop(struct gw_loop *loop);
 
 /* Runs until gw_loop_stop(). Returns 0, or -1 when poll fails for good. */
 int gw_loop_run(struct gw_loop *loop);
+/* Lets gw_loop_run() run again after it returned (for a last phase of the shutdown). */
+void gw_loop_rearm(struct gw_loop *loop);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t gw_now_ms(void);

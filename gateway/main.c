@@ -39,7 +39,23 @@ struct app {
     struct gw_httpc *httpc;
     struct gw_hooks *hooks;
     int sigfd;
+    int quiescing; /* stopping: the loop runs on until no delivery is in flight */
 };
+
+/* While the gateway stops: ends the last loop run once no delivery is in flight. */
+static int on_round(struct gw_loop *loop, void *arg)
+{
+    struct app *app = arg;
+    if (app->quiescing && gw_hooks_quiesce(app->hooks) == 0)
+        gw_loop_stop(loop);
+    return 0;
+}
+
+static void on_quiesce_timeout(struct gw_loop *loop, void *arg)
+{
+    (void)arg;
+    gw_loop_stop(loop);
+}
 
 static void exec_xmpp(void *arg, struct gw_cmd *cmd)
 {
@@ -244,6 +260,18 @@ int main(int argc, char **argv)
         left->retry_after = 5;
         gw_cmd_fail(left, 503, "Shutting down", "the gateway is stopping", NULL);
         left = next;
+    }
+    /* Deliveries in flight are answered first (two seconds at most): each would otherwise be
+     * made again at the next start. None starts meanwhile. */
+    int inflight = gw_hooks_quiesce(app.hooks);
+    if (inflight > 0 && gw_loop_on_round(app.loop, on_round, &app) == 0) {
+        gw_info("waiting for %d deliver%s in flight", inflight, inflight == 1 ? "y" : "ies");
+        app.quiescing = 1;
+        gw_loop_rearm(app.loop);
+        uint64_t t = gw_loop_timer_add(app.loop, 2000, on_quiesce_timeout, NULL);
+        gw_loop_run(app.loop);
+        gw_loop_timer_cancel(app.loop, t);
+        app.quiescing = 0;
     }
     gw_xmpp_shutdown(app.xmpp);
     gw_hooks_close_streams(app.hooks);

@@ -473,6 +473,15 @@ struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service
     return s;
 }
 
+int gw_hooks_quiesce(struct gw_hooks *h)
+{
+    h->stopping = 1;
+    int n = 0;
+    for (struct hsub *s = h->first; s; s = s->next)
+        n += s->inflight;
+    return n;
+}
+
 int gw_hooks_backlog_full(const struct gw_hooks *h)
 {
     return h->pending_total >= h->cfg->max_pending;

@@ -52,6 +52,10 @@ void gw_hooks_close_streams(struct gw_hooks *h);
  * are refused (503) until deliveries catch up. */
 int gw_hooks_backlog_full(const struct gw_hooks *h);
 
+/* For the shutdown: no delivery starts any more; returns how many are in flight (their answers
+ * are still taken, so that they are not made again at the next start). */
+int gw_hooks_quiesce(struct gw_hooks *h);
+
 /* A node was found to exist (created through the gateway, or found by a publish): when its
  * subscriptions wait for it to be created again, they are subscribed at once. */
 void gw_hooks_on_node_appeared(struct gw_hooks *h, const char *service, const char *node);

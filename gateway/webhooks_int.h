@@ -103,6 +103,7 @@ struct gw_hooks {
     unsigned char *parts; /* the partitions this gateway holds */
     int nparts;
     uint64_t cluster_timer;
+    int stopping;  /* the gateway is stopping: no delivery starts */
     json_t *spool; /* events waiting for a shared store to be back (webhooks.c) */
     uint64_t intake_mark;
     struct hsub **touched; /* the intake's subscriptions with new deliveries */

@@ -228,7 +228,30 @@ int main(void)
     it_receiver_set_mode(rc, IT_OK, 0);
     CHECK_INT(it_gw_restart(&gw, "gw@localhost", "gw", px.port, extra, 1), 0);
     CHECK(all_delivered(rc, 3 * ITEMS, 7 * ITEMS, 30000));
+
+    /* A stop while a delivery is in flight waits for its answer (up to two seconds), so the
+     * next start does not make it again. A node and a receiver of its own. */
+    struct it_receiver *slow = it_receiver_start(IT_HANG, 600);
+    node = it_unique("stopwait");
+    make_node();
+    subscribe(slow);
+    double unused;
+    int cc;
+    CHECK_INT(publish(9 * ITEMS, &unused, &cc), 201);
+    long long t0 = it_now_ms();
+    while (it_receiver_posts(slow) == 0 && it_now_ms() - t0 < 5000)
+        usleep(5000);
+    CHECK_INT(it_receiver_posts(slow), 1); /* in flight: the receiver is holding it */
+    t0 = it_now_ms();
     CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
+    fprintf(stderr, "stop with a delivery in flight took %lld ms\n", it_now_ms() - t0);
+    CHECK_INT(it_receiver_count(slow), 1); /* answered before the gateway went */
+    it_receiver_set_mode(slow, IT_OK, 0);
+    CHECK_INT(it_gw_restart(&gw, "gw@localhost", "gw", px.port, extra, 1), 0);
+    usleep(1500000);
+    CHECK_INT(it_receiver_count(slow), 1); /* and not made again */
+    CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
+    it_receiver_stop(slow);
 
     it_receiver_stop(rc);
     it_server_remove(&px);
