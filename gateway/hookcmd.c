@@ -24,17 +24,21 @@ struct creating {
     char challenge[65];
 };
 
-/* A store that failed: 503 with Retry-After while it is away (the client may simply try again),
- * else 500. */
+/* 503 with Retry-After: the store is away, the client may simply try again. */
+static void store_unavailable(struct gw_cmd *cmd)
+{
+    cmd->retry_after = 5;
+    gw_cmd_fail(cmd, 503, "Store unavailable",
+                "the gateway cannot reach its store at the moment; try again shortly", NULL);
+}
+
+/* A store that failed: 503 while it is away, else 500. */
 static void store_failed(struct gw_hooks *h, struct gw_cmd *cmd, const char *detail)
 {
-    if (!gw_store_up(h->store)) {
-        cmd->retry_after = 5;
-        gw_cmd_fail(cmd, 503, "Store unavailable",
-                    "the gateway cannot reach its store at the moment; try again shortly", NULL);
-        return;
-    }
-    gw_cmd_fail(cmd, 500, "Internal error", detail, NULL);
+    if (!gw_store_up(h->store))
+        store_unavailable(cmd);
+    else
+        gw_cmd_fail(cmd, 500, "Internal error", detail, NULL);
 }
 
 /* A subscription whose creation could not be committed leaves memory even when the store
@@ -388,9 +392,7 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                       cmd->op == GW_OP_DEAD_LIST || cmd->op == GW_OP_DEAD_RETRY ||
                       cmd->op == GW_OP_ATTEMPTS_LIST;
     if (needs_store && !gw_store_up(h->store)) {
-        cmd->retry_after = 5;
-        gw_cmd_fail(cmd, 503, "Store unavailable",
-                    "the gateway cannot reach its store at the moment; try again shortly", NULL);
+        store_unavailable(cmd);
         return;
     }
     switch (cmd->op) {

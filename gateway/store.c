@@ -287,11 +287,6 @@ int gw_store_sub_get(struct gw_store *st, const char *id, struct gw_store_sub *s
     return st->ops->sub_get ? st->ops->sub_get(st, id, s) : -1;
 }
 
-int64_t gw_store_pending_of(struct gw_store *st, const char *sub_id)
-{
-    return st->ops->pending_of ? st->ops->pending_of(st, sub_id) : -1;
-}
-
 int gw_store_notify(struct gw_store *st, char kind, const char *id)
 {
     return st->ops->notify ? st->ops->notify(st, kind, id) : 0;

@@ -165,7 +165,5 @@ int gw_store_sub_get(struct gw_store *st, const char *id, struct gw_store_sub *s
 /* Tells the other gateways of a change to subscription id (kind as notify_read reports it):
  * inside a transaction, when it commits. 0 or -1. */
 int gw_store_notify(struct gw_store *st, char kind, const char *id);
-/* Live deliveries of one subscription, or -1. */
-int64_t gw_store_pending_of(struct gw_store *st, const char *sub_id);
 
 #endif

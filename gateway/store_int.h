@@ -58,7 +58,6 @@ struct gw_store_ops {
                                  int64_t created_ms);
     int (*claims_prune)(struct gw_store *st, int64_t before_ms);
     int (*sub_get)(struct gw_store *st, const char *id, struct gw_store_sub *s);
-    int64_t (*pending_of)(struct gw_store *st, const char *sub_id);
     int (*notify)(struct gw_store *st, char kind, const char *id);
 };
 

@@ -101,7 +101,6 @@ enum {
     P_CLAIM,
     P_CLAIMS_PRUNE,
     P_SUB_GET,
-    P_PENDING_OF,
     P_NOTIFY,
     P_COUNT
 };
@@ -166,7 +165,6 @@ static const char *const sql[P_COUNT] = {
                        "WHERE at_ms < $1 LIMIT 5000)",
     [P_SUB_GET] = "SELECT id, service, node, callback, secret, events, created_ms "
                   "FROM subscriptions WHERE id = $1",
-    [P_PENDING_OF] = "SELECT count(*) FROM deliveries WHERE sub_id = $1 AND dead = 0",
     [P_NOTIFY] = "SELECT pg_notify('pubsubgw', $1)",
 };
 
@@ -454,6 +452,17 @@ static int run_done(struct pg_store *s, int which, int n, const char *const *v)
     PGresult *r = run(s, which, n, v);
     PQclear(r);
     return r ? 0 : -1;
+}
+
+/* Runs a statement that changes rows: how many it changed, or -1. */
+static int run_count(struct pg_store *s, int which, int n, const char *const *v)
+{
+    PGresult *r = run(s, which, n, v);
+    if (r == NULL)
+        return -1;
+    int changed = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return changed;
 }
 
 static int exec_simple(struct pg_store *s, const char *q)
@@ -933,12 +942,8 @@ static int pg_dead_retry(struct gw_store *g, const char *sub_id, int64_t seq, in
 {
     char a[24], b[24];
     const char *v[] = {sub_id, I64(a, seq), I64(b, now_ms)};
-    PGresult *r = run((struct pg_store *)g, P_DEAD_RETRY, 3, v);
-    if (r == NULL)
-        return -1;
-    int changed = atoi(PQcmdTuples(r)) > 0;
-    PQclear(r);
-    return changed;
+    int changed = run_count((struct pg_store *)g, P_DEAD_RETRY, 3, v);
+    return changed < 0 ? -1 : changed > 0;
 }
 
 static int64_t pg_oldest_pending_ms(struct gw_store *g)
@@ -995,12 +1000,7 @@ static int pg_attempts_prune_age(struct gw_store *g, int64_t before_ms)
 {
     char b[24];
     const char *v[] = {I64(b, before_ms)};
-    PGresult *r = run((struct pg_store *)g, P_ATTEMPT_OLD, 1, v);
-    if (r == NULL)
-        return -1;
-    int n = atoi(PQcmdTuples(r));
-    PQclear(r);
-    return n;
+    return run_count((struct pg_store *)g, P_ATTEMPT_OLD, 1, v);
 }
 
 static int pg_seen_add(struct gw_store *g, const char *service, const char *node, const char *item)
@@ -1177,12 +1177,7 @@ static int pg_claims_prune(struct gw_store *g, int64_t before_ms)
 {
     char t[24];
     const char *v[] = {I64(t, before_ms)};
-    PGresult *r = run((struct pg_store *)g, P_CLAIMS_PRUNE, 1, v);
-    if (r == NULL)
-        return -1;
-    int n = atoi(PQcmdTuples(r));
-    PQclear(r);
-    return n;
+    return run_count((struct pg_store *)g, P_CLAIMS_PRUNE, 1, v);
 }
 
 static int pg_sub_get(struct gw_store *g, const char *id, struct gw_store_sub *sub)
@@ -1219,15 +1214,6 @@ static int pg_notify(struct gw_store *g, char kind, const char *id)
     return run_done((struct pg_store *)g, P_NOTIFY, 1, v);
 }
 
-static int64_t pg_pending_of(struct gw_store *g, const char *sub_id)
-{
-    const char *v[] = {sub_id};
-    PGresult *r = run((struct pg_store *)g, P_PENDING_OF, 1, v);
-    int64_t n = r && PQntuples(r) == 1 ? col_i64(r, 0, 0) : -1;
-    PQclear(r);
-    return n;
-}
-
 const struct gw_store_ops gw_store_pg_ops = {
     .notify_fd = pg_notify_fd,
     .connecting = pg_connecting,
@@ -1240,7 +1226,6 @@ const struct gw_store_ops gw_store_pg_ops = {
     .event_add_claimed = pg_event_add_claimed,
     .claims_prune = pg_claims_prune,
     .sub_get = pg_sub_get,
-    .pending_of = pg_pending_of,
     .notify = pg_notify,
     .kind = "postgresql",
     .close = pg_close,
