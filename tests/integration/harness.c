@@ -166,18 +166,26 @@ static const char *pg_base(void)
     if (v && v[0])
         return v;
     const char *dir = getenv("PUBSUBGW_TEST_PG_DIR");
-    if (url[0] == '\0' && dir && dir[0]) {
-        char path[300];
-        snprintf(path, sizeof(path), "%s/url", dir);
-        FILE *f = fopen(path, "r");
-        if (f == NULL || fgets(url, sizeof(url), f) == NULL) {
-            fprintf(stderr, "no PostgreSQL URL in %s\n", path);
-            exit(1);
-        }
-        fclose(f);
-        url[strcspn(url, "\n")] = '\0';
+    if (url[0] == '\0' && dir && dir[0] && it_read_line(dir, "url", url, sizeof(url)) != 0) {
+        fprintf(stderr, "no PostgreSQL URL in %s/url\n", dir);
+        exit(1);
     }
     return url[0] ? url : NULL;
+}
+
+int it_read_line(const char *dir, const char *name, char *out, size_t len)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    out[0] = '\0';
+    if (f != NULL) {
+        if (fgets(out, (int)len, f) == NULL)
+            out[0] = '\0';
+        fclose(f);
+    }
+    out[strcspn(out, "\n")] = '\0';
+    return out[0] ? 0 : -1;
 }
 
 int it_script(const char *log, const char *name, const char *args)

@@ -44,6 +44,10 @@ struct it_gw {
     char store[300]; /* --store URL: a database of its own when the suite runs on PostgreSQL */
 };
 
+/* The first line of DIR/NAME (without its newline) into out; 0, or -1 (out then empty) when the
+ * file is missing or empty. For what the scripts write (url, port). */
+int it_read_line(const char *dir, const char *name, char *out, size_t len);
+
 /* Runs one of the project's scripts (scripts/NAME with the arguments given, already quoted as
  * needed), its output appended to log; on failure prints the log's end. Returns the status. */
 int it_script(const char *log, const char *name, const char *args);

@@ -29,30 +29,16 @@ static int cluster(const char *what, const char *arg)
     return it_script(log, "cluster.sh", args);
 }
 
-static void read_line(const char *path, char *out, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    out[0] = '\0';
-    if (f != NULL) {
-        if (fgets(out, (int)len, f) == NULL)
-            out[0] = '\0';
-        fclose(f);
-    }
-    out[strcspn(out, "\n")] = '\0';
-}
-
 /* A gateway handle on one replica's own port, or on HAProxy (i = 0). */
 static void handle(struct it_gw *gw, int i)
 {
     memset(gw, 0, sizeof(*gw));
-    char path[400];
     if (i == 0) {
-        snprintf(path, sizeof(path), "%s/url", dir);
-        read_line(path, gw->base, sizeof(gw->base));
+        it_read_line(dir, "url", gw->base, sizeof(gw->base));
     } else {
-        char port[32];
-        snprintf(path, sizeof(path), "%s/replica-%d/port", dir, i);
-        read_line(path, port, sizeof(port));
+        char rdir[300], port[32];
+        snprintf(rdir, sizeof(rdir), "%s/replica-%d", dir, i);
+        it_read_line(rdir, "port", port, sizeof(port));
         snprintf(gw->base, sizeof(gw->base), "http://127.0.0.1:%s", port);
     }
 }

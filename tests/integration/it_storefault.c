@@ -39,19 +39,10 @@ int main(void)
 {
     CHECK(mkdtemp(dir) != NULL);
     CHECK_INT(postgres("fresh", NULL), 0);
-    char path[400], url[400], port[32];
-    snprintf(path, sizeof(path), "%s/pg/url", dir);
-    FILE *f = fopen(path, "r");
-    CHECK(f != NULL && fgets(url, sizeof(url), f) != NULL);
-    if (f)
-        fclose(f);
-    url[strcspn(url, "\n")] = '\0';
-    snprintf(path, sizeof(path), "%s/pg/port", dir);
-    f = fopen(path, "r");
-    CHECK(f != NULL && fgets(port, sizeof(port), f) != NULL);
-    if (f)
-        fclose(f);
-    port[strcspn(port, "\n")] = '\0';
+    char pgdir[300], url[400], port[32];
+    snprintf(pgdir, sizeof(pgdir), "%s/pg", dir);
+    CHECK_INT(it_read_line(pgdir, "url", url, sizeof(url)), 0);
+    CHECK_INT(it_read_line(pgdir, "port", port, sizeof(port)), 0);
 
     struct it_gw gw;
     const char *extra[] = {"--store", url, "--callback-allow", "127.0.0.0/8", NULL};
