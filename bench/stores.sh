@@ -75,6 +75,16 @@ scenario() {
     env "$@" "$drv" "$url" "$xp" "$gp" "$pp" $smoke 2>>"$work/driver.log"
 }
 
+# Latency and the two fan-outs against one setup, into res[KEY.lat] ("p50 p99 direct-p50
+# direct-p99"), res[KEY.fan] and res[KEY.fan2]. Arguments: KEY, then as for scenario.
+measure() {
+    local key=$1
+    shift
+    res[$key.lat]=$(scenario "$@" BENCH_ONLY_LATENCY=$lat_rate | sed -n 's/.*gateway p50 \([0-9.]*\) p99 \([0-9.]*\) max [0-9.]*; direct p50 \([0-9.]*\) p99 \([0-9.]*\)/\1 \2 \3 \4/p')
+    res[$key.fan]=$(scenario "$@" BENCH_ONLY_FANOUT=$fan_k | sed -n 's/.*: \([0-9]*\) deliveries\/s/\1/p')
+    res[$key.fan2]=$(scenario "$@" BENCH_ONLY_FANOUT=$fan_k2 | sed -n 's/.*: \([0-9]*\) deliveries\/s/\1/p')
+}
+
 lat_rate=500
 fan_k=100
 fan_k2=1000
@@ -100,10 +110,7 @@ for store in sqlite pg; do
     # the median of the runs' gateway rates, and of their ratios to the direct client
     res[$store.pub]=$(echo "$out" | sed -n 's/^publish: gateway \([0-9]*\)\/s, direct \([0-9]*\)\/s (\([0-9.]*\)x).*/\1 \2 \3/p' |
         sort -k3 -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}')
-    out=$(scenario "$gw_url" "$xport" "$gw_pid" "$prosody_pid" BENCH_ONLY_LATENCY=$lat_rate)
-    res[$store.lat]=$(echo "$out" | sed -n 's/.*gateway p50 \([0-9.]*\) p99 \([0-9.]*\) max [0-9.]*; direct p50 \([0-9.]*\) p99 \([0-9.]*\)/\1 \2 \3 \4/p')
-    res[$store.fan]=$(scenario "$gw_url" "$xport" "$gw_pid" "$prosody_pid" BENCH_ONLY_FANOUT=$fan_k | sed -n 's/.*: \([0-9]*\) deliveries\/s/\1/p')
-    res[$store.fan2]=$(scenario "$gw_url" "$xport" "$gw_pid" "$prosody_pid" BENCH_ONLY_FANOUT=$fan_k2 | sed -n 's/.*: \([0-9]*\) deliveries\/s/\1/p')
+    measure "$store" "$gw_url" "$xport" "$gw_pid" "$prosody_pid"
     stop_gw
 done
 read -r sp sd sr <<<"${res[sqlite.pub]}"
@@ -131,10 +138,7 @@ for n in 1 3; do
     cxp=$(cat "$work/cluster/prosody/port")
     cpp=$(cat "$work/cluster/prosody/prosody.pid")
     rp=$(cat "$work/cluster/replica-1/pid")
-    out=$(scenario "$curl_url" "$cxp" "$rp" "$cpp" BENCH_ONLY_LATENCY=$lat_rate)
-    res[c$n.lat]=$(echo "$out" | sed -n 's/.*gateway p50 \([0-9.]*\) p99 \([0-9.]*\) max [0-9.]*; direct p50 \([0-9.]*\) p99 \([0-9.]*\)/\1 \2 \3 \4/p')
-    res[c$n.fan]=$(scenario "$curl_url" "$cxp" "$rp" "$cpp" BENCH_ONLY_FANOUT=$fan_k | sed -n 's/.*: \([0-9]*\) deliveries\/s/\1/p')
-    res[c$n.fan2]=$(scenario "$curl_url" "$cxp" "$rp" "$cpp" BENCH_ONLY_FANOUT=$fan_k2 | sed -n 's/.*: \([0-9]*\) deliveries\/s/\1/p')
+    measure "c$n" "$curl_url" "$cxp" "$rp" "$cpp"
     PUBSUBGW_BIN=$bin scripts/cluster.sh stop "$work/cluster" >/dev/null
 done
 read -r a50 a99 ad50 ad99 <<<"${res[c1.lat]}"
