@@ -49,16 +49,9 @@ replica_start() {
 }
 
 replica_stop() {
-    local pidf=$dir/replica-$1/pid sig=${2:-TERM}
+    local pidf=$dir/replica-$1/pid
     [ -f "$pidf" ] || return 0
-    local pid
-    pid=$(cat "$pidf")
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
+    stop_pid "$(cat "$pidf")" "${2:-TERM}" 10
     rm -f "$pidf"
 }
 

@@ -30,3 +30,15 @@ listens_on() {
     done
     return 1
 }
+
+# Sends signal $2 (default TERM) to process $1, waits up to $3 seconds (default 5) for it to go,
+# then kills it. Nothing when it is not running.
+stop_pid() {
+    local pid=$1 sig=${2:-TERM} secs=${3:-5}
+    kill "-$sig" "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 $((secs * 10))); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+}

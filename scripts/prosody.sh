@@ -15,14 +15,7 @@ dir=${2:-}
 
 stop() {
     if [ -f "$dir/prosody.pid" ]; then
-        pid=$(cat "$dir/prosody.pid")
-        if kill "$pid" 2>/dev/null; then
-            for _ in $(seq 1 50); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -9 "$pid" 2>/dev/null || true
-        fi
+        stop_pid "$(cat "$dir/prosody.pid")" TERM 5
         rm -f "$dir/prosody.pid"
     fi
 }
