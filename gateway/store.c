@@ -65,6 +65,11 @@ int gw_store_sub_insert(struct gw_store *st, const struct gw_store_sub *s)
     return st->ops->sub_insert(st, s);
 }
 
+int gw_store_sub_renew(struct gw_store *st, const char *id, const char *secret, const char *websub)
+{
+    return st->ops->sub_renew(st, id, secret, websub);
+}
+
 int gw_store_sub_delete(struct gw_store *st, const char *id)
 {
     return st->ops->sub_delete(st, id);
@@ -83,6 +88,7 @@ void gw_store_sub_clear(struct gw_store_sub *sub)
     free(sub->node);
     free(sub->callback);
     free(sub->secret);
+    free(sub->websub);
     memset(sub, 0, sizeof(*sub));
 }
 

@@ -12,9 +12,10 @@ struct gw_store;
 
 /* A subscription as stored. Strings are owned by the struct (gw_store_sub_clear frees them). */
 struct gw_store_sub {
-    char *id, *service, *node, *callback, *secret; /* secret: "whsec_…" */
+    char *id, *service, *node, *callback, *secret; /* secret: "whsec_…" (WebSub: hub.secret) */
     unsigned events;                               /* GW_EV_* mask */
     int64_t created_ms;
+    char *websub; /* a WebSub subscription: its topic, lease and signature (JSON), else NULL */
 };
 
 /* One delivery (an event for one subscription), as read back. Strings owned by the struct. */
@@ -59,6 +60,9 @@ int gw_store_commit(struct gw_store *st);
 void gw_store_rollback(struct gw_store *st);
 
 int gw_store_sub_insert(struct gw_store *st, const struct gw_store_sub *s);
+/* A WebSub subscription renewed: its secret and websub description replaced. 1 when it
+ * exists, 0 when not, -1 on error. */
+int gw_store_sub_renew(struct gw_store *st, const char *id, const char *secret, const char *websub);
 /* Deletes the subscription with its deliveries and events nobody else needs. */
 int gw_store_sub_delete(struct gw_store *st, const char *id);
 /* Calls cb for every stored subscription (the struct is cleared after cb returns). */

@@ -14,6 +14,7 @@ struct gw_store_ops {
     void (*rollback)(struct gw_store *st);
     int (*sub_insert)(struct gw_store *st, const struct gw_store_sub *s);
     int (*sub_delete)(struct gw_store *st, const char *id);
+    int (*sub_renew)(struct gw_store *st, const char *id, const char *secret, const char *websub);
     int (*sub_each)(struct gw_store *st, void (*cb)(const struct gw_store_sub *s, void *arg),
                     void *arg);
     int64_t (*event_add)(struct gw_store *st, const char *event_id, const char *service,

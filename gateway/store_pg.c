@@ -69,12 +69,15 @@ static const char *const migrations[] = {
     "DROP TRIGGER deliveries_added ON deliveries;"
     "DROP TRIGGER deliveries_revived ON deliveries;"
     "DROP FUNCTION pubsubgw_notify_work();",
+    /* 5: WebSub subscriptions (topic, lease, signature algorithm as JSON). */
+    "ALTER TABLE subscriptions ADD COLUMN websub text;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 enum {
     P_SUB_INSERT,
     P_SUB_DELETE,
+    P_SUB_RENEW,
     P_SUB_DELETE_DELIVERIES,
     P_SUB_DELETE_ATTEMPTS,
     P_SUB_EVENTS_ORPHANED,
@@ -107,14 +110,15 @@ enum {
 
 static const char *const sql[P_COUNT] = {
     [P_SUB_INSERT] = "INSERT INTO subscriptions(id, service, node, callback, secret, events, "
-                     "created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     "created_ms, websub) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    [P_SUB_RENEW] = "UPDATE subscriptions SET secret = $2, websub = $3 WHERE id = $1",
     [P_SUB_DELETE] = "DELETE FROM subscriptions WHERE id = $1",
     [P_SUB_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE sub_id = $1",
     [P_SUB_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE sub_id = $1",
     [P_SUB_EVENTS_ORPHANED] =
         "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_id = $1) "
         "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_id <> $1)",
-    [P_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms "
+    [P_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms, websub "
                   "FROM subscriptions WHERE (created_ms, id) > ($1, $2) "
                   "ORDER BY created_ms, id LIMIT 5000",
     [P_EVENT_ADD] = "INSERT INTO events(event_id, service, node, body, created_ms) "
@@ -163,7 +167,7 @@ static const char *const sql[P_COUNT] = {
                 "SELECT $1, $2, $3, $4, $5 FROM c RETURNING id",
     [P_CLAIMS_PRUNE] = "DELETE FROM intake_claims WHERE key IN (SELECT key FROM intake_claims "
                        "WHERE at_ms < $1 LIMIT 5000)",
-    [P_SUB_GET] = "SELECT id, service, node, callback, secret, events, created_ms "
+    [P_SUB_GET] = "SELECT id, service, node, callback, secret, events, created_ms, websub "
                   "FROM subscriptions WHERE id = $1",
     [P_NOTIFY] = "SELECT pg_notify('pubsubgw', $1)",
 };
@@ -720,8 +724,15 @@ static int pg_sub_insert(struct gw_store *g, const struct gw_store_sub *sub)
                        sub->callback,
                        sub->secret,
                        I64(ev, sub->events),
-                       I64(created, sub->created_ms)};
-    return run_done((struct pg_store *)g, P_SUB_INSERT, 7, v);
+                       I64(created, sub->created_ms),
+                       sub->websub};
+    return run_done((struct pg_store *)g, P_SUB_INSERT, 8, v);
+}
+
+static int pg_sub_renew(struct gw_store *g, const char *id, const char *secret, const char *websub)
+{
+    const char *v[] = {id, secret, websub};
+    return run_count((struct pg_store *)g, P_SUB_RENEW, 3, v);
 }
 
 static int pg_sub_delete(struct gw_store *g, const char *id)
@@ -782,6 +793,7 @@ static void each_sub_row(PGresult *r, void (*cb)(const struct gw_store_sub *sub,
             .secret = (char *)col_str(r, i, 4),
             .events = (unsigned)col_i64(r, i, 5),
             .created_ms = col_i64(r, i, 6),
+            .websub = PQgetisnull(r, i, 7) ? NULL : (char *)col_str(r, i, 7),
         };
         cb(&sub, arg);
     }
@@ -1196,6 +1208,7 @@ static int pg_sub_get(struct gw_store *g, const char *id, struct gw_store_sub *s
             .secret = col_dup(r, 0, 4),
             .events = (unsigned)col_i64(r, 0, 5),
             .created_ms = col_i64(r, 0, 6),
+            .websub = PQgetisnull(r, 0, 7) ? NULL : col_dup(r, 0, 7),
         };
         if (!sub->id || !sub->service || !sub->node || !sub->callback || !sub->secret) {
             gw_store_sub_clear(sub);
@@ -1234,6 +1247,7 @@ const struct gw_store_ops gw_store_pg_ops = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .sub_insert = pg_sub_insert,
+    .sub_renew = pg_sub_renew,
     .sub_delete = pg_sub_delete,
     .sub_each = pg_sub_each,
     .event_add = pg_event_add,

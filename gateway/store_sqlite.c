@@ -41,6 +41,7 @@ enum {
     S_SUB_DELETE,
     S_SUB_DELETE_DELIVERIES,
     S_SUB_ALL,
+    S_SUB_RENEW,
     S_EVENT_ADD,
     S_EVENT_GC,
     S_DELIVERY_ADD,
@@ -71,10 +72,11 @@ static const char *const sql[S_COUNT] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_SUB_INSERT] = "INSERT INTO subscriptions(id, service, node, callback, secret, events, "
-                     "created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     "created_ms, websub) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_SUB_RENEW] = "UPDATE subscriptions SET secret = ?2, websub = ?3 WHERE id = ?1",
     [S_SUB_DELETE] = "DELETE FROM subscriptions WHERE id = ?1",
     [S_SUB_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE sub_id = ?1",
-    [S_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms "
+    [S_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms, websub "
                   "FROM subscriptions ORDER BY created_ms, id",
     [S_EVENT_ADD] = "INSERT INTO events(event_id, service, node, body, created_ms) "
                     "VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -172,6 +174,42 @@ struct sq_store {
     atomic_int ck_frames;   /* log frames copied by the last background checkpoint... */
     atomic_int ck_log;      /* ...of this many in the log then */
 };
+
+/* Changes to the schema above, each moving PRAGMA user_version from i to i + 1. Never edit one
+ * that has shipped: add. */
+static const char *const migrations[] = {
+    /* 1: WebSub subscriptions (topic, lease, signature algorithm as JSON). */
+    "ALTER TABLE subscriptions ADD COLUMN websub TEXT;",
+};
+
+static int migrate(struct sq_store *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        version = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    int n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+    if (version > n) {
+        snprintf(err, errlen, "the database has schema version %d, newer than this gateway's %d",
+                 version, n);
+        return -1;
+    }
+    for (; version < n; version++) {
+        char step[1200], *msg = NULL;
+        snprintf(step, sizeof(step), "BEGIN IMMEDIATE; %s PRAGMA user_version = %d; COMMIT;",
+                 migrations[version], version + 1);
+        if (sqlite3_exec(s->db, step, NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "cannot migrate the database to version %d: %s", version + 1,
+                     msg ? msg : "?");
+            sqlite3_free(msg);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 static sqlite3_stmt *stmt(struct sq_store *s, int which)
 {
@@ -308,6 +346,8 @@ struct gw_store *gw_store_sqlite_open(const char *path, char *err, size_t errlen
         sqlite3_free(msg);
         goto fail;
     }
+    if (migrate(s, err, errlen) != 0)
+        goto fail;
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
             SQLITE_OK) {
@@ -387,7 +427,21 @@ static int sq_sub_insert(struct gw_store *g, const struct gw_store_sub *sub)
     bind_text(q, 5, sub->secret);
     sqlite3_bind_int(q, 6, (int)sub->events);
     sqlite3_bind_int64(q, 7, sub->created_ms);
+    if (sub->websub != NULL)
+        bind_text(q, 8, sub->websub);
     return step_done(s, q);
+}
+
+static int sq_sub_renew(struct gw_store *g, const char *id, const char *secret, const char *websub)
+{
+    struct sq_store *s = (struct sq_store *)g;
+    sqlite3_stmt *q = stmt(s, S_SUB_RENEW);
+    bind_text(q, 1, id);
+    bind_text(q, 2, secret);
+    bind_text(q, 3, websub);
+    if (step_done(s, q) != 0)
+        return -1;
+    return sqlite3_changes(s->db) > 0;
 }
 
 static int sq_sub_delete(struct gw_store *g, const char *id)
@@ -433,6 +487,7 @@ static int sq_sub_each(struct gw_store *g, void (*cb)(const struct gw_store_sub 
             .secret = col_dup(q, 4),
             .events = (unsigned)sqlite3_column_int(q, 5),
             .created_ms = sqlite3_column_int64(q, 6),
+            .websub = col_dup(q, 7),
         };
         if (sub.id && sub.service && sub.node && sub.callback && sub.secret)
             cb(&sub, arg);
@@ -749,6 +804,7 @@ const struct gw_store_ops gw_store_sqlite_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .sub_insert = sq_sub_insert,
+    .sub_renew = sq_sub_renew,
     .sub_delete = sq_sub_delete,
     .sub_each = sq_sub_each,
     .event_add = sq_event_add,

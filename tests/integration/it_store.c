@@ -26,13 +26,17 @@ static void count_pending(const char *sub_id, int64_t n, void *arg)
         pending_b = n;
 }
 
+/* What sub_b (a WebSub subscription) is expected to hold. */
+static const char *b_secret = "whsec_b", *b_websub = "{\"topic\":\"t1\"}";
+
 static void on_sub(const struct gw_store_sub *s, void *arg)
 {
     (void)arg;
     if (strcmp(s->id, "sub_a") == 0 && strcmp(s->callback, "http://127.0.0.1:9/a") == 0 &&
-        s->events == 5 && s->created_ms == 1700000000123LL)
+        s->events == 5 && s->created_ms == 1700000000123LL && s->websub == NULL)
         subs_seen++;
-    else if (strcmp(s->id, "sub_b") == 0)
+    else if (strcmp(s->id, "sub_b") == 0 && strcmp(s->secret, b_secret) == 0 && s->websub &&
+             strcmp(s->websub, b_websub) == 0)
         subs_seen += 10;
 }
 
@@ -110,7 +114,7 @@ int main(void)
             waitpid(kids[i], &status, 0);
             CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         }
-        CHECK_INT(schema_versions(url), 4); /* each migration applied once */
+        CHECK_INT(schema_versions(url), 5); /* each migration applied once */
     } else {
         CHECK(mkdtemp(dir) != NULL);
         snprintf(url, sizeof(url), "sqlite:%s/pubsubgw.db", dir);
@@ -156,9 +160,9 @@ int main(void)
 
     /* Subscriptions. */
     struct gw_store_sub a = {"sub_a", "pubsub.localhost", "news", "http://127.0.0.1:9/a", "whsec_a",
-                             5,       1700000000123LL};
+                             5,       1700000000123LL,    NULL};
     struct gw_store_sub b = {"sub_b", "pubsub.localhost", "news", "http://127.0.0.1:9/b", "whsec_b",
-                             1,       1700000000124LL};
+                             1,       1700000000124LL,    "{\"topic\":\"t1\"}"};
     CHECK_INT(gw_store_sub_insert(st, &a), 0);
     CHECK_INT(gw_store_sub_insert(st, &b), 0);
     CHECK(gw_store_sub_insert(st, &a) != 0); /* the id is unique */
@@ -172,7 +176,7 @@ int main(void)
         snprintf(id, sizeof(id), "sub_many%05d", i);
         struct gw_store_sub m = {
             id, "pubsub.localhost",     "many", "http://127.0.0.1:9/m", "whsec_m",
-            1,  1700000000000LL + i % 7};
+            1,  1700000000000LL + i % 7, NULL};
         if (gw_store_sub_insert(st, &m) != 0) {
             CHECK(0);
             break;
@@ -305,6 +309,12 @@ int main(void)
     CHECK_INT(gw_store_seen_prune(st, "pubsub.localhost", "news", 2), 0);
     CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "i1"), 0);
     CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "i3"), 1);
+
+    /* A WebSub subscription renewed: a new secret and lease, nothing else touched. */
+    CHECK_INT(gw_store_sub_renew(st, "sub_b", "s2", "{\"topic\":\"t2\"}"), 1);
+    CHECK_INT(gw_store_sub_renew(st, "sub_none", "s2", "{}"), 0);
+    b_secret = "s2";
+    b_websub = "{\"topic\":\"t2\"}";
 
     /* Reopened: everything is still there. */
     gw_store_close(st);
