@@ -94,6 +94,11 @@ static void on_change(char kind, const char *id, void *arg)
         }
         return;
     }
+    if (kind == 'u') {
+        if (s != NULL && s->topic != NULL)
+            gw_websub_renewed(h, s);
+        return;
+    }
     if (kind == '-') {
         if (s != NULL) {
             gw_info("subscription %s was removed through another gateway", id);
@@ -106,8 +111,8 @@ static void on_change(char kind, const char *id, void *arg)
     struct gw_store_sub st;
     if (gw_store_sub_get(h->store, id, &st) != 1)
         return;
-    s = gw_hsub_new(h, st.id, st.service, st.node, st.callback, st.secret, st.events,
-                    st.created_ms);
+    s = gw_hsub_new(h, st.id, st.service, st.node, st.callback, st.secret, st.events, st.created_ms,
+                    st.websub);
     gw_store_sub_clear(&st);
     if (s == NULL || gw_hooks_attach(h, s) != 0) {
         gw_error("cannot load subscription %s added through another gateway", id);

@@ -52,6 +52,13 @@ static const char usage_text[] =
     "  --http-threads N       HTTP worker threads; 0 (default) serves HTTP on the event loop\n"
     "  --max-connections N    concurrent HTTP connections (default 512)\n"
     "  --http-timeout SECONDS idle HTTP connection timeout (default 30)\n"
+    "WebSub hub (POST /websub; topics are node feeds, see the README):\n"
+    "  --public-url URL       the gateway's address as subscribers reach it, for topic and hub\n"
+    "                         links (default: http://LISTEN)\n"
+    "  --websub=false         switch the hub off (default on)\n"
+    "  --websub-lease SECONDS lease when a subscriber asks for none (default 864000)\n"
+    "  --websub-lease-min SECONDS  shortest lease granted (default 60)\n"
+    "  --websub-lease-max SECONDS  longest lease granted (default 2592000)\n"
     "Webhook delivery:\n"
     "  --delivery-timeout SECONDS  time a callback has to answer (default 10)\n"
     "  --retry-attempts N     attempts before an event goes to the dead letters (default 10)\n"
@@ -265,6 +272,7 @@ static const struct {
     {"tls-insecure", offsetof(struct gw_config, tls_insecure), 1},
     {"exit-on-auth-failure", offsetof(struct gw_config, exit_on_auth_failure), 0},
     {"auto-create", offsetof(struct gw_config, auto_create), 0},
+    {"websub", offsetof(struct gw_config, websub), 0},
 };
 
 /* Numeric options: range, the factor to the stored unit (1000: seconds given, ms kept), the
@@ -316,6 +324,12 @@ static const struct {
      0},
     {"sse-queue-bytes", 4096, 1L << 30, 1, offsetof(struct gw_config, sse_queue_bytes), NUM_SIZE,
      0},
+    {"websub-lease", 1, 3650L * 86400, 1000, offsetof(struct gw_config, websub_lease_default_ms),
+     NUM_INT64, 0},
+    {"websub-lease-min", 1, 3650L * 86400, 1000, offsetof(struct gw_config, websub_lease_min_ms),
+     NUM_INT64, 0},
+    {"websub-lease-max", 1, 3650L * 86400, 1000, offsetof(struct gw_config, websub_lease_max_ms),
+     NUM_INT64, 0},
 };
 
 static size_t num_size(int kind)
@@ -376,6 +390,17 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
         if (value[0] == '\0')
             goto bad;
         return set_str(&cfg->resource, value);
+    }
+    if (strcmp(name, "public-url") == 0) {
+        size_t n = strlen(value);
+        while (n > 0 && value[n - 1] == '/')
+            n--;
+        if ((strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) || n <= 8 ||
+            n > 1024 || strpbrk(value, " \"<>?#") != NULL)
+            goto bad;
+        free(cfg->public_url);
+        cfg->public_url = strndup(value, n);
+        return cfg->public_url ? 0 : -1;
     }
     if (strcmp(name, "data-dir") == 0) {
         if (value[0] == '\0')
@@ -589,6 +614,11 @@ static const struct option long_options[] = {
     {"password-file", required_argument, NULL, 0},
     {"xmpp-server", required_argument, NULL, 0},
     {"service", required_argument, NULL, 0},
+    {"public-url", required_argument, NULL, 0},
+    {"websub", optional_argument, NULL, 0},
+    {"websub-lease", required_argument, NULL, 0},
+    {"websub-lease-min", required_argument, NULL, 0},
+    {"websub-lease-max", required_argument, NULL, 0},
     {"resource", required_argument, NULL, 0},
     {"data-dir", required_argument, NULL, 0},
     {"store", required_argument, NULL, 0},
@@ -678,6 +708,10 @@ static void set_defaults(struct gw_config *cfg)
     cfg->dead_letter_max_age_ms = 30LL * 86400 * 1000;
     cfg->sse_history_bytes = 1024 * 1024;
     cfg->sse_queue_bytes = 1024 * 1024;
+    cfg->websub = 1;
+    cfg->websub_lease_default_ms = 10LL * 86400 * 1000;
+    cfg->websub_lease_min_ms = 60LL * 1000;
+    cfg->websub_lease_max_ms = 30LL * 86400 * 1000;
 }
 
 int gw_token_allows_node(const struct gw_token *token, const char *node)
@@ -784,6 +818,21 @@ enum gw_config_result gw_config_load(struct gw_config *cfg, int argc, char **arg
         snprintf(err, errlen, "--tls-cert and --tls-key go together");
         return GW_CONFIG_ERROR;
     }
+    if (cfg->public_url == NULL) {
+        char buf[400];
+        int v6 = strchr(cfg->listen_host, ':') != NULL;
+        snprintf(buf, sizeof(buf), "%s://%s%s%s:%d", cfg->https_cert ? "https" : "http",
+                 v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "", cfg->listen_port);
+        if (set_str(&cfg->public_url, buf) != 0)
+            goto nomem;
+    }
+    if (cfg->websub_lease_min_ms > cfg->websub_lease_max_ms ||
+        cfg->websub_lease_default_ms < cfg->websub_lease_min_ms ||
+        cfg->websub_lease_default_ms > cfg->websub_lease_max_ms) {
+        snprintf(err, errlen,
+                 "--websub-lease must lie between --websub-lease-min and --websub-lease-max");
+        return GW_CONFIG_ERROR;
+    }
     const char *files[] = {cfg->https_cert, cfg->https_key};
     for (int i = 0; i < 2; i++) {
         FILE *f = files[i] ? fopen(files[i], "r") : NULL;
@@ -862,6 +911,7 @@ int gw_config_reload(struct gw_config *cfg, int argc, char **argv, char *err, si
         {"data-dir", differs(cfg->data_dir, n->data_dir)},
         {"store", differs(cfg->store, n->store)},
         {"resource", differs(cfg->resource, n->resource)},
+        {"public-url", differs(cfg->public_url, n->public_url)},
         {"tls", cfg->tls != n->tls || differs(cfg->tls_ca, n->tls_ca)},
         {"tls-cert",
          differs(cfg->https_cert, n->https_cert) || differs(cfg->https_key, n->https_key)},
@@ -943,6 +993,7 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->data_dir);
     free(cfg->store);
     free(cfg->resource);
+    free(cfg->public_url);
     for (int i = 0; i < cfg->nhook_secrets; i++) {
         free(cfg->hook_secrets[i].node);
         if (cfg->hook_secrets[i].secret)

@@ -109,6 +109,11 @@ struct gw_config {
     size_t sse_history_bytes; /* per node */
     size_t sse_queue_bytes;   /* per client */
     long max_stanza;
+    /* WebSub hub */
+    char *public_url; /* the gateway's address as subscribers see it (no trailing slash); NULL:
+                       * http(s)://LISTEN:PORT */
+    int websub;       /* the hub at /websub answers (default on) */
+    int64_t websub_lease_default_ms, websub_lease_min_ms, websub_lease_max_ms;
     int check_only; /* --check-config: validate and exit */
 };
 

@@ -83,6 +83,7 @@ void gw_hsub_free(struct hsub *s)
     free(s->service);
     free(s->node);
     free(s->callback);
+    free(s->topic);
     if (s->secret)
         memset(s->secret, 0, strlen(s->secret));
     free(s->secret);
@@ -95,6 +96,10 @@ int gw_delivery_detach(struct gw_hooks *h, struct hsub *s)
     if (s->timer) {
         gw_loop_timer_cancel(h->loop, s->timer);
         s->timer = 0;
+    }
+    if (s->lease_timer) {
+        gw_loop_timer_cancel(h->loop, s->lease_timer);
+        s->lease_timer = 0;
     }
     s->gone = 1;
     return !s->inflight;
@@ -344,13 +349,17 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         arm(h, s, d.next_at - now);
         return;
     }
-    char *body = compose(d.body, s->id);
-    struct attempt *a = calloc(1, sizeof(*a));
-    char sig[128], hid[200], hts[64], hsig[160];
+    /* A WebSub subscriber gets the entry as a feed, signed as WebSub says; a webhook the event
+     * as JSON, signed per Standard Webhooks. */
+    char *body = NULL;
+    char sig[128], hid[200], hts[64], hsig[160], ws[3][2200];
     long long ts = now / 1000;
-    if (body == NULL || a == NULL ||
-        gw_sign(s->key, (size_t)s->keylen, d.event_id, ts, body, strlen(body), sig, sizeof(sig)) !=
-            0) {
+    int bad = s->topic ? gw_websub_compose(h, s, d.body, &body, ws, sizeof(ws[0])) != 0
+                       : (body = compose(d.body, s->id)) == NULL ||
+                             gw_sign(s->key, (size_t)s->keylen, d.event_id, ts, body, strlen(body),
+                                     sig, sizeof(sig)) != 0;
+    struct attempt *a = calloc(1, sizeof(*a));
+    if (bad || a == NULL) {
         /* A stored event that cannot be composed would block the queue forever. */
         gw_error("subscription %s: cannot compose event %s; moved to dead letters", s->id,
                  d.event_id);
@@ -366,6 +375,12 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
     snprintf(hts, sizeof(hts), "webhook-timestamp: %lld", ts);
     snprintf(hsig, sizeof(hsig), "webhook-signature: %s", sig);
     const char *headers[] = {"Content-Type: application/json", hid, hts, hsig, NULL};
+    if (s->topic != NULL) {
+        headers[0] = ws[0];
+        headers[1] = ws[1];
+        headers[2] = ws[2][0] ? ws[2] : NULL;
+        headers[3] = NULL;
+    }
     struct gw_send_req req = {"POST", s->callback,  headers,
                               body,   strlen(body), h->cfg->delivery_timeout_ms};
     a->h = h;

@@ -56,8 +56,7 @@ static void creating_free(struct creating *c)
     free(c);
 }
 
-/* Percent-encodes s into out (cap bytes); unreserved characters stay. */
-static void url_encode(const char *s, char *out, size_t cap)
+void gw_url_encode(const char *s, char *out, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
@@ -79,15 +78,19 @@ static void finish_create(struct creating *c, json_t *replay_items)
 {
     struct gw_hooks *h = c->h;
     struct hsub *s = c->s;
-    struct gw_store_sub st = {s->id,     s->service, s->node,      s->callback,
-                              s->secret, s->events,  s->created_ms};
+    char *websub = s->topic ? gw_websub_describe(s) : NULL;
+    struct gw_store_sub st = {s->id,     s->service, s->node,       s->callback,
+                              s->secret, s->events,  s->created_ms, websub};
     /* The node's last user left while this one was being created, and its unsubscribe went out
      * after our subscription was made or found: subscribe again, after it. */
     int crossed =
         gw_hooks_find_node(h, s->service, s->node) == NULL && h->unsubscribes != c->unsubscribes;
-    if (gw_store_begin(h->store) != 0)
+    if ((s->topic && websub == NULL) || gw_store_begin(h->store) != 0)
         goto fail;
-    if (gw_store_sub_insert(h->store, &st) != 0 || gw_hooks_attach(h, s) != 0) {
+    int stored = gw_store_sub_insert(h->store, &st);
+    free(websub);
+    websub = NULL;
+    if (stored != 0 || gw_hooks_attach(h, s) != 0) {
         gw_store_rollback(h->store);
         goto fail;
     }
@@ -145,6 +148,7 @@ static void finish_create(struct creating *c, json_t *replay_items)
     creating_free(c);
     return;
 fail:
+    free(websub);
     store_failed(h, c->cmd, "the subscription could not be stored");
     creating_free(c);
 }
@@ -316,7 +320,7 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
     c->cmd = cmd;
     c->replay = (int)json_integer_value(json_object_get(a, "replay"));
     c->s = gw_hsub_new(h, id, service ? service : h->cfg->service, node, callback, secret, events,
-                       gw_wall_ms());
+                       gw_wall_ms(), NULL);
     memset(generated, 0, sizeof(generated));
     if (c->s == NULL) {
         free(c);
@@ -332,7 +336,7 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(c->challenge + 2 * i, 3, "%02x", rnd[i]);
     char topic[3200], url[8192];
-    url_encode(c->s->node, topic, sizeof(topic));
+    gw_url_encode(c->s->node, topic, sizeof(topic));
     snprintf(url, sizeof(url), "%s%shub.mode=subscribe&hub.topic=%s&hub.challenge=%s",
              c->s->callback, strchr(c->s->callback, '?') ? "&" : "?", topic, c->challenge);
     struct gw_send_req req = {"GET", url, NULL, NULL, 0, h->cfg->delivery_timeout_ms};
@@ -340,6 +344,20 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
         gw_cmd_fail(cmd, 500, "Internal error", "cannot start the verification request", NULL);
         creating_free(c);
     }
+}
+
+void gw_hooks_create(struct gw_hooks *h, struct gw_cmd *cmd, struct hsub *s)
+{
+    struct creating *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        gw_hsub_free(s);
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    c->h = h;
+    c->cmd = cmd;
+    c->s = s;
+    follow_node(c);
 }
 
 /* The subscription the command names. One on a node the token may not see is answered as if it
@@ -390,7 +408,7 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
     /* What reads or writes the store waits for it to be back; the rest goes on. */
     int needs_store = cmd->op == GW_OP_SUB_CREATE || cmd->op == GW_OP_SUB_DELETE ||
                       cmd->op == GW_OP_DEAD_LIST || cmd->op == GW_OP_DEAD_RETRY ||
-                      cmd->op == GW_OP_ATTEMPTS_LIST;
+                      cmd->op == GW_OP_ATTEMPTS_LIST || cmd->op == GW_OP_WEBSUB;
     if (needs_store && !gw_store_up(h->store)) {
         store_unavailable(cmd);
         return;
@@ -398,6 +416,9 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
     switch (cmd->op) {
     case GW_OP_SUB_CREATE:
         create(h, cmd);
+        return;
+    case GW_OP_WEBSUB:
+        gw_websub_execute(h, cmd);
         return;
     case GW_OP_SUB_LIST: {
         json_t *list = json_array();

@@ -65,9 +65,18 @@ json_t *gw_hsub_json(const struct hsub *s)
     for (size_t i = 0; i < NKINDS; i++)
         if (s->events & (1u << i))
             json_array_append_new(events, json_string(kind_names[i]));
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", s->id, "service", s->service,
-                     "node", s->node, "callback", s->callback, "events", events, "state",
-                     s->hn && s->hn->missing ? "node_deleted" : "active", "created_at", created);
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", s->id, "service", s->service, "node",
+                  s->node, "callback", s->callback, "events", events, "state",
+                  s->hn && s->hn->missing ? "node_deleted" : "active", "created_at", created);
+    if (out != NULL && s->topic != NULL) {
+        char expires[GW_ISO_LEN];
+        gw_iso_time(s->expires_ms, expires, sizeof(expires));
+        json_object_set_new(out, "websub",
+                            json_pack("{s:s, s:s, s:b}", "topic", s->topic, "expires_at", expires,
+                                      "signed", s->secret[0] != '\0'));
+    }
+    return out;
 }
 
 /* Registers s in memory (it is already stored). Returns 0 or -1. */
@@ -149,6 +158,8 @@ int gw_hooks_attach(struct gw_hooks *h, struct hsub *s)
     else
         h->first = s;
     h->last = s;
+    if (s->topic != NULL)
+        gw_websub_arm(h, s);
     return 0;
 }
 
@@ -452,7 +463,7 @@ void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
 
 struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
                          const char *callback, const char *secret, unsigned events,
-                         int64_t created_ms)
+                         int64_t created_ms, const char *websub)
 {
     struct hsub *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -465,7 +476,10 @@ struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service
     s->secret = strdup(secret);
     s->events = events;
     s->created_ms = created_ms;
-    s->keylen = gw_secret_decode(secret, s->key);
+    /* A WebSub subscription signs with hub.secret as it was given. */
+    s->keylen = websub ? 0 : gw_secret_decode(secret, s->key);
+    if (websub && gw_websub_parse(s, websub) != 0)
+        s->keylen = -1;
     if (!s->id || !s->service || !s->node || !s->callback || !s->secret || s->keylen < 0) {
         gw_hsub_free(s);
         return NULL;
@@ -500,7 +514,7 @@ static void load_one(const struct gw_store_sub *st, void *arg)
 {
     struct gw_hooks *h = arg;
     struct hsub *s = gw_hsub_new(h, st->id, st->service, st->node, st->callback, st->secret,
-                                 st->events, st->created_ms);
+                                 st->events, st->created_ms, st->websub);
     if (s == NULL || gw_hooks_attach(h, s) != 0) {
         gw_error("cannot load subscription %s", st->id);
         gw_hsub_free(s);

@@ -34,6 +34,12 @@ struct hsub {
     /* its next deliveries as read from the store (delivery.c) */
     struct gw_store_delivery *q;
     int qn, qpos;
+    /* a WebSub subscription (websub.c): its topic, else NULL; secret is then hub.secret ("":
+     * unsigned) */
+    char *topic;
+    int64_t expires_ms; /* unix ms when the lease ends */
+    char alg[8];        /* X-Hub-Signature algorithm: sha1, sha256, sha384, sha512 */
+    uint64_t lease_timer;
 };
 
 struct history_entry {
@@ -142,10 +148,11 @@ int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why);
 /* Removes s from memory only (another gateway removed it from the store); unsubscribe ends the
  * node's XMPP subscription when it was the last user. */
 void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe);
-/* A subscription object from its parts; NULL when out of memory or the secret is malformed. */
+/* A subscription object from its parts (websub: the stored WebSub description, or NULL for a
+ * webhook); NULL when out of memory or the secret or description is malformed. */
 struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
                          const char *callback, const char *secret, unsigned events,
-                         int64_t created_ms);
+                         int64_t created_ms, const char *websub);
 /* Registers a stored subscription in memory; 0 or -1. */
 int gw_hooks_attach(struct gw_hooks *h, struct hsub *s);
 struct hnode *gw_hooks_find_node(struct gw_hooks *h, const char *service, const char *node);
@@ -175,6 +182,31 @@ int gw_hooks_spool_drain(struct gw_hooks *h);
 void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events);
 /* Done callback of fire-and-forget XMPP commands: logs failures, frees the command. */
 void gw_hooks_background_done(struct gw_cmd *cmd);
+
+/* hookcmd.c */
+/* Creates s (built by the caller, owned from here on) as the API does without verification or
+ * replay: follows its node, stores it, and finishes cmd with 201 and the subscription, or with
+ * the failure. */
+void gw_hooks_create(struct gw_hooks *h, struct gw_cmd *cmd, struct hsub *s);
+/* Percent-encodes s into out (cap bytes); unreserved characters stay. */
+void gw_url_encode(const char *s, char *out, size_t cap);
+
+/* websub.c */
+/* POST /websub, once the HTTP layer validated it. */
+void gw_websub_execute(struct gw_hooks *h, struct gw_cmd *cmd);
+/* Reads the stored description (topic, lease end, algorithm) into s; 0 or -1. */
+int gw_websub_parse(struct hsub *s, const char *websub);
+/* The description of s as stored (JSON text, free with free()), or NULL when out of memory. */
+char *gw_websub_describe(const struct hsub *s);
+/* Starts (again) the timer that ends s's lease. */
+void gw_websub_arm(struct gw_hooks *h, struct hsub *s);
+/* The distribution of one stored event to WebSub subscription s: the body (an Atom feed of the
+ * new entry, malloc'd) and its headers, written into hdr (4 lines, each hdrlen bytes). 0, or -1
+ * when the event has nothing to distribute. */
+int gw_websub_compose(const struct gw_hooks *h, const struct hsub *s, const char *event_body,
+                      char **body, char hdr[][2200], size_t hdrlen);
+/* Another gateway renewed subscription id: its secret and lease are read again. */
+void gw_websub_renewed(struct gw_hooks *h, struct hsub *s);
 
 /* nodesync.c */
 /* Holds a live event of hn while it is being synchronised; returns 1 when held. */

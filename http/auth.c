@@ -36,6 +36,7 @@ unsigned gw_route_scope(enum gw_route route)
     case GW_ROUTE_DEAD_LIST:
     case GW_ROUTE_DEAD_RETRY:
     case GW_ROUTE_ATTEMPTS_LIST:
+    case GW_ROUTE_WEBSUB:
         return GW_SCOPE_SUBSCRIBE;
     case GW_ROUTE_NODE_CREATE:
     case GW_ROUTE_NODE_DELETE:

@@ -7,6 +7,7 @@
 #include "../gateway/itemid.h"
 #include "../gateway/sign.h"
 #include "../gateway/webhooks.h"
+#include "../gateway/websub.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -776,9 +777,117 @@ static int route_op(enum gw_route route)
         return GW_OP_DEAD_RETRY;
     case GW_ROUTE_ATTEMPTS_LIST:
         return GW_OP_ATTEMPTS_LIST;
+    case GW_ROUTE_WEBSUB:
+        return GW_OP_WEBSUB;
     default:
         return -1;
     }
+}
+
+/* The value of name in a form-encoded body (the first, decoded, malloc'd), or NULL. */
+static char *form_get(const struct gw_http_request *req, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *p = req->body, *end = req->body ? req->body + req->body_len : NULL;
+    while (p != NULL && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        const char *kend = eq ? eq : stop;
+        char key[64];
+        long klen = gw_percent_decode(p, (size_t)(kend - p), key, sizeof(key), 1);
+        if (klen == (long)nlen && memcmp(key, name, nlen) == 0) {
+            size_t vlen = eq ? (size_t)(stop - eq - 1) : 0;
+            char *v = malloc(vlen + 1);
+            long n = v ? gw_percent_decode(eq ? eq + 1 : stop, vlen, v, vlen + 1, 1) : -1;
+            if (n < 0) {
+                free(v);
+                return NULL;
+            }
+            v[n] = '\0';
+            return v;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* POST /websub: a W3C WebSub subscription request (form-encoded). Unknown parameters are
+ * ignored, as the Recommendation asks; a topic that names no node is not refused here but
+ * denied to the callback (hub.mode=denied), once the request was accepted. */
+static int prepare_websub(const struct gw_http_request *req, struct gw_cmd *cmd,
+                          struct gw_http_reply *reply)
+{
+    char ctype[128], err[400];
+    if (req->cfg != NULL && !req->cfg->websub)
+        return fail(reply, 404, "Not found", "the WebSub hub is switched off (--websub)");
+    if (media_type(req->content_type, ctype, sizeof(ctype)) != 0 ||
+        strcmp(ctype, "application/x-www-form-urlencoded") != 0)
+        return fail(reply, 415, "Unsupported media type",
+                    "body: application/x-www-form-urlencoded, as WebSub requests are");
+    static const char *const names[] = {"hub.mode",          "hub.topic",
+                                        "hub.callback",      "hub.secret",
+                                        "hub.lease_seconds", "hub.signature_algorithm"};
+    char *v[6];
+    for (int i = 0; i < 6; i++)
+        v[i] = form_get(req, names[i]);
+    const char *mode = v[0], *topic = v[1], *callback = v[2], *secret = v[3], *lease = v[4],
+               *alg = v[5];
+    int rc = 0;
+    long long lease_s = 0;
+    char *end = NULL;
+    if (lease != NULL)
+        lease_s = strtoll(lease, &end, 10);
+    if (mode == NULL || (strcmp(mode, "subscribe") != 0 && strcmp(mode, "unsubscribe") != 0))
+        rc = fail(reply, 400, "Invalid request body",
+                  mode && strcmp(mode, "publish") == 0
+                      ? "hub.mode: publish is not taken: a node's items reach its subscribers as "
+                        "they are published"
+                      : "hub.mode: required, subscribe or unsubscribe");
+    else if (callback == NULL)
+        rc = fail(reply, 400, "Invalid request body", "hub.callback: required, an http(s) URL");
+    else if (!gw_valid_callback(callback, err, sizeof(err)))
+        rc = fail(reply, 400, "Invalid request body", "hub.%s", err);
+    else if (topic == NULL || topic[0] == '\0' || strlen(topic) > 1024 ||
+             !gw_valid_id(topic, strlen(topic)))
+        rc = fail(reply, 400, "Invalid request body",
+                  "hub.topic: required, a URL of at most 1024 characters");
+    else if (secret != NULL && strlen(secret) >= 200)
+        rc = fail(reply, 400, "Invalid request body", "hub.secret: shorter than 200 bytes");
+    else if (lease != NULL &&
+             (*lease == '\0' || *end != '\0' || lease_s < 1 || lease_s > 100LL * 365 * 86400))
+        rc = fail(reply, 400, "Invalid request body",
+                  "hub.lease_seconds: a positive number of seconds");
+    else if (alg != NULL && !gw_websub_alg_known(alg))
+        rc = fail(reply, 400, "Invalid request body",
+                  "hub.signature_algorithm: sha1, sha256, sha384 or sha512");
+    if (rc == 0) {
+        json_t *args =
+            json_pack("{s:s, s:s, s:s, s:I, s:s}", "mode", mode, "topic", topic, "callback",
+                      callback, "lease_seconds", (json_int_t)lease_s, "alg", alg ? alg : "sha256");
+        if (args != NULL && secret != NULL && secret[0] != '\0')
+            json_object_set_new(args, "secret", json_string(secret));
+        char *service = NULL, *node = NULL;
+        if (args != NULL && gw_websub_topic(topic, req->cfg ? req->cfg->service : NULL, &service,
+                                            &node, err, sizeof(err)) == 0) {
+            json_object_set_new(args, "node", json_string(node));
+            if (service != NULL)
+                json_object_set_new(args, "service", json_string(service));
+        } else if (args != NULL) {
+            json_object_set_new(args, "denied", json_string(err));
+        }
+        free(service);
+        free(node);
+        cmd->args = args;
+        if (args == NULL)
+            rc = fail(reply, 500, "Internal error", "out of memory");
+    }
+    for (int i = 0; i < 6; i++) {
+        if (v[i] != NULL && i == 3)
+            memset(v[i], 0, strlen(v[i]));
+        free(v[i]);
+    }
+    return rc;
 }
 
 /* ?limit= (1..1000, default 50) and ?before= (an id from a previous page's `next`). */
@@ -867,6 +976,8 @@ int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
         rc = prepare_sub_create(req, cmd, reply);
     } else if (rc == 0 && route == GW_ROUTE_ATTEMPTS_LIST) {
         rc = prepare_page(req, cmd, reply);
+    } else if (rc == 0 && route == GW_ROUTE_WEBSUB) {
+        rc = prepare_websub(req, cmd, reply);
     }
     if (rc == 0 && req->match->sub[0] != '\0') {
         cmd->sub_id = strdup(req->match->sub);

@@ -37,6 +37,7 @@ const struct gw_route_def gw_routes[] = {
     {GW_ROUTE_ATTEMPTS_LIST, "GET", "/v1/subscriptions/{sub}/attempts"},
     {GW_ROUTE_READY, "GET", "/v1/ready"},
     {GW_ROUTE_NODE_FEED, "GET", "/v1/nodes/{node}/feed"},
+    {GW_ROUTE_WEBSUB, "POST", "/websub"},
 };
 
 _Static_assert(sizeof(gw_routes) / sizeof(gw_routes[0]) == GW_ROUTE_COUNT, "route table");

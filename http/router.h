@@ -36,6 +36,7 @@ enum gw_route {
     GW_ROUTE_ATTEMPTS_LIST,
     GW_ROUTE_READY,
     GW_ROUTE_NODE_FEED,
+    GW_ROUTE_WEBSUB,
     GW_ROUTE_COUNT
 };
 

@@ -194,16 +194,24 @@ static enum MHD_Result send_feed(struct gw_http *h, struct req *r)
     snprintf(self, sizeof(self), "%s://%s%s%s%s", h->https_cert ? "https" : "http", host, r->path,
              svc ? "?service=" : "", svc ? svc : "");
     free(svc);
-    char *doc = gw_atom_feed(r->cmd->result, r->cmd->service ? r->cmd->service : h->cfg->service,
-                             r->cmd->node ? r->cmd->node : "", self, NULL, wall_ms());
+    /* WebSub discovery: the hub in the feed and in a Link header, beside the topic's own. */
+    char hub[1100];
+    snprintf(hub, sizeof(hub), "%s/websub", h->cfg->public_url ? h->cfg->public_url : "");
+    int with_hub = h->cfg->websub && h->cfg->public_url != NULL;
+    char *doc =
+        gw_atom_feed(r->cmd->result, r->cmd->service ? r->cmd->service : h->cfg->service,
+                     r->cmd->node ? r->cmd->node : "", self, with_hub ? hub : NULL, wall_ms());
     if (doc == NULL)
         return send_problem(r->conn, 500, "Internal error", "out of memory", 0, NULL, NULL);
     uint64_t fnv = 14695981039346656037ULL;
     for (const unsigned char *p = (const unsigned char *)doc; *p; p++)
         fnv = (fnv ^ *p) * 1099511628211ULL;
-    char etag[40], link[2100];
+    char etag[40], link[3300];
     snprintf(etag, sizeof(etag), "\"%016llx\"", (unsigned long long)fnv);
-    snprintf(link, sizeof(link), "<%s>; rel=\"self\"", self);
+    if (with_hub)
+        snprintf(link, sizeof(link), "<%s>; rel=\"hub\", <%s>; rel=\"self\"", hub, self);
+    else
+        snprintf(link, sizeof(link), "<%s>; rel=\"self\"", self);
     const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
     int same = inm != NULL && (strstr(inm, etag) != NULL || strcmp(inm, "*") == 0);
     size_t len = same ? 0 : strlen(doc);
@@ -433,8 +441,11 @@ static void check_callback(void *arg)
     const char *callback = json_string_value(json_object_get(cmd->args, "callback"));
     const struct gw_policy *pol = gw_config_policy(cfg);
     if (!gw_url_allowed(callback, pol->allow, (size_t)pol->nallow, err, sizeof(err))) {
+        char named[600];
+        /* WebSub names its parameters hub.*; the reason names the field the client sent. */
+        snprintf(named, sizeof(named), "%s%s", cmd->op == GW_OP_WEBSUB ? "hub." : "", err);
         cmd->status = 400;
-        cmd->result = gw_problem_new(400, "Invalid request body", err, NULL);
+        cmd->result = gw_problem_new(400, "Invalid request body", named, NULL);
     }
     post_cmd(r);
 }
@@ -534,7 +545,8 @@ static enum MHD_Result dispatch(struct req *r)
     MHD_suspend_connection(conn);
     /* A callback's host is resolved (and its addresses checked) on a worker: name resolution
      * may take seconds, and the loop must not wait for it. The worker posts the command on. */
-    if (cmd->op == GW_OP_SUB_CREATE && gw_workq_submit(r->h->resolver, check_callback, r) == 0)
+    if ((cmd->op == GW_OP_SUB_CREATE || cmd->op == GW_OP_WEBSUB) &&
+        gw_workq_submit(r->h->resolver, check_callback, r) == 0)
         goto out;
     post_cmd(r);
 out:

@@ -23,6 +23,7 @@ struct it_receiver {
     char location[128];
     struct it_delivery *got;
     int ngot;
+    json_t *get_params; /* one object per GET */
 };
 
 long long it_now_ms(void)
@@ -57,6 +58,14 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned int status, con
     return rc;
 }
 
+static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    json_object_set_new(cls, key, json_string(value ? value : ""));
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *size, void **con_cls)
@@ -80,7 +89,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (strcmp(method, "GET") == 0) {
         const char *ch = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "hub.challenge");
+        json_t *params = json_object();
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_param, params);
         pthread_mutex_lock(&r->lock);
+        json_array_append_new(r->get_params, params);
         r->gets++;
         int bad = r->bad_challenge;
         pthread_mutex_unlock(&r->lock);
@@ -124,6 +136,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             copy_header(c, "webhook-timestamp", d->ts, sizeof(d->ts));
             copy_header(c, "webhook-signature", d->sig, sizeof(d->sig));
             copy_header(c, "Content-Type", d->ctype, sizeof(d->ctype));
+            const char *link = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Link");
+            const char *hs = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Hub-Signature");
+            d->link = link ? strdup(link) : NULL;
+            d->hub_sig = hs ? strdup(hs) : NULL;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             d->at_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -155,6 +171,7 @@ struct it_receiver *it_receiver_start(enum it_mode mode, int n)
 {
     struct it_receiver *r = calloc(1, sizeof(*r));
     r->got = calloc(MAX_DELIVERIES, sizeof(*r->got));
+    r->get_params = json_array();
     pthread_mutex_init(&r->lock, NULL);
     r->mode = mode;
     r->n = n;
@@ -184,9 +201,12 @@ void it_receiver_stop(struct it_receiver *r)
     MHD_stop_daemon(r->d);
     for (int i = 0; i < r->ngot; i++) {
         free(r->got[i].body);
+        free(r->got[i].link);
+        free(r->got[i].hub_sig);
         json_decref(r->got[i].json);
     }
     free(r->got);
+    json_decref(r->get_params);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -242,6 +262,23 @@ int it_receiver_gets(struct it_receiver *r)
     return read_int(r, &r->gets);
 }
 
+json_t *it_receiver_get_params(struct it_receiver *r, int i)
+{
+    pthread_mutex_lock(&r->lock);
+    json_t *p = json_array_get(r->get_params, (size_t)i);
+    pthread_mutex_unlock(&r->lock);
+    return p;
+}
+
+int it_receiver_wait_gets(struct it_receiver *r, int count, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms;
+    int n;
+    while ((n = it_receiver_gets(r)) < count && it_now_ms() < end)
+        usleep(10000);
+    return n;
+}
+
 int it_receiver_max_concurrent(struct it_receiver *r)
 {
     return read_int(r, &r->max_active);
@@ -284,4 +321,27 @@ int it_verify_signature(const char *secret, const struct it_delivery *d)
     char b64[128];
     EVP_EncodeBlock((unsigned char *)b64, mac, (int)maclen);
     return strcmp(b64, d->sig + 3) == 0;
+}
+
+int it_verify_hub_signature(const char *secret, const struct it_delivery *d)
+{
+    const char *eq = d->hub_sig ? strchr(d->hub_sig, '=') : NULL;
+    if (eq == NULL)
+        return 0;
+    char alg[16];
+    snprintf(alg, sizeof(alg), "%.*s", (int)(eq - d->hub_sig), d->hub_sig);
+    const EVP_MD *md = strcmp(alg, "sha1") == 0     ? EVP_sha1()
+                       : strcmp(alg, "sha256") == 0 ? EVP_sha256()
+                       : strcmp(alg, "sha384") == 0 ? EVP_sha384()
+                       : strcmp(alg, "sha512") == 0 ? EVP_sha512()
+                                                    : NULL;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (md == NULL || HMAC(md, secret, (int)strlen(secret), (const unsigned char *)d->body,
+                           strlen(d->body), mac, &len) == NULL)
+        return 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    return strcmp(hex, eq + 1) == 0;
 }

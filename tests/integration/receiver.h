@@ -19,6 +19,7 @@ struct it_delivery {
     char *body;
     json_t *json;
     char id[160], ts[40], sig[200], ctype[80];
+    char *link, *hub_sig; /* WebSub: the Link and X-Hub-Signature headers, or NULL */
     long long at_ms; /* CLOCK_MONOTONIC ms when received */
     double at_s;     /* the same, in seconds with sub-millisecond resolution */
 };
@@ -33,6 +34,11 @@ void it_receiver_set_mode(struct it_receiver *r, enum it_mode mode, int n);
 void it_receiver_redirect(struct it_receiver *r, const char *location);
 /* Answer verification GETs with a wrong body. */
 void it_receiver_bad_challenge(struct it_receiver *r, int bad);
+/* The query parameters of the i-th GET (verification or denial), as a JSON object of strings
+ * (valid until stop), or NULL when there is no such GET. */
+json_t *it_receiver_get_params(struct it_receiver *r, int i);
+/* Waits until count GETs arrived; returns the number then. */
+int it_receiver_wait_gets(struct it_receiver *r, int count, int timeout_ms);
 /* Deliveries answered 2xx so far, and all POSTs received. */
 int it_receiver_count(struct it_receiver *r);
 int it_receiver_posts(struct it_receiver *r);
@@ -47,6 +53,10 @@ const struct it_delivery *it_receiver_get(struct it_receiver *r, int i);
 /* Standard Webhooks check done independently of the gateway's code: decodes the whsec_ key
  * and compares v1,BASE64(HMAC-SHA256(key, id.ts.body)) with the header. 1 when it matches. */
 int it_verify_signature(const char *secret, const struct it_delivery *d);
+
+/* WebSub check done independently of the gateway's code: X-Hub-Signature is ALG=HEX of the
+ * HMAC of the body keyed with secret. 1 when it matches. */
+int it_verify_hub_signature(const char *secret, const struct it_delivery *d);
 
 long long it_now_ms(void);
 

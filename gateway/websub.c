@@ -1,0 +1,498 @@
+/* The WebSub hub (W3C Recommendation, 2018). A subscription request is answered 202 at once;
+ * the hub then verifies the subscriber's intent with a GET carrying a challenge, and only an
+ * echo of it activates, renews or ends the subscription. A refused request (a topic that names
+ * no node, a node that cannot be followed) is told to the callback as hub.mode=denied.
+ *
+ * A WebSub subscription is a webhook subscription of the registry with a topic and a lease: it
+ * shares the durable outbox, the order, the retries and the dead letters, and only what is sent
+ * differs (websub_compose: the new entry as an Atom feed, Link headers, X-Hub-Signature). */
+#include "websub.h"
+
+#include "../http/atom.h"
+#include "itemid.h"
+#include "log.h"
+#include "loop.h"
+#include "webhooks_int.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The n bytes at s percent-decoded, malloc'd; NULL when malformed, empty, longer than 1024
+ * bytes decoded, or holding a control character. */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1);
+    size_t o = 0;
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                goto bad;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c < 0x20 || c == 0x7f)
+            goto bad;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    if (o == 0 || o > 1024)
+        goto bad;
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
+int gw_websub_topic(const char *topic, const char *default_service, char **service, char **node,
+                    char *err, size_t errlen)
+{
+    *service = *node = NULL;
+    int bad_service = 0;
+    if (strncmp(topic, "xmpp:", 5) == 0) {
+        const char *q = strstr(topic + 5, "?;node=");
+        if (q == NULL) {
+            snprintf(err, errlen,
+                     "hub.topic: an xmpp: topic names a node (xmpp:SERVICE?;node=NODE)");
+            return -1;
+        }
+        const char *v = q + 7;
+        *service = pct_decode(topic + 5, (size_t)(q - topic - 5));
+        *node = pct_decode(v, strcspn(v, ";"));
+    } else if (strncmp(topic, "http://", 7) == 0 || strncmp(topic, "https://", 8) == 0) {
+        const char *path = strchr(strstr(topic, "://") + 3, '/');
+        const char *query = path ? strchr(path, '?') : NULL;
+        size_t plen = path ? (query ? (size_t)(query - path) : strlen(path)) : 0;
+        const char *at = NULL;
+        for (const char *p = path; p && (p = strstr(p, "/v1/nodes/")) && p < path + plen; p++)
+            if (at == NULL)
+                at = p;
+        if (at == NULL || plen < 15 || strncmp(path + plen - 5, "/feed", 5) != 0 ||
+            path + plen - 5 <= at + 10) {
+            snprintf(err, errlen,
+                     "hub.topic: not a topic of this hub (a node's feed, …/v1/nodes/NODE/feed, or "
+                     "xmpp:SERVICE?;node=NODE)");
+            return -1;
+        }
+        *node = pct_decode(at + 10, (size_t)(path + plen - 5 - (at + 10)));
+        int given = 0;
+        for (const char *p = query ? query + 1 : NULL; p && *p; p += strcspn(p, "&"), p += !!*p)
+            if (strncmp(p, "service=", 8) == 0 && !given) {
+                given = 1;
+                *service = pct_decode(p + 8, strcspn(p + 8, "&"));
+                if (*service == NULL)
+                    bad_service = 1;
+            }
+        if (!given && default_service != NULL)
+            *service = strdup(default_service);
+    } else {
+        snprintf(err, errlen, "hub.topic: an http(s) or xmpp: URL");
+        return -1;
+    }
+    if (*service == NULL && (default_service != NULL || strncmp(topic, "xmpp:", 5) == 0))
+        bad_service = 1;
+    if (*service != NULL && strpbrk(*service, " /") == *service)
+        bad_service = 1;
+    if (*node == NULL || bad_service) {
+        free(*service);
+        free(*node);
+        *service = *node = NULL;
+        snprintf(err, errlen, "hub.topic: the node or service it names is malformed");
+        return -1;
+    }
+    return 0;
+}
+
+int gw_websub_alg_known(const char *alg)
+{
+    return alg != NULL && (strcmp(alg, "sha1") == 0 || strcmp(alg, "sha256") == 0 ||
+                           strcmp(alg, "sha384") == 0 || strcmp(alg, "sha512") == 0);
+}
+
+int gw_websub_sign(const char *alg, const char *secret, const char *body, size_t len, char *out,
+                   size_t outlen)
+{
+    if (!gw_websub_alg_known(alg))
+        return -1;
+    const EVP_MD *md = EVP_get_digestbyname(alg);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (md == NULL || HMAC(md, secret, (int)strlen(secret), (const unsigned char *)body, len, mac,
+                           &maclen) == NULL)
+        return -1;
+    size_t need = strlen(alg) + 1 + 2 * (size_t)maclen + 1;
+    if (need > outlen)
+        return -1;
+    int o = snprintf(out, outlen, "%s=", alg);
+    for (unsigned int i = 0; i < maclen; i++)
+        o += snprintf(out + o, outlen - (size_t)o, "%02x", mac[i]);
+    return 0;
+}
+
+int gw_websub_parse(struct hsub *s, const char *websub)
+{
+    json_t *j = json_loads(websub, 0, NULL);
+    const char *topic = json_string_value(json_object_get(j, "topic"));
+    const char *alg = json_string_value(json_object_get(j, "alg"));
+    json_t *expires = json_object_get(j, "expires");
+    char *t = topic ? strdup(topic) : NULL;
+    if (t == NULL || !json_is_integer(expires)) {
+        free(t);
+        json_decref(j);
+        return -1;
+    }
+    free(s->topic);
+    s->topic = t;
+    s->expires_ms = json_integer_value(expires);
+    snprintf(s->alg, sizeof(s->alg), "%s", gw_websub_alg_known(alg) ? alg : "sha256");
+    json_decref(j);
+    return 0;
+}
+
+char *gw_websub_describe(const struct hsub *s)
+{
+    json_t *j = json_pack("{s:s, s:I, s:s}", "topic", s->topic, "expires",
+                          (json_int_t)s->expires_ms, "alg", s->alg);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text;
+}
+
+int gw_websub_compose(const struct gw_hooks *h, const struct hsub *s, const char *event_body,
+                      char **body, char hdr[][2200], size_t hdrlen)
+{
+    *body = NULL;
+    json_t *ev = json_loads(event_body, 0, NULL);
+    json_t *item = json_object_get(ev, "item");
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (!json_is_object(item) || type == NULL || strcmp(type, "item.published") != 0) {
+        json_decref(ev);
+        return -1;
+    }
+    json_t *items = json_pack("{s:[O]}", "items", item);
+    char hub[1100];
+    snprintf(hub, sizeof(hub), "%s/websub", h->cfg->public_url);
+    *body = items ? gw_atom_feed(items, s->service, s->node, s->topic, hub, gw_wall_ms()) : NULL;
+    json_decref(items);
+    json_decref(ev);
+    if (*body == NULL)
+        return -1;
+    snprintf(hdr[0], hdrlen, "Content-Type: application/atom+xml; charset=utf-8");
+    snprintf(hdr[1], hdrlen, "Link: <%s>; rel=\"hub\", <%s>; rel=\"self\"", hub, s->topic);
+    hdr[2][0] = '\0';
+    char sig[160];
+    if (s->secret[0] != '\0') {
+        if (gw_websub_sign(s->alg, s->secret, *body, strlen(*body), sig, sizeof(sig)) != 0) {
+            free(*body);
+            *body = NULL;
+            return -1;
+        }
+        snprintf(hdr[2], hdrlen, "X-Hub-Signature: %s", sig);
+    }
+    return 0;
+}
+
+/* ---- leases ---- */
+
+static void on_lease(struct gw_loop *loop, void *arg);
+
+void gw_websub_arm(struct gw_hooks *h, struct hsub *s)
+{
+    if (s->lease_timer)
+        gw_loop_timer_cancel(h->loop, s->lease_timer);
+    int64_t left = s->expires_ms - gw_wall_ms();
+    s->lease_timer = gw_loop_timer_add(h->loop, left > 0 ? left : 0, on_lease, s);
+}
+
+/* Reads s's secret and lease from the store again (another gateway may have renewed it):
+ * 1 when done, 0 when it is no longer stored, -1 when the store failed. */
+static int reread(struct gw_hooks *h, struct hsub *s)
+{
+    struct gw_store_sub st;
+    int found = gw_store_sub_get(h->store, s->id, &st);
+    if (found != 1)
+        return found;
+    char *secret = strdup(st.secret);
+    if (secret == NULL || st.websub == NULL || gw_websub_parse(s, st.websub) != 0) {
+        free(secret);
+        gw_store_sub_clear(&st);
+        return -1;
+    }
+    memset(s->secret, 0, strlen(s->secret));
+    free(s->secret);
+    s->secret = secret;
+    gw_store_sub_clear(&st);
+    return 1;
+}
+
+void gw_websub_renewed(struct gw_hooks *h, struct hsub *s)
+{
+    if (reread(h, s) == 1)
+        gw_websub_arm(h, s);
+}
+
+static void on_lease(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    struct hsub *s = arg;
+    struct gw_hooks *h = s->h;
+    s->lease_timer = 0;
+    if (h->shared) {
+        /* Another gateway may have renewed it; the one that delivers it ends it. */
+        int found = reread(h, s);
+        if (found == 0)
+            return; /* removed: the store's notification takes it out of memory */
+        if (found < 0 || s->expires_ms > gw_wall_ms() || !s->owned) {
+            int64_t left = s->expires_ms - gw_wall_ms();
+            s->lease_timer = gw_loop_timer_add(h->loop, left > 5000 ? left : 5000, on_lease, s);
+            return;
+        }
+    }
+    gw_info("subscription %s: its WebSub lease on %s ended", s->id, s->topic);
+    if (gw_hooks_remove(h, s, "its WebSub lease ended") != 0)
+        s->lease_timer = gw_loop_timer_add(h->loop, 5000, on_lease, s); /* the store is away */
+}
+
+/* ---- requests ---- */
+
+struct wsreq {
+    struct gw_hooks *h;
+    int subscribe;
+    char *service, *node, *topic, *callback, *secret;
+    char alg[8];
+    int64_t lease_ms;
+    char challenge[65];
+};
+
+static void wsreq_free(struct wsreq *w)
+{
+    if (w == NULL)
+        return;
+    free(w->service);
+    free(w->node);
+    free(w->topic);
+    free(w->callback);
+    if (w->secret)
+        memset(w->secret, 0, strlen(w->secret));
+    free(w->secret);
+    free(w);
+}
+
+/* callback?hub.mode=MODE&hub.topic=TOPIC plus extra ("&k=v…", already encoded), into url. */
+static void callback_url(const struct wsreq *w, const char *mode, const char *extra, char *url,
+                         size_t cap)
+{
+    char topic[3200];
+    gw_url_encode(w->topic, topic, sizeof(topic));
+    snprintf(url, cap, "%s%shub.mode=%s&hub.topic=%s%s", w->callback,
+             strchr(w->callback, '?') ? "&" : "?", mode, topic, extra);
+}
+
+static void on_denial_sent(void *arg, const struct gw_send_result *res)
+{
+    struct wsreq *w = arg;
+    gw_info("websub: denial of %s for %s sent (HTTP %ld)", w->callback, w->topic, res->status);
+    wsreq_free(w);
+}
+
+/* Tells the callback the hub refused (hub.mode=denied); frees w. */
+static void deny(struct wsreq *w, const char *reason)
+{
+    gw_info("websub: %s of %s to %s denied: %s", w->subscribe ? "subscription" : "unsubscription",
+            w->callback, w->topic, reason);
+    char enc[1200], extra[1300], url[8192];
+    gw_url_encode(reason, enc, sizeof(enc));
+    snprintf(extra, sizeof(extra), "&hub.reason=%s", enc);
+    callback_url(w, "denied", extra, url, sizeof(url));
+    struct gw_send_req req = {"GET", url, NULL, NULL, 0, w->h->cfg->delivery_timeout_ms};
+    if (w->h->sender->send(w->h->sender, &req, on_denial_sent, w) != 0)
+        wsreq_free(w);
+}
+
+/* The WebSub subscription of callback to topic on its node, or NULL. */
+static struct hsub *find(struct gw_hooks *h, const struct wsreq *w)
+{
+    struct hnode *hn = gw_hooks_find_node(h, w->service, w->node);
+    for (struct hsub *s = hn ? hn->subs : NULL; s; s = s->node_next)
+        if (s->topic && strcmp(s->topic, w->topic) == 0 && strcmp(s->callback, w->callback) == 0)
+            return s;
+    return NULL;
+}
+
+static void on_created(struct gw_cmd *cmd)
+{
+    struct wsreq *w = cmd->done_arg;
+    if (cmd->status >= 300) {
+        const char *detail = json_string_value(json_object_get(cmd->result, "detail"));
+        const char *title = json_string_value(json_object_get(cmd->result, "title"));
+        char reason[600];
+        snprintf(reason, sizeof(reason), "%s", detail ? detail : title ? title : "refused");
+        gw_cmd_free(cmd);
+        deny(w, reason);
+        return;
+    }
+    gw_info("websub: %s subscribed to %s as %s", w->callback, w->topic,
+            json_string_value(json_object_get(cmd->result, "id")));
+    gw_cmd_free(cmd);
+    wsreq_free(w);
+}
+
+static void renew(struct gw_hooks *h, struct hsub *s, struct wsreq *w)
+{
+    struct hsub next = *s; /* the new lease and secret, stored before they are used */
+    next.topic = s->topic;
+    next.expires_ms = gw_wall_ms() + w->lease_ms;
+    memcpy(next.alg, w->alg, sizeof(next.alg));
+    char *desc = gw_websub_describe(&next);
+    char *secret = strdup(w->secret ? w->secret : "");
+    if (desc == NULL || secret == NULL || gw_store_sub_renew(h->store, s->id, secret, desc) != 1 ||
+        (h->shared && gw_store_notify(h->store, 'u', s->id) != 0)) {
+        gw_error("websub: subscription %s could not be renewed", s->id);
+        free(desc);
+        free(secret);
+        return;
+    }
+    free(desc);
+    memset(s->secret, 0, strlen(s->secret));
+    free(s->secret);
+    s->secret = secret;
+    s->expires_ms = next.expires_ms;
+    memcpy(s->alg, w->alg, sizeof(s->alg));
+    gw_websub_arm(h, s);
+    gw_info("websub: subscription %s renewed for %lld s", s->id, (long long)(w->lease_ms / 1000));
+}
+
+static void activate(struct wsreq *w)
+{
+    struct gw_hooks *h = w->h;
+    struct hsub *s = find(h, w);
+    if (s != NULL) {
+        renew(h, s, w);
+        wsreq_free(w);
+        return;
+    }
+    char id[GW_ITEMID_LEN + 5] = "sub_";
+    struct gw_cmd *cmd = gw_cmd_new(GW_OP_SUB_CREATE);
+    if (cmd == NULL || gw_itemid_new(id + 4) != 0) {
+        gw_cmd_free(cmd);
+        wsreq_free(w);
+        return;
+    }
+    struct hsub lease = {.topic = w->topic, .expires_ms = gw_wall_ms() + w->lease_ms};
+    memcpy(lease.alg, w->alg, sizeof(lease.alg));
+    char *desc = gw_websub_describe(&lease);
+    s = desc ? gw_hsub_new(h, id, w->service, w->node, w->callback, w->secret ? w->secret : "",
+                           gw_event_kind_bit("items"), gw_wall_ms(), desc)
+             : NULL;
+    free(desc);
+    if (s == NULL) {
+        gw_cmd_free(cmd);
+        wsreq_free(w);
+        return;
+    }
+    cmd->done = on_created;
+    cmd->done_arg = w;
+    gw_hooks_create(h, cmd, s);
+}
+
+static void on_verified(void *arg, const struct gw_send_result *res)
+{
+    struct wsreq *w = arg;
+    if (res->status < 200 || res->status >= 300 || res->body_len != strlen(w->challenge) ||
+        !gw_const_eq(res->body, w->challenge)) {
+        gw_info("websub: %s of %s to %s not confirmed (%s)",
+                w->subscribe ? "subscription" : "unsubscription", w->callback, w->topic,
+                res->status == 0                          ? "no answer"
+                : res->status < 200 || res->status >= 300 ? "not a 2xx answer"
+                                                          : "the answer is not the challenge");
+        wsreq_free(w);
+        return;
+    }
+    if (w->subscribe) {
+        activate(w);
+        return;
+    }
+    struct hsub *s = find(w->h, w);
+    if (s != NULL && gw_hooks_remove(w->h, s, "unsubscribed through the WebSub hub") != 0)
+        gw_error("websub: subscription %s could not be removed; the store is away", s->id);
+    wsreq_free(w);
+}
+
+static char *dup_arg(json_t *args, const char *name)
+{
+    const char *v = json_string_value(json_object_get(args, name));
+    return v ? strdup(v) : NULL;
+}
+
+void gw_websub_execute(struct gw_hooks *h, struct gw_cmd *cmd)
+{
+    json_t *a = cmd->args;
+    struct wsreq *w = calloc(1, sizeof(*w));
+    const char *mode = json_string_value(json_object_get(a, "mode"));
+    const char *denied = json_string_value(json_object_get(a, "denied"));
+    if (w == NULL || mode == NULL) {
+        free(w);
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    w->h = h;
+    w->subscribe = strcmp(mode, "subscribe") == 0;
+    w->topic = dup_arg(a, "topic");
+    w->callback = dup_arg(a, "callback");
+    w->service = dup_arg(a, "service");
+    if (w->service == NULL)
+        w->service = strdup(h->cfg->service);
+    w->node = dup_arg(a, "node");
+    w->secret = dup_arg(a, "secret");
+    const char *alg = json_string_value(json_object_get(a, "alg"));
+    snprintf(w->alg, sizeof(w->alg), "%s", gw_websub_alg_known(alg) ? alg : "sha256");
+    int64_t lease = (int64_t)json_integer_value(json_object_get(a, "lease_seconds")) * 1000;
+    const struct gw_config *cfg = h->cfg;
+    w->lease_ms = lease <= 0                         ? cfg->websub_lease_default_ms
+                  : lease < cfg->websub_lease_min_ms ? cfg->websub_lease_min_ms
+                  : lease > cfg->websub_lease_max_ms ? cfg->websub_lease_max_ms
+                                                     : lease;
+    gw_cmd_finish(cmd, 202, NULL); /* the rest is told to the callback */
+    if (w->topic == NULL || w->callback == NULL) {
+        wsreq_free(w);
+        return;
+    }
+    if (denied != NULL || w->node == NULL) {
+        deny(w, denied ? denied : "hub.topic: not a topic of this hub");
+        return;
+    }
+    unsigned char rnd[24];
+    gw_random(rnd, sizeof(rnd));
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(w->challenge + 2 * i, 3, "%02x", rnd[i]);
+    char extra[200], url[8192];
+    if (w->subscribe)
+        snprintf(extra, sizeof(extra), "&hub.challenge=%s&hub.lease_seconds=%lld", w->challenge,
+                 (long long)(w->lease_ms / 1000));
+    else
+        snprintf(extra, sizeof(extra), "&hub.challenge=%s", w->challenge);
+    callback_url(w, mode, extra, url, sizeof(url));
+    struct gw_send_req req = {"GET", url, NULL, NULL, 0, cfg->delivery_timeout_ms};
+    if (h->sender->send(h->sender, &req, on_verified, w) != 0) {
+        gw_error("websub: cannot start the verification of %s", w->callback);
+        wsreq_free(w);
+    }
+}
