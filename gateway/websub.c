@@ -196,7 +196,8 @@ int gw_websub_compose(const struct gw_hooks *h, const struct hsub *s, const char
     if (*body == NULL)
         return -1;
     snprintf(hdr[0], hdrlen, "Content-Type: application/atom+xml; charset=utf-8");
-    snprintf(hdr[1], hdrlen, "Link: <%s>; rel=\"hub\", <%s>; rel=\"self\"", hub, s->topic);
+    /* The topic first: some subscriber libraries read only the first link of the header. */
+    snprintf(hdr[1], hdrlen, "Link: <%s>; rel=\"self\", <%s>; rel=\"hub\"", s->topic, hub);
     hdr[2][0] = '\0';
     char sig[160];
     if (s->secret[0] != '\0') {

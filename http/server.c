@@ -209,7 +209,7 @@ static enum MHD_Result send_feed(struct gw_http *h, struct req *r)
     char etag[40], link[3300];
     snprintf(etag, sizeof(etag), "\"%016llx\"", (unsigned long long)fnv);
     if (with_hub)
-        snprintf(link, sizeof(link), "<%s>; rel=\"hub\", <%s>; rel=\"self\"", hub, self);
+        snprintf(link, sizeof(link), "<%s>; rel=\"self\", <%s>; rel=\"hub\"", self, hub);
     else
         snprintf(link, sizeof(link), "<%s>; rel=\"self\"", self);
     const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
