@@ -55,7 +55,7 @@ static const char usage_text[] =
     "WebSub hub (POST /websub; topics are node feeds, see the README):\n"
     "  --public-url URL       the gateway's address as subscribers reach it, for topic and hub\n"
     "                         links (default: http://LISTEN)\n"
-    "  --websub=false         switch the hub off (default on)\n"
+    "  --websub               the hub answers at /websub (default; --websub=false: off)\n"
     "  --websub-lease SECONDS lease when a subscriber asks for none (default 864000)\n"
     "  --websub-lease-min SECONDS  shortest lease granted (default 60)\n"
     "  --websub-lease-max SECONDS  longest lease granted (default 2592000)\n"

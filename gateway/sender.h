@@ -9,8 +9,12 @@ struct gw_send_result {
     long status;        /* HTTP status, 0 when no answer (refused, timeout, reset) */
     const char *error;  /* transport error text when status is 0 */
     long retry_after_s; /* Retry-After in seconds, 0 when absent */
-    const char *body;   /* the first bytes of the answer (at most 4 KiB), NUL-terminated */
+    const char *body;   /* the first bytes of the answer (at most 4 KiB, or the request's
+                         * body_max), NUL-terminated */
     size_t body_len;
+    int truncated; /* the answer was longer than what was kept */
+    /* with body_max: these headers of the answer, "" when absent */
+    const char *etag, *last_modified, *cache_control, *content_type;
 };
 
 typedef void (*gw_send_cb)(void *arg, const struct gw_send_result *res);
@@ -22,6 +26,9 @@ struct gw_send_req {
     const char *body;           /* copied; may be NULL */
     size_t body_len;
     long timeout_ms;
+    /* fetching a document: keep up to body_max bytes of the answer (0: 4 KiB) and its caching
+     * headers, follow up to 5 redirects (each address checked), accept compressed answers */
+    size_t body_max;
 };
 
 struct gw_sender {

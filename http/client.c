@@ -16,8 +16,10 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #define BODY_KEEP 4096
@@ -57,6 +59,11 @@ struct xfer {
     void *arg;
     char body[BODY_KEEP + 1];
     size_t body_len;
+    /* a document fetched (body_max): the whole answer up to body_max, and its caching headers */
+    char *doc;
+    size_t doc_len, doc_cap, body_max;
+    int truncated;
+    char etag[256], last_modified[64], cache_control[128], content_type[128];
     char errbuf[CURL_ERROR_SIZE];
     struct xfer *prev, *next;
 };
@@ -120,6 +127,7 @@ static void free_xfer(struct xfer *x)
 {
     curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
+    free(x->doc);
     free(x);
 }
 
@@ -200,6 +208,15 @@ static void check_done(struct gw_httpc *c)
         x->body[x->body_len] = '\0';
         res.body = x->body;
         res.body_len = x->body_len;
+        if (x->body_max > 0) {
+            res.body = x->doc ? x->doc : "";
+            res.body_len = x->doc_len;
+            res.truncated = x->truncated;
+            res.etag = x->etag;
+            res.last_modified = x->last_modified;
+            res.cache_control = x->cache_control;
+            res.content_type = x->content_type;
+        }
         curl_multi_remove_handle(c->multi, x->easy);
         unlink_xfer(c, x);
         x->host->active--;
@@ -212,6 +229,7 @@ static void check_done(struct gw_httpc *c)
         else
             curl_easy_cleanup(x->easy);
         curl_slist_free_all(x->headers);
+        free(x->doc);
         free(x);
     }
 }
@@ -291,6 +309,71 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
     return len; /* the rest is read and dropped */
 }
 
+/* A fetched document is kept whole, up to body_max. */
+static size_t on_doc(char *ptr, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * n;
+    if (x->doc_len + len > x->body_max) {
+        x->truncated = 1;
+        return 0; /* ends the transfer: the document is too large to take */
+    }
+    if (x->doc_len + len + 1 > x->doc_cap) {
+        size_t cap = x->doc_cap ? x->doc_cap : 16384;
+        while (cap < x->doc_len + len + 1)
+            cap *= 2;
+        char *d = realloc(x->doc, cap);
+        if (d == NULL)
+            return 0;
+        x->doc = d;
+        x->doc_cap = cap;
+    }
+    memcpy(x->doc + x->doc_len, ptr, len);
+    x->doc_len += len;
+    x->doc[x->doc_len] = '\0';
+    return len;
+}
+
+/* Keeps the caching headers of a fetched document (of the last answer when redirected). */
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * n;
+    if (len > 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new answer (a redirect's) */
+        x->etag[0] = x->last_modified[0] = x->cache_control[0] = x->content_type[0] = '\0';
+        return len;
+    }
+    static const struct {
+        const char *name;
+        size_t off, cap;
+    } keep[] = {
+        {"etag:", offsetof(struct xfer, etag), sizeof(((struct xfer *)0)->etag)},
+        {"last-modified:", offsetof(struct xfer, last_modified),
+         sizeof(((struct xfer *)0)->last_modified)},
+        {"cache-control:", offsetof(struct xfer, cache_control),
+         sizeof(((struct xfer *)0)->cache_control)},
+        {"content-type:", offsetof(struct xfer, content_type),
+         sizeof(((struct xfer *)0)->content_type)},
+    };
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        size_t k = strlen(keep[i].name);
+        if (len > k && strncasecmp(line, keep[i].name, k) == 0) {
+            const char *v = line + k;
+            size_t vl = len - k;
+            while (vl > 0 && (*v == ' ' || *v == '\t'))
+                v++, vl--;
+            while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+                vl--;
+            if (vl < keep[i].cap) {
+                char *dst = (char *)x + keep[i].off;
+                memcpy(dst, v, vl);
+                dst[vl] = '\0';
+            }
+        }
+    }
+    return len;
+}
+
 static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_cb cb, void *arg)
 {
     struct gw_httpc *c = (struct gw_httpc *)s;
@@ -317,13 +400,21 @@ static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, req->body_max > 0 ? on_doc : on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    if (req->body_max > 0) {
+        x->body_max = req->body_max;
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    }
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, req->body_max > 0 ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "pubsubgw/" PUBSUBGW_VERSION);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
