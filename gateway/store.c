@@ -302,3 +302,19 @@ int gw_store_connecting(struct gw_store *st)
 {
     return st->ops->connecting ? st->ops->connecting(st) : 0;
 }
+
+int gw_store_feed_put(struct gw_store *st, const struct gw_store_feed *f)
+{
+    return st->ops->feed_put(st, f);
+}
+
+int gw_store_feed_delete(struct gw_store *st, const char *id)
+{
+    return st->ops->feed_delete(st, id);
+}
+
+int gw_store_feed_each(struct gw_store *st, void (*cb)(const struct gw_store_feed *f, void *arg),
+                       void *arg)
+{
+    return st->ops->feed_each(st, cb, arg);
+}

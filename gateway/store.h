@@ -136,6 +136,20 @@ int gw_store_seen_has(struct gw_store *st, const char *service, const char *node
 /* Keeps only the newest keep ids of a node. */
 int gw_store_seen_prune(struct gw_store *st, const char *service, const char *node, int keep);
 
+/* Feeds polled into nodes, each with its state (JSON: validators, entries seen, counters). */
+struct gw_store_feed {
+    char *id, *url, *service, *node;
+    int interval_s;
+    int64_t created_ms;
+    char *state;
+};
+/* Stores f, replacing the feed of the same id. */
+int gw_store_feed_put(struct gw_store *st, const struct gw_store_feed *f);
+int gw_store_feed_delete(struct gw_store *st, const char *id);
+/* Calls cb for every feed (the struct is valid during the call). */
+int gw_store_feed_each(struct gw_store *st, void (*cb)(const struct gw_store_feed *f, void *arg),
+                       void *arg);
+
 /* Several gateways on one store. PostgreSQL only: with SQLite a gateway is alone, shared() is 0
  * and the others answer -1. Each gateway keeps a control connection of its own for these: it
  * listens for the changes other gateways make, holds the advisory locks that say which gateway

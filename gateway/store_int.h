@@ -60,6 +60,10 @@ struct gw_store_ops {
     int (*claims_prune)(struct gw_store *st, int64_t before_ms);
     int (*sub_get)(struct gw_store *st, const char *id, struct gw_store_sub *s);
     int (*notify)(struct gw_store *st, char kind, const char *id);
+    int (*feed_put)(struct gw_store *st, const struct gw_store_feed *f);
+    int (*feed_delete)(struct gw_store *st, const char *id);
+    int (*feed_each)(struct gw_store *st, void (*cb)(const struct gw_store_feed *f, void *arg),
+                     void *arg);
 };
 
 struct gw_store {

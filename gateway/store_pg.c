@@ -71,6 +71,10 @@ static const char *const migrations[] = {
     "DROP FUNCTION pubsubgw_notify_work();",
     /* 5: WebSub subscriptions (topic, lease, signature algorithm as JSON). */
     "ALTER TABLE subscriptions ADD COLUMN websub text;",
+    /* 6: feeds polled into nodes. */
+    "CREATE TABLE feeds (id text PRIMARY KEY, url text NOT NULL, service text NOT NULL,"
+    " node text NOT NULL, interval_s integer NOT NULL, created_ms bigint NOT NULL,"
+    " state text NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -78,6 +82,9 @@ enum {
     P_SUB_INSERT,
     P_SUB_DELETE,
     P_SUB_RENEW,
+    P_FEED_PUT,
+    P_FEED_DELETE,
+    P_FEED_ALL,
     P_SUB_DELETE_DELIVERIES,
     P_SUB_DELETE_ATTEMPTS,
     P_SUB_EVENTS_ORPHANED,
@@ -112,6 +119,12 @@ static const char *const sql[P_COUNT] = {
     [P_SUB_INSERT] = "INSERT INTO subscriptions(id, service, node, callback, secret, events, "
                      "created_ms, websub) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     [P_SUB_RENEW] = "UPDATE subscriptions SET secret = $2, websub = $3 WHERE id = $1",
+    [P_FEED_PUT] = "INSERT INTO feeds(id, url, service, node, interval_s, created_ms, state) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(id) DO UPDATE SET "
+                   "interval_s = excluded.interval_s, state = excluded.state",
+    [P_FEED_DELETE] = "DELETE FROM feeds WHERE id = $1",
+    [P_FEED_ALL] = "SELECT id, url, service, node, interval_s, created_ms, state FROM feeds "
+                   "ORDER BY created_ms, id",
     [P_SUB_DELETE] = "DELETE FROM subscriptions WHERE id = $1",
     [P_SUB_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE sub_id = $1",
     [P_SUB_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE sub_id = $1",
@@ -735,6 +748,42 @@ static int pg_sub_renew(struct gw_store *g, const char *id, const char *secret, 
     return run_count((struct pg_store *)g, P_SUB_RENEW, 3, v);
 }
 
+static int pg_feed_put(struct gw_store *g, const struct gw_store_feed *f)
+{
+    char iv[24], created[24];
+    const char *v[] = {f->id,   f->url, f->service, f->node, I64(iv, f->interval_s),
+                       I64(created, f->created_ms), f->state};
+    return run_done((struct pg_store *)g, P_FEED_PUT, 7, v);
+}
+
+static int pg_feed_delete(struct gw_store *g, const char *id)
+{
+    const char *v[] = {id};
+    return run_done((struct pg_store *)g, P_FEED_DELETE, 1, v);
+}
+
+static int pg_feed_each(struct gw_store *g, void (*cb)(const struct gw_store_feed *f, void *arg),
+                        void *arg)
+{
+    PGresult *r = run((struct pg_store *)g, P_FEED_ALL, 0, NULL);
+    if (r == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct gw_store_feed f = {
+            .id = (char *)col_str(r, i, 0),
+            .url = (char *)col_str(r, i, 1),
+            .service = (char *)col_str(r, i, 2),
+            .node = (char *)col_str(r, i, 3),
+            .interval_s = (int)col_i64(r, i, 4),
+            .created_ms = col_i64(r, i, 5),
+            .state = (char *)col_str(r, i, 6),
+        };
+        cb(&f, arg);
+    }
+    PQclear(r);
+    return 0;
+}
+
 static int pg_sub_delete(struct gw_store *g, const char *id)
 {
     struct pg_store *s = (struct pg_store *)g;
@@ -1248,6 +1297,9 @@ const struct gw_store_ops gw_store_pg_ops = {
     .rollback = pg_rollback,
     .sub_insert = pg_sub_insert,
     .sub_renew = pg_sub_renew,
+    .feed_put = pg_feed_put,
+    .feed_delete = pg_feed_delete,
+    .feed_each = pg_feed_each,
     .sub_delete = pg_sub_delete,
     .sub_each = pg_sub_each,
     .event_add = pg_event_add,

@@ -42,6 +42,9 @@ enum {
     S_SUB_DELETE_DELIVERIES,
     S_SUB_ALL,
     S_SUB_RENEW,
+    S_FEED_PUT,
+    S_FEED_DELETE,
+    S_FEED_ALL,
     S_EVENT_ADD,
     S_EVENT_GC,
     S_DELIVERY_ADD,
@@ -74,6 +77,12 @@ static const char *const sql[S_COUNT] = {
     [S_SUB_INSERT] = "INSERT INTO subscriptions(id, service, node, callback, secret, events, "
                      "created_ms, websub) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_SUB_RENEW] = "UPDATE subscriptions SET secret = ?2, websub = ?3 WHERE id = ?1",
+    [S_FEED_PUT] = "INSERT INTO feeds(id, url, service, node, interval_s, created_ms, state) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET "
+                   "interval_s = excluded.interval_s, state = excluded.state",
+    [S_FEED_DELETE] = "DELETE FROM feeds WHERE id = ?1",
+    [S_FEED_ALL] = "SELECT id, url, service, node, interval_s, created_ms, state FROM feeds "
+                   "ORDER BY created_ms, id",
     [S_SUB_DELETE] = "DELETE FROM subscriptions WHERE id = ?1",
     [S_SUB_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE sub_id = ?1",
     [S_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms, websub "
@@ -180,6 +189,10 @@ struct sq_store {
 static const char *const migrations[] = {
     /* 1: WebSub subscriptions (topic, lease, signature algorithm as JSON). */
     "ALTER TABLE subscriptions ADD COLUMN websub TEXT;",
+    /* 2: feeds polled into nodes. */
+    "CREATE TABLE feeds (id TEXT PRIMARY KEY, url TEXT NOT NULL, service TEXT NOT NULL,"
+    " node TEXT NOT NULL, interval_s INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    " state TEXT NOT NULL);",
 };
 
 static int migrate(struct sq_store *s, char *err, size_t errlen)
@@ -442,6 +455,50 @@ static int sq_sub_renew(struct gw_store *g, const char *id, const char *secret, 
     if (step_done(s, q) != 0)
         return -1;
     return sqlite3_changes(s->db) > 0;
+}
+
+static int sq_feed_put(struct gw_store *g, const struct gw_store_feed *f)
+{
+    struct sq_store *s = (struct sq_store *)g;
+    sqlite3_stmt *q = stmt(s, S_FEED_PUT);
+    bind_text(q, 1, f->id);
+    bind_text(q, 2, f->url);
+    bind_text(q, 3, f->service);
+    bind_text(q, 4, f->node);
+    sqlite3_bind_int(q, 5, f->interval_s);
+    sqlite3_bind_int64(q, 6, f->created_ms);
+    bind_text(q, 7, f->state);
+    return step_done(s, q);
+}
+
+static int sq_feed_delete(struct gw_store *g, const char *id)
+{
+    struct sq_store *s = (struct sq_store *)g;
+    sqlite3_stmt *q = stmt(s, S_FEED_DELETE);
+    bind_text(q, 1, id);
+    return step_done(s, q);
+}
+
+static int sq_feed_each(struct gw_store *g, void (*cb)(const struct gw_store_feed *f, void *arg),
+                        void *arg)
+{
+    struct sq_store *s = (struct sq_store *)g;
+    sqlite3_stmt *q = stmt(s, S_FEED_ALL);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct gw_store_feed f = {
+            .id = (char *)sqlite3_column_text(q, 0),
+            .url = (char *)sqlite3_column_text(q, 1),
+            .service = (char *)sqlite3_column_text(q, 2),
+            .node = (char *)sqlite3_column_text(q, 3),
+            .interval_s = sqlite3_column_int(q, 4),
+            .created_ms = sqlite3_column_int64(q, 5),
+            .state = (char *)sqlite3_column_text(q, 6),
+        };
+        if (f.id && f.url && f.service && f.node && f.state)
+            cb(&f, arg);
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static int sq_sub_delete(struct gw_store *g, const char *id)
@@ -805,6 +862,9 @@ const struct gw_store_ops gw_store_sqlite_ops = {
     .rollback = sq_rollback,
     .sub_insert = sq_sub_insert,
     .sub_renew = sq_sub_renew,
+    .feed_put = sq_feed_put,
+    .feed_delete = sq_feed_delete,
+    .feed_each = sq_feed_each,
     .sub_delete = sq_sub_delete,
     .sub_each = sq_sub_each,
     .event_add = sq_event_add,

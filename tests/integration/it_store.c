@@ -40,6 +40,19 @@ static void on_sub(const struct gw_store_sub *s, void *arg)
         subs_seen += 10;
 }
 
+static int feeds_seen;
+static char feed_state[64];
+
+static void on_feed(const struct gw_store_feed *f, void *arg)
+{
+    (void)arg;
+    if (strcmp(f->id, "feed_1") == 0 && strcmp(f->url, "http://127.0.0.1:9/f.xml") == 0 &&
+        strcmp(f->node, "news") == 0 && f->created_ms == 1700000000000LL) {
+        feeds_seen++;
+        snprintf(feed_state, sizeof(feed_state), "%s/%d", f->state, f->interval_s);
+    }
+}
+
 static int many_seen;
 static unsigned char many_once[12000];
 
@@ -114,7 +127,7 @@ int main(void)
             waitpid(kids[i], &status, 0);
             CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         }
-        CHECK_INT(schema_versions(url), 5); /* each migration applied once */
+        CHECK_INT(schema_versions(url), 6); /* each migration applied once */
     } else {
         CHECK(mkdtemp(dir) != NULL);
         snprintf(url, sizeof(url), "sqlite:%s/pubsubgw.db", dir);
@@ -310,6 +323,24 @@ int main(void)
     CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "i1"), 0);
     CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "i3"), 1);
 
+    /* Feeds: stored, replaced (state and interval), read back, removed. */
+    struct gw_store_feed f = {"feed_1", "http://127.0.0.1:9/f.xml", "pubsub.localhost", "news",
+                              60,       1700000000000LL,           "{}"};
+    CHECK_INT(gw_store_feed_put(st, &f), 0);
+    f.state = "{\"etag\":\"x\"}";
+    f.interval_s = 120;
+    CHECK_INT(gw_store_feed_put(st, &f), 0);
+    CHECK_INT(gw_store_feed_each(st, on_feed, NULL), 0);
+    CHECK_INT(feeds_seen, 1);
+    CHECK_STR(feed_state, "{\"etag\":\"x\"}/120");
+    struct gw_store_feed f2 = {"feed_2", "http://127.0.0.1:9/g.xml", "pubsub.localhost", "news",
+                               60,       1700000000001LL,           "{}"};
+    CHECK_INT(gw_store_feed_put(st, &f2), 0);
+    CHECK_INT(gw_store_feed_delete(st, "feed_2"), 0);
+    feeds_seen = 0;
+    CHECK_INT(gw_store_feed_each(st, on_feed, NULL), 0);
+    CHECK_INT(feeds_seen, 1);
+
     /* A WebSub subscription renewed: a new secret and lease, nothing else touched. */
     CHECK_INT(gw_store_sub_renew(st, "sub_b", "s2", "{\"topic\":\"t2\"}"), 1);
     CHECK_INT(gw_store_sub_renew(st, "sub_none", "s2", "{}"), 0);
@@ -329,6 +360,10 @@ int main(void)
     CHECK_INT(gw_store_pending_each(st, count_pending, NULL), 0);
     CHECK_INT(pending_a, 1);
     CHECK_INT(pending_b, 2);
+
+    feeds_seen = 0;
+    CHECK_INT(gw_store_feed_each(st, on_feed, NULL), 0);
+    CHECK_INT(feeds_seen, 1); /* and the feed too */
 
     /* Deleting a subscription takes its deliveries and attempts, and the events only it had. */
     CHECK_INT(gw_store_sub_delete(st, "sub_a"), 0);
