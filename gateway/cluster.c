@@ -71,6 +71,11 @@ static void take_ownership(struct gw_hooks *h, struct hsub *s)
     gw_delivery_rewind(h, s);
 }
 
+int gw_cluster_owns(const struct gw_hooks *h, const char *id)
+{
+    return !h->shared || (h->parts != NULL && h->parts[part_of(id)]);
+}
+
 void gw_cluster_adopt(struct gw_hooks *h, struct hsub *s)
 {
     if (h->shared && h->parts != NULL && h->parts[part_of(s->id)])
@@ -92,6 +97,14 @@ static void on_change(char kind, const char *id, void *arg)
             gw_pending_add(h, s, 1); /* at least one; housekeeping counts them again */
             gw_delivery_kick(h, s);
         }
+        return;
+    }
+    if (kind == 'f') {
+        gw_feeds_reload(h);
+        return;
+    }
+    if (kind == 'p') {
+        gw_feeds_pinged(h, id);
         return;
     }
     if (kind == 'u') {

@@ -42,6 +42,10 @@ enum gw_op {
     GW_OP_ATTEMPTS_LIST,
     GW_OP_STREAM_OPEN,
     GW_OP_WEBSUB, /* POST /websub */
+    GW_OP_FEED_CREATE,
+    GW_OP_FEED_LIST,
+    GW_OP_FEED_GET,
+    GW_OP_FEED_DELETE,
 };
 
 /* 1 for the operations gateway/webhooks.c executes, 0 for XMPP requests. */

@@ -59,6 +59,8 @@ static const char usage_text[] =
     "  --websub-lease SECONDS lease when a subscriber asks for none (default 864000)\n"
     "  --websub-lease-min SECONDS  shortest lease granted (default 60)\n"
     "  --websub-lease-max SECONDS  longest lease granted (default 2592000)\n"
+    "Feeds polled into nodes (POST /v1/feeds):\n"
+    "  --feed-interval-min SECONDS  shortest polling interval granted (default 60)\n"
     "Webhook delivery:\n"
     "  --delivery-timeout SECONDS  time a callback has to answer (default 10)\n"
     "  --retry-attempts N     attempts before an event goes to the dead letters (default 10)\n"
@@ -330,6 +332,7 @@ static const struct {
      NUM_INT64, 0},
     {"websub-lease-max", 1, 3650L * 86400, 1000, offsetof(struct gw_config, websub_lease_max_ms),
      NUM_INT64, 0},
+    {"feed-interval-min", 1, 86400, 1, offsetof(struct gw_config, feed_interval_min_s), NUM_INT, 0},
 };
 
 static size_t num_size(int kind)
@@ -619,6 +622,7 @@ static const struct option long_options[] = {
     {"websub-lease", required_argument, NULL, 0},
     {"websub-lease-min", required_argument, NULL, 0},
     {"websub-lease-max", required_argument, NULL, 0},
+    {"feed-interval-min", required_argument, NULL, 0},
     {"resource", required_argument, NULL, 0},
     {"data-dir", required_argument, NULL, 0},
     {"store", required_argument, NULL, 0},
@@ -712,6 +716,7 @@ static void set_defaults(struct gw_config *cfg)
     cfg->websub_lease_default_ms = 10LL * 86400 * 1000;
     cfg->websub_lease_min_ms = 60LL * 1000;
     cfg->websub_lease_max_ms = 30LL * 86400 * 1000;
+    cfg->feed_interval_min_s = 60;
 }
 
 int gw_token_allows_node(const struct gw_token *token, const char *node)

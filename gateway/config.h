@@ -114,6 +114,7 @@ struct gw_config {
                        * http(s)://LISTEN:PORT */
     int websub;       /* the hub at /websub answers (default on) */
     int64_t websub_lease_default_ms, websub_lease_min_ms, websub_lease_max_ms;
+    int feed_interval_min_s; /* feeds are not fetched more often */
     int check_only; /* --check-config: validate and exit */
 };
 

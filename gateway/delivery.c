@@ -381,8 +381,8 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         headers[2] = ws[2][0] ? ws[2] : NULL;
         headers[3] = NULL;
     }
-    struct gw_send_req req = {"POST", s->callback,  headers,
-                              body,   strlen(body), h->cfg->delivery_timeout_ms, 0};
+    struct gw_send_req req = {
+        "POST", s->callback, headers, body, strlen(body), h->cfg->delivery_timeout_ms, 0};
     a->h = h;
     a->s = s;
     a->seq = d.seq;

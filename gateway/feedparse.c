@@ -58,14 +58,14 @@ static void put_escaped(struct buf *b, const char *s, size_t n, int attr)
 {
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *rep = s[i] == '&'             ? "&amp;"
-                          : s[i] == '<'           ? "&lt;"
-                          : s[i] == '>'           ? "&gt;"
-                          : attr && s[i] == '"'   ? "&quot;"
-                          : attr && s[i] == '\n'  ? "&#10;"
-                          : attr && s[i] == '\t'  ? "&#9;"
-                          : s[i] == '\r'          ? "&#13;"
-                                                  : NULL;
+        const char *rep = s[i] == '&'            ? "&amp;"
+                          : s[i] == '<'          ? "&lt;"
+                          : s[i] == '>'          ? "&gt;"
+                          : attr && s[i] == '"'  ? "&quot;"
+                          : attr && s[i] == '\n' ? "&#10;"
+                          : attr && s[i] == '\t' ? "&#9;"
+                          : s[i] == '\r'         ? "&#13;"
+                                                 : NULL;
         if (rep != NULL) {
             put(b, s + start, i - start);
             puts_(b, rep);
@@ -113,14 +113,14 @@ struct parse {
     struct entry_acc *acc;
     /* the entry (Atom) or item (RSS) being read: depth of its element, 0 when none */
     int in_entry;
-    struct buf ser;            /* Atom: the entry written out again */
+    struct buf ser;             /* Atom: the entry written out again */
     char *ns_at[MAX_DEPTH + 2]; /* Atom: the default namespace in force at each depth */
     int prefixes;
     /* a direct child's text (id, title, ...) */
     int field_depth;
     struct buf text;
     char *field; /* which: "id", "link", "title", ... (static strings) */
-    json_t *rss;  /* RSS: the item's members */
+    json_t *rss; /* RSS: the item's members */
     char *id, *link;
 };
 
@@ -221,12 +221,18 @@ static const char *field_of(enum kind k, const char *name, const char **attrs, s
     static const struct {
         const char *uri, *local, *member;
     } rss[] = {
-        {"", "title", "title"},        {NS_RSS1, "title", "title"},
-        {"", "link", "link"},          {NS_RSS1, "link", "link"},
-        {"", "description", "summary"}, {NS_RSS1, "description", "summary"},
-        {"", "guid", "id"},            {"", "pubDate", "published"},
-        {NS_DC, "date", "published"},  {"", "author", "author"},
-        {NS_DC, "creator", "author"},  {NS_CONTENT, "encoded", "content"},
+        {"", "title", "title"},
+        {NS_RSS1, "title", "title"},
+        {"", "link", "link"},
+        {NS_RSS1, "link", "link"},
+        {"", "description", "summary"},
+        {NS_RSS1, "description", "summary"},
+        {"", "guid", "id"},
+        {"", "pubDate", "published"},
+        {NS_DC, "date", "published"},
+        {"", "author", "author"},
+        {NS_DC, "creator", "author"},
+        {NS_CONTENT, "encoded", "content"},
     };
     for (size_t i = 0; i < sizeof(rss) / sizeof(rss[0]); i++)
         if (is(name, rss[i].uri, rss[i].local))
@@ -439,8 +445,7 @@ static int parse_xml(const char *doc, size_t len, struct entry_acc *acc, const c
     return rc;
 }
 
-static int parse_json(const char *doc, size_t len, struct entry_acc *acc, char *err,
-                      size_t errlen)
+static int parse_json(const char *doc, size_t len, struct entry_acc *acc, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *feed = json_loadb(doc, len, JSON_REJECT_DUPLICATES, &je);
@@ -494,8 +499,8 @@ int gw_feed_parse(const char *content_type, const char *doc, size_t len, int max
     size_t skip = 0;
     if (len >= 3 && memcmp(doc, "\xEF\xBB\xBF", 3) == 0)
         skip = 3;
-    while (skip < len && (doc[skip] == ' ' || doc[skip] == '\n' || doc[skip] == '\r' ||
-                          doc[skip] == '\t'))
+    while (skip < len &&
+           (doc[skip] == ' ' || doc[skip] == '\n' || doc[skip] == '\r' || doc[skip] == '\t'))
         skip++;
     int rc;
     if (skip < len && doc[skip] == '{') {

@@ -408,7 +408,8 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
     /* What reads or writes the store waits for it to be back; the rest goes on. */
     int needs_store = cmd->op == GW_OP_SUB_CREATE || cmd->op == GW_OP_SUB_DELETE ||
                       cmd->op == GW_OP_DEAD_LIST || cmd->op == GW_OP_DEAD_RETRY ||
-                      cmd->op == GW_OP_ATTEMPTS_LIST || cmd->op == GW_OP_WEBSUB;
+                      cmd->op == GW_OP_ATTEMPTS_LIST || cmd->op == GW_OP_WEBSUB ||
+                      cmd->op == GW_OP_FEED_CREATE || cmd->op == GW_OP_FEED_DELETE;
     if (needs_store && !gw_store_up(h->store)) {
         store_unavailable(cmd);
         return;
@@ -419,6 +420,12 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         return;
     case GW_OP_WEBSUB:
         gw_websub_execute(h, cmd);
+        return;
+    case GW_OP_FEED_CREATE:
+    case GW_OP_FEED_LIST:
+    case GW_OP_FEED_GET:
+    case GW_OP_FEED_DELETE:
+        gw_feeds_execute(h, cmd);
         return;
     case GW_OP_SUB_LIST: {
         json_t *list = json_array();

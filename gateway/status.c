@@ -130,6 +130,11 @@ char *gw_status_metrics_text(void)
     COUNTER("deliveries_total", "Webhook deliveries answered 2xx.", deliveries_ok);
     COUNTER("delivery_failures_total", "Webhook delivery attempts that failed.", deliveries_failed);
     COUNTER("dead_letters_total", "Events moved to dead letters.", dead_letters);
+    COUNTER("feed_fetches_total", "Feed fetches answered or failed.", feed_fetches);
+    COUNTER("feed_not_modified_total", "Feed fetches answered 304 Not Modified.",
+            feed_not_modified);
+    COUNTER("feed_failures_total", "Feed fetches that failed or brought no feed.", feed_failures);
+    COUNTER("feed_items_total", "Items published from feeds.", feed_items);
 #undef COUNTER
     fprintf(f,
             "# HELP pubsubgw_streams_open Event stream clients connected.\n"

@@ -26,6 +26,7 @@ struct gw_status {
     atomic_ulong deliveries_ok;
     atomic_ulong deliveries_failed;
     atomic_ulong dead_letters;
+    atomic_ulong feed_fetches, feed_not_modified, feed_failures, feed_items;
     atomic_long streams_open;
     atomic_long pending;            /* undelivered webhook events in the outbox */
     atomic_llong oldest_pending_ms; /* unix ms of the oldest undelivered event, 0 when none */

@@ -751,8 +751,9 @@ static int pg_sub_renew(struct gw_store *g, const char *id, const char *secret, 
 static int pg_feed_put(struct gw_store *g, const struct gw_store_feed *f)
 {
     char iv[24], created[24];
-    const char *v[] = {f->id,   f->url, f->service, f->node, I64(iv, f->interval_s),
-                       I64(created, f->created_ms), f->state};
+    const char *v[] = {
+        f->id,   f->url, f->service, f->node, I64(iv, f->interval_s), I64(created, f->created_ms),
+        f->state};
     return run_done((struct pg_store *)g, P_FEED_PUT, 7, v);
 }
 

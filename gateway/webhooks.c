@@ -561,6 +561,8 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
             gw_hmap_size(h->subs), gw_hmap_size(h->nodes), (long long)h->pending_total);
     gw_streams_heartbeat_start(h);
     gw_cluster_start(h);
+    if (gw_feeds_load(h) != 0)
+        gw_error("the feeds could not be read from the store");
     h->dead_age_timer = gw_loop_timer_add(loop, 1000, on_dead_age, h);
     /* Deliveries left in the outbox by the previous run start right away. */
     for (struct hsub *s = h->first; s; s = s->next)
@@ -584,6 +586,7 @@ void gw_hooks_free(struct gw_hooks *h)
     if (h->dead_age_timer)
         gw_loop_timer_cancel(h->loop, h->dead_age_timer);
     gw_delivery_flush(h);
+    gw_feeds_free(h);
     gw_cluster_stop(h);
     if (h->spooled > 0)
         gw_error("stopping with %zu events that waited for the store: catch-up from the nodes "

@@ -115,6 +115,7 @@ struct gw_hooks {
     struct hsub **touched; /* the intake's subscriptions with new deliveries */
     size_t touched_cap;
     size_t spooled;
+    struct feed *feeds; /* feeds polled into nodes (feeds.c) */
 };
 
 /* delivery.c */
@@ -208,6 +209,17 @@ int gw_websub_compose(const struct gw_hooks *h, const struct hsub *s, const char
 /* Another gateway renewed subscription id: its secret and lease are read again. */
 void gw_websub_renewed(struct gw_hooks *h, struct hsub *s);
 
+/* feeds.c */
+int gw_feeds_load(struct gw_hooks *h);
+void gw_feeds_free(struct gw_hooks *h);
+void gw_feeds_execute(struct gw_hooks *h, struct gw_cmd *cmd);
+/* hub.mode=publish: fetches the feeds of url now (cmd: 202, or 404 when none). */
+void gw_feeds_ping(struct gw_hooks *h, struct gw_cmd *cmd, const char *url);
+/* Another replica was pinged for url. */
+void gw_feeds_pinged(struct gw_hooks *h, const char *url);
+/* Another replica added or removed a feed. */
+void gw_feeds_reload(struct gw_hooks *h);
+
 /* nodesync.c */
 /* Holds a live event of hn while it is being synchronised; returns 1 when held. */
 int gw_nodesync_hold(struct gw_hooks *h, struct hnode *hn, json_t *event);
@@ -229,6 +241,8 @@ void gw_cluster_start(struct gw_hooks *h);
 void gw_cluster_stop(struct gw_hooks *h);
 /* s arrives: delivered here when its partition is this gateway's. */
 void gw_cluster_adopt(struct gw_hooks *h, struct hsub *s);
+/* 1 when this gateway does the work of id (alone, or its partition is held here). */
+int gw_cluster_owns(const struct gw_hooks *h, const char *id);
 /* s leaves. */
 void gw_cluster_release(struct gw_hooks *h, struct hsub *s);
 /* Every 15 s: old claims go, backlog counts are read again. */

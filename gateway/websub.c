@@ -454,6 +454,11 @@ void gw_websub_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
         return;
     }
+    if (strcmp(mode, "publish") == 0) {
+        free(w);
+        gw_feeds_ping(h, cmd, json_string_value(json_object_get(a, "url")));
+        return;
+    }
     w->h = h;
     w->subscribe = strcmp(mode, "subscribe") == 0;
     w->topic = dup_arg(a, "topic");

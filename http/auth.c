@@ -28,6 +28,10 @@ unsigned gw_route_scope(enum gw_route route)
     case GW_ROUTE_ITEM_PUBLISH:
     case GW_ROUTE_ITEM_DELETE:
     case GW_ROUTE_HOOK:
+    case GW_ROUTE_FEEDS_LIST:
+    case GW_ROUTE_FEED_CREATE:
+    case GW_ROUTE_FEED_GET:
+    case GW_ROUTE_FEED_DELETE:
         return GW_SCOPE_PUBLISH;
     case GW_ROUTE_SUBS_LIST:
     case GW_ROUTE_SUB_CREATE:

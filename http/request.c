@@ -779,6 +779,14 @@ static int route_op(enum gw_route route)
         return GW_OP_ATTEMPTS_LIST;
     case GW_ROUTE_WEBSUB:
         return GW_OP_WEBSUB;
+    case GW_ROUTE_FEEDS_LIST:
+        return GW_OP_FEED_LIST;
+    case GW_ROUTE_FEED_CREATE:
+        return GW_OP_FEED_CREATE;
+    case GW_ROUTE_FEED_GET:
+        return GW_OP_FEED_GET;
+    case GW_ROUTE_FEED_DELETE:
+        return GW_OP_FEED_DELETE;
     default:
         return -1;
     }
@@ -838,12 +846,23 @@ static int prepare_websub(const struct gw_http_request *req, struct gw_cmd *cmd,
     char *end = NULL;
     if (lease != NULL)
         lease_s = strtoll(lease, &end, 10);
+    if (mode != NULL && strcmp(mode, "publish") == 0) {
+        /* The publisher's ping: the feeds fetched from hub.url (or hub.topic) are fetched now. */
+        char *url = form_get(req, "hub.url");
+        const char *u = url ? url : topic;
+        if (u == NULL || u[0] == '\0' || strlen(u) > 2048)
+            rc =
+                fail(reply, 400, "Invalid request body", "hub.url: required with hub.mode=publish");
+        else if ((cmd->args = json_pack("{s:s, s:s}", "mode", "publish", "url", u)) == NULL)
+            rc = fail(reply, 500, "Internal error", "out of memory");
+        free(url);
+        for (int i = 0; i < 6; i++)
+            free(v[i]);
+        return rc;
+    }
     if (mode == NULL || (strcmp(mode, "subscribe") != 0 && strcmp(mode, "unsubscribe") != 0))
         rc = fail(reply, 400, "Invalid request body",
-                  mode && strcmp(mode, "publish") == 0
-                      ? "hub.mode: publish is not taken: a node's items reach its subscribers as "
-                        "they are published"
-                      : "hub.mode: required, subscribe or unsubscribe");
+                  "hub.mode: required, subscribe, unsubscribe or publish");
     else if (callback == NULL)
         rc = fail(reply, 400, "Invalid request body", "hub.callback: required, an http(s) URL");
     else if (!gw_valid_callback(callback, err, sizeof(err)))
@@ -887,6 +906,54 @@ static int prepare_websub(const struct gw_http_request *req, struct gw_cmd *cmd,
             memset(v[i], 0, strlen(v[i]));
         free(v[i]);
     }
+    return rc;
+}
+
+/* {"url", "node", "service"?, "interval"?} for POST /v1/feeds */
+static int prepare_feed_create(const struct gw_http_request *req, struct gw_cmd *cmd,
+                               struct gw_http_reply *reply)
+{
+    json_t *obj;
+    if (json_object_body(req, &obj, reply) != 0)
+        return -1;
+    int rc = 0;
+    char err[300];
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (strcmp(key, "url") != 0 && strcmp(key, "node") != 0 && strcmp(key, "service") != 0 &&
+            strcmp(key, "interval") != 0) {
+            rc = fail(reply, 400, "Invalid request body", "%.100s: unknown field", key);
+            goto out;
+        }
+    }
+    json_t *url = json_object_get(obj, "url"), *node = json_object_get(obj, "node");
+    json_t *service = json_object_get(obj, "service"), *interval = json_object_get(obj, "interval");
+    if (!json_is_string(url)) {
+        rc = fail(reply, 400, "Invalid request body", "url: required, an http or https URL");
+    } else if (!gw_valid_callback(json_string_value(url), err, sizeof(err))) {
+        rc = fail(reply, 400, "Invalid request body", "url%s", strchr(err, ':'));
+    } else if (!json_is_string(node) ||
+               !gw_valid_id(json_string_value(node), json_string_length(node))) {
+        rc = fail(reply, 400, "Invalid request body",
+                  "node: required, a string of 1 to 1024 bytes without control characters");
+    } else if (service != NULL && !json_is_null(service) &&
+               (!json_is_string(service) || !gw_valid_jid(json_string_value(service)))) {
+        rc = fail(reply, 400, "Invalid request body", "service: not a valid JID");
+    } else if (interval != NULL &&
+               (!json_is_integer(interval) || json_integer_value(interval) < 1 ||
+                json_integer_value(interval) > 86400)) {
+        rc = fail(reply, 400, "Invalid request body",
+                  "interval: seconds between fetches, an integer from 1 to 86400");
+    } else {
+        cmd->args = json_pack("{s:O, s:O, s:I}", "url", url, "node", node, "interval",
+                              (json_int_t)(interval ? json_integer_value(interval) : 900));
+        if (cmd->args && json_is_string(service))
+            json_object_set(cmd->args, "service", service);
+    }
+out:
+    json_decref(obj);
     return rc;
 }
 
@@ -978,6 +1045,8 @@ int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **out,
         rc = prepare_page(req, cmd, reply);
     } else if (rc == 0 && route == GW_ROUTE_WEBSUB) {
         rc = prepare_websub(req, cmd, reply);
+    } else if (rc == 0 && route == GW_ROUTE_FEED_CREATE) {
+        rc = prepare_feed_create(req, cmd, reply);
     }
     if (rc == 0 && req->match->sub[0] != '\0') {
         cmd->sub_id = strdup(req->match->sub);

@@ -38,6 +38,10 @@ const struct gw_route_def gw_routes[] = {
     {GW_ROUTE_READY, "GET", "/v1/ready"},
     {GW_ROUTE_NODE_FEED, "GET", "/v1/nodes/{node}/feed"},
     {GW_ROUTE_WEBSUB, "POST", "/websub"},
+    {GW_ROUTE_FEEDS_LIST, "GET", "/v1/feeds"},
+    {GW_ROUTE_FEED_CREATE, "POST", "/v1/feeds"},
+    {GW_ROUTE_FEED_GET, "GET", "/v1/feeds/{id}"},
+    {GW_ROUTE_FEED_DELETE, "DELETE", "/v1/feeds/{id}"},
 };
 
 _Static_assert(sizeof(gw_routes) / sizeof(gw_routes[0]) == GW_ROUTE_COUNT, "route table");

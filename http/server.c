@@ -438,12 +438,17 @@ static void check_callback(void *arg)
     if (delay != NULL && atoi(delay) > 0)
         usleep((useconds_t)atoi(delay) * 1000); /* tests: a slow resolver */
     char err[512];
-    const char *callback = json_string_value(json_object_get(cmd->args, "callback"));
+    int feed = cmd->op == GW_OP_FEED_CREATE;
+    const char *callback = json_string_value(json_object_get(cmd->args, feed ? "url" : "callback"));
     const struct gw_policy *pol = gw_config_policy(cfg);
     if (!gw_url_allowed(callback, pol->allow, (size_t)pol->nallow, err, sizeof(err))) {
         char named[600];
         /* WebSub names its parameters hub.*; the reason names the field the client sent. */
-        snprintf(named, sizeof(named), "%s%s", cmd->op == GW_OP_WEBSUB ? "hub." : "", err);
+        const char *colon = strchr(err, ':');
+        if (feed && colon != NULL)
+            snprintf(named, sizeof(named), "url%s", colon);
+        else
+            snprintf(named, sizeof(named), "%s%s", cmd->op == GW_OP_WEBSUB ? "hub." : "", err);
         cmd->status = 400;
         cmd->result = gw_problem_new(400, "Invalid request body", named, NULL);
     }
@@ -545,7 +550,8 @@ static enum MHD_Result dispatch(struct req *r)
     MHD_suspend_connection(conn);
     /* A callback's host is resolved (and its addresses checked) on a worker: name resolution
      * may take seconds, and the loop must not wait for it. The worker posts the command on. */
-    if ((cmd->op == GW_OP_SUB_CREATE || cmd->op == GW_OP_WEBSUB) &&
+    if ((cmd->op == GW_OP_SUB_CREATE || cmd->op == GW_OP_FEED_CREATE ||
+         (cmd->op == GW_OP_WEBSUB && json_object_get(cmd->args, "callback") != NULL)) &&
         gw_workq_submit(r->h->resolver, check_callback, r) == 0)
         goto out;
     post_cmd(r);
