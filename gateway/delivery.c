@@ -371,15 +371,16 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         arm(h, s, 0);
         return;
     }
-    snprintf(hid, sizeof(hid), "webhook-id: %s", d.event_id);
-    snprintf(hts, sizeof(hts), "webhook-timestamp: %lld", ts);
-    snprintf(hsig, sizeof(hsig), "webhook-signature: %s", sig);
     const char *headers[] = {"Content-Type: application/json", hid, hts, hsig, NULL};
     if (s->topic != NULL) {
         headers[0] = ws[0];
         headers[1] = ws[1];
         headers[2] = ws[2][0] ? ws[2] : NULL;
         headers[3] = NULL;
+    } else {
+        snprintf(hid, sizeof(hid), "webhook-id: %s", d.event_id);
+        snprintf(hts, sizeof(hts), "webhook-timestamp: %lld", ts);
+        snprintf(hsig, sizeof(hsig), "webhook-signature: %s", sig);
     }
     struct gw_send_req req = {
         "POST", s->callback, headers, body, strlen(body), h->cfg->delivery_timeout_ms, 0};
