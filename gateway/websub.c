@@ -9,6 +9,7 @@
 #include "websub.h"
 
 #include "../http/atom.h"
+#include "../http/router.h"
 #include "itemid.h"
 #include "log.h"
 #include "loop.h"
@@ -20,46 +21,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The n bytes at s percent-decoded, malloc'd; NULL when malformed, empty, longer than 1024
  * bytes decoded, or holding a control character. */
 static char *pct_decode(const char *s, size_t n)
 {
     char *out = malloc(n + 1);
-    size_t o = 0;
-    if (out == NULL)
+    long len = out ? gw_percent_decode(s, n, out, n + 1, 0) : -1;
+    for (long i = 0; i < len; i++)
+        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+            len = -1;
+    if (len <= 0 || len > 1024) {
+        free(out);
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                goto bad;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c < 0x20 || c == 0x7f)
-            goto bad;
-        out[o++] = (char)c;
     }
-    out[o] = '\0';
-    if (o == 0 || o > 1024)
-        goto bad;
     return out;
-bad:
-    free(out);
-    return NULL;
 }
 
 int gw_websub_topic(const char *topic, const char *default_service, char **service, char **node,

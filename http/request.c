@@ -484,6 +484,23 @@ int gw_valid_callback(const char *url, char *err, size_t errlen)
     return 1;
 }
 
+/* 0 when every member of obj is named in known (NULL-terminated), else -1 with a 400 naming
+ * the first that is not. */
+static int unknown_field(json_t *obj, const char *const *known, struct gw_http_reply *reply)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        size_t k = 0;
+        while (known[k] != NULL && strcmp(key, known[k]) != 0)
+            k++;
+        if (known[k] == NULL)
+            return fail(reply, 400, "Invalid request body", "%.100s: unknown field", key);
+    }
+    return 0;
+}
+
 static int prepare_sub_create(const struct gw_http_request *req, struct gw_cmd *cmd,
                               struct gw_http_reply *reply)
 {
@@ -493,19 +510,11 @@ static int prepare_sub_create(const struct gw_http_request *req, struct gw_cmd *
     int rc = 0;
     char err[300];
     json_t *args = json_object();
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        static const char *const known[] = {"node",   "service", "callback", "secret",
-                                            "events", "verify",  "replay"};
-        size_t k = 0;
-        while (k < sizeof(known) / sizeof(known[0]) && strcmp(key, known[k]) != 0)
-            k++;
-        if (k == sizeof(known) / sizeof(known[0])) {
-            rc = fail(reply, 400, "Invalid request body", "%.100s: unknown field", key);
-            goto out;
-        }
+    static const char *const known[] = {"node",   "service", "callback", "secret",
+                                        "events", "verify",  "replay",   NULL};
+    if (unknown_field(obj, known, reply) != 0) {
+        rc = -1;
+        goto out;
     }
     json_t *node = json_object_get(obj, "node");
     if (!json_is_string(node) || !gw_valid_id(json_string_value(node), json_string_length(node))) {
@@ -918,15 +927,10 @@ static int prepare_feed_create(const struct gw_http_request *req, struct gw_cmd 
         return -1;
     int rc = 0;
     char err[300];
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        if (strcmp(key, "url") != 0 && strcmp(key, "node") != 0 && strcmp(key, "service") != 0 &&
-            strcmp(key, "interval") != 0) {
-            rc = fail(reply, 400, "Invalid request body", "%.100s: unknown field", key);
-            goto out;
-        }
+    static const char *const known[] = {"url", "node", "service", "interval", NULL};
+    if (unknown_field(obj, known, reply) != 0) {
+        rc = -1;
+        goto out;
     }
     json_t *url = json_object_get(obj, "url"), *node = json_object_get(obj, "node");
     json_t *service = json_object_get(obj, "service"), *interval = json_object_get(obj, "interval");
