@@ -35,6 +35,7 @@ struct feed {
     char *last_error;
     long fetches, not_modified, published, failures;
     int fail_streak;
+    char kind[8]; /* the format of the last document read: atom, rss, json */
     /* activity */
     uint64_t timer;
     int busy;    /* a fetch and its publishes are under way */
@@ -72,13 +73,13 @@ static void set(char **dst, const char *v)
 
 static json_t *state_json(const struct feed *f)
 {
-    return json_pack("{s:s?, s:s?, s:O, s:I, s:I, s:I, s:s?, s:I, s:I, s:I, s:I, s:i}", "etag",
+    return json_pack("{s:s?, s:s?, s:O, s:I, s:I, s:I, s:s?, s:I, s:I, s:I, s:I, s:i, s:s}", "etag",
                      f->etag, "last_modified", f->last_modified, "entries", f->entries, "next_at",
                      (json_int_t)f->next_at_ms, "last_fetch", (json_int_t)f->last_fetch_ms,
                      "last_status", (json_int_t)f->last_status, "last_error", f->last_error,
                      "fetches", (json_int_t)f->fetches, "not_modified", (json_int_t)f->not_modified,
                      "published", (json_int_t)f->published, "failures", (json_int_t)f->failures,
-                     "fail_streak", f->fail_streak);
+                     "fail_streak", f->fail_streak, "kind", f->kind);
 }
 
 static int save(struct feed *f)
@@ -144,6 +145,8 @@ static struct feed *feed_new(struct gw_hooks *h, const struct gw_store_feed *sf)
     f->published = (long)json_integer_value(json_object_get(st, "published"));
     f->failures = (long)json_integer_value(json_object_get(st, "failures"));
     f->fail_streak = (int)json_integer_value(json_object_get(st, "fail_streak"));
+    const char *kind = json_string_value(json_object_get(st, "kind"));
+    snprintf(f->kind, sizeof(f->kind), "%s", kind ? kind : "");
     json_decref(st);
     if (!f->id || !f->url || !f->service || !f->node || !f->entries) {
         feed_free(f);
@@ -359,6 +362,7 @@ static void on_fetched(void *arg, const struct gw_send_result *res)
         set(&f->new_last_modified, res->last_modified);
         f->failed = 0;
         gw_debug("feed %s: %s with %d entries", f->id, kind, n);
+        snprintf(f->kind, sizeof(f->kind), "%s", kind);
         publish_entries(f, e, n);
         gw_feed_entries_free(e, n);
         return;
@@ -465,6 +469,20 @@ void gw_feeds_free(struct gw_hooks *h)
         else
             feed_free(f);
     }
+}
+
+int gw_feeds_topic(struct gw_hooks *h, const char *url, const char **service, const char **node,
+                   const char **format)
+{
+    for (struct feed *f = h->feeds; f; f = f->next) {
+        if (strcmp(f->url, url) == 0) {
+            *service = f->service;
+            *node = f->node;
+            *format = f->kind[0] ? f->kind : "atom";
+            return 1;
+        }
+    }
+    return 0;
 }
 
 void gw_feeds_ping(struct gw_hooks *h, struct gw_cmd *cmd, const char *url)

@@ -39,6 +39,7 @@ struct hsub {
     char *topic;
     int64_t expires_ms; /* unix ms when the lease ends */
     char alg[8];        /* X-Hub-Signature algorithm: sha1, sha256, sha384, sha512 */
+    char format[8];     /* the topic's content type: atom, rss, json */
     uint64_t lease_timer;
 };
 
@@ -206,6 +207,9 @@ void gw_websub_arm(struct gw_hooks *h, struct hsub *s);
  * when the event has nothing to distribute. */
 int gw_websub_compose(const struct gw_hooks *h, const struct hsub *s, const char *event_body,
                       char **body, char hdr[][2200], size_t hdrlen);
+/* The feed fetched from url, if any: its node, service and format ("atom", "rss", "json"). */
+int gw_feeds_topic(struct gw_hooks *h, const char *url, const char **service, const char **node,
+                   const char **format);
 /* Another gateway renewed subscription id: its secret and lease are read again. */
 void gw_websub_renewed(struct gw_hooks *h, struct hsub *s);
 

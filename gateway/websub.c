@@ -138,14 +138,19 @@ int gw_websub_parse(struct hsub *s, const char *websub)
     s->topic = t;
     s->expires_ms = json_integer_value(expires);
     snprintf(s->alg, sizeof(s->alg), "%s", gw_websub_alg_known(alg) ? alg : "sha256");
+    const char *format = json_string_value(json_object_get(j, "format"));
+    snprintf(s->format, sizeof(s->format), "%s",
+             format && (strcmp(format, "rss") == 0 || strcmp(format, "json") == 0) ? format
+                                                                                   : "atom");
     json_decref(j);
     return 0;
 }
 
 char *gw_websub_describe(const struct hsub *s)
 {
-    json_t *j = json_pack("{s:s, s:I, s:s}", "topic", s->topic, "expires",
-                          (json_int_t)s->expires_ms, "alg", s->alg);
+    json_t *j =
+        json_pack("{s:s, s:I, s:s, s:s}", "topic", s->topic, "expires", (json_int_t)s->expires_ms,
+                  "alg", s->alg, "format", s->format[0] ? s->format : "atom");
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     return text;
@@ -165,12 +170,24 @@ int gw_websub_compose(const struct gw_hooks *h, const struct hsub *s, const char
     json_t *items = json_pack("{s:[O]}", "items", item);
     char hub[1100];
     snprintf(hub, sizeof(hub), "%s/websub", h->cfg->public_url);
-    *body = items ? gw_atom_feed(items, s->service, s->node, s->topic, hub, gw_wall_ms()) : NULL;
+    /* The topic's own content type: a feed fetched as RSS or JSON Feed is distributed so. */
+    const char *ctype = "application/atom+xml; charset=utf-8";
+    if (items == NULL)
+        *body = NULL;
+    else if (strcmp(s->format, "rss") == 0 && json_is_object(json_object_get(item, "payload"))) {
+        *body = gw_rss_feed(items, s->node, s->topic, hub);
+        ctype = "application/rss+xml; charset=utf-8";
+    } else if (strcmp(s->format, "json") == 0) {
+        *body = gw_json_feed(items, s->node, s->topic, hub);
+        ctype = "application/feed+json";
+    } else {
+        *body = gw_atom_feed(items, s->service, s->node, s->topic, hub, gw_wall_ms());
+    }
     json_decref(items);
     json_decref(ev);
     if (*body == NULL)
         return -1;
-    snprintf(hdr[0], hdrlen, "Content-Type: application/atom+xml; charset=utf-8");
+    snprintf(hdr[0], hdrlen, "Content-Type: %s", ctype);
     /* The topic first: some subscriber libraries read only the first link of the header. */
     snprintf(hdr[1], hdrlen, "Link: <%s>; rel=\"self\", <%s>; rel=\"hub\"", s->topic, hub);
     hdr[2][0] = '\0';
@@ -254,6 +271,7 @@ struct wsreq {
     int subscribe;
     char *service, *node, *topic, *callback, *secret;
     char alg[8];
+    char format[8];
     int64_t lease_ms;
     char challenge[65];
 };
@@ -337,6 +355,7 @@ static void renew(struct gw_hooks *h, struct hsub *s, struct wsreq *w)
     next.topic = s->topic;
     next.expires_ms = gw_wall_ms() + w->lease_ms;
     memcpy(next.alg, w->alg, sizeof(next.alg));
+    memcpy(next.format, w->format, sizeof(next.format));
     char *desc = gw_websub_describe(&next);
     char *secret = strdup(w->secret ? w->secret : "");
     if (desc == NULL || secret == NULL || gw_store_sub_renew(h->store, s->id, secret, desc) != 1 ||
@@ -374,6 +393,7 @@ static void activate(struct wsreq *w)
     }
     struct hsub lease = {.topic = w->topic, .expires_ms = gw_wall_ms() + w->lease_ms};
     memcpy(lease.alg, w->alg, sizeof(lease.alg));
+    memcpy(lease.format, w->format, sizeof(lease.format));
     char *desc = gw_websub_describe(&lease);
     s = desc ? gw_hsub_new(h, id, w->service, w->node, w->callback, w->secret ? w->secret : "",
                            gw_event_kind_bit("items"), gw_wall_ms(), desc)
@@ -451,13 +471,32 @@ void gw_websub_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                   : lease < cfg->websub_lease_min_ms ? cfg->websub_lease_min_ms
                   : lease > cfg->websub_lease_max_ms ? cfg->websub_lease_max_ms
                                                      : lease;
-    gw_cmd_finish(cmd, 202, NULL); /* the rest is told to the callback */
+    snprintf(w->format, sizeof(w->format), "atom");
+    const char *fs, *fn, *ff;
+    if ((denied != NULL || w->node == NULL) && gw_feeds_topic(h, w->topic, &fs, &fn, &ff)) {
+        /* A feed this gateway fetches: its node is the topic's, in the feed's own format. */
+        free(w->service);
+        free(w->node);
+        w->service = strdup(fs);
+        w->node = strdup(fn);
+        snprintf(w->format, sizeof(w->format), "%s", ff);
+        denied = NULL;
+        if (!gw_token_allows_node(cmd->token, w->node))
+            denied = "hub.topic: the token may not act on this feed's node";
+    }
+    char reason[400] = "";
+    if (denied != NULL || w->node == NULL || w->service == NULL)
+        snprintf(reason, sizeof(reason), "%s",
+                 denied ? denied : "hub.topic: not a topic of this hub");
+    /* Answered now: the rest is told to the callback (cmd and its arguments go with the
+     * answer). */
+    gw_cmd_finish(cmd, 202, NULL);
     if (w->topic == NULL || w->callback == NULL) {
         wsreq_free(w);
         return;
     }
-    if (denied != NULL || w->node == NULL) {
-        deny(w, denied ? denied : "hub.topic: not a topic of this hub");
+    if (reason[0] != '\0') {
+        deny(w, reason);
         return;
     }
     unsigned char rnd[24];
@@ -470,7 +509,7 @@ void gw_websub_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                  (long long)(w->lease_ms / 1000));
     else
         snprintf(extra, sizeof(extra), "&hub.challenge=%s", w->challenge);
-    callback_url(w, mode, extra, url, sizeof(url));
+    callback_url(w, w->subscribe ? "subscribe" : "unsubscribe", extra, url, sizeof(url));
     struct gw_send_req req = {"GET", url, NULL, NULL, 0, cfg->delivery_timeout_ms, 0};
     if (h->sender->send(h->sender, &req, on_verified, w) != 0) {
         gw_error("websub: cannot start the verification of %s", w->callback);

@@ -225,3 +225,87 @@ char *gw_atom_feed(const json_t *items, const char *service, const char *node, c
     }
     return b.p;
 }
+
+/* One RSS member of a JSON payload as an element, when it is a string. */
+static void rss_field(struct buf *b, const json_t *payload, const char *member_name,
+                      const char *element, const char *attrs)
+{
+    const char *v = json_string_value(json_object_get(payload, member_name));
+    if (v == NULL)
+        return;
+    put(b, "<");
+    put(b, element);
+    put(b, attrs);
+    put(b, ">");
+    put_esc(b, v);
+    put(b, "</");
+    put(b, element);
+    put(b, ">");
+}
+
+char *gw_rss_feed(const json_t *items, const char *node, const char *self_url, const char *hub_url)
+{
+    struct buf b = {0};
+    put(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\" xmlns:atom=\"" ATOM_NS
+            "\">\n<channel>\n<title>");
+    put_esc(&b, node);
+    put(&b, "</title>\n<link>");
+    put_esc(&b, self_url);
+    put(&b, "</link>\n<description>");
+    put_esc(&b, node);
+    put(&b, "</description>\n<atom:link rel=\"self\" href=\"");
+    put_esc(&b, self_url);
+    put(&b, "\"/>\n");
+    if (hub_url != NULL) {
+        put(&b, "<atom:link rel=\"hub\" href=\"");
+        put_esc(&b, hub_url);
+        put(&b, "\"/>\n");
+    }
+    size_t i;
+    const json_t *item;
+    json_array_foreach(json_object_get(items, "items"), i, item)
+    {
+        const json_t *payload = json_object_get(item, "payload");
+        put(&b, "<item>");
+        rss_field(&b, payload, "title", "title", "");
+        rss_field(&b, payload, "link", "link", "");
+        rss_field(&b, payload, "summary", "description", "");
+        rss_field(&b, payload, "published", "pubDate", "");
+        rss_field(&b, payload, "author", "author", "");
+        if (json_string_value(json_object_get(payload, "id")) != NULL)
+            rss_field(&b, payload, "id", "guid", " isPermaLink=\"false\"");
+        else
+            rss_field(&b, item, "id", "guid", " isPermaLink=\"false\"");
+        put(&b, "</item>\n");
+    }
+    put(&b, "</channel>\n</rss>\n");
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+char *gw_json_feed(const json_t *items, const char *node, const char *self_url, const char *hub_url)
+{
+    json_t *list = json_array();
+    size_t i;
+    const json_t *item;
+    json_array_foreach(json_object_get(items, "items"), i, item)
+    {
+        const json_t *payload = json_object_get(item, "payload");
+        if (json_is_object(payload))
+            json_array_append(list, (json_t *)payload);
+        else /* not a JSON Feed item: its text as the content */
+            json_array_append_new(list, json_pack("{s:s*, s:s*}", "id", member(item, "id"),
+                                                  "content_text", member(item, "xml")));
+    }
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:o}", "version", "https://jsonfeed.org/version/1.1",
+                            "title", node, "feed_url", self_url, "items", list);
+    if (doc != NULL && hub_url != NULL)
+        json_object_set_new(doc, "hubs",
+                            json_pack("[{s:s, s:s}]", "type", "WebSub", "url", hub_url));
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    return text;
+}

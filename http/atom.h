@@ -18,6 +18,13 @@
 char *gw_atom_feed(const json_t *items, const char *service, const char *node, const char *self_url,
                    const char *hub_url, int64_t now_ms);
 
+/* The same items as an RSS 2.0 channel (JSON payloads' title, link, summary, published, author
+ * and id as the item's elements) or as a JSON Feed 1.1 document (JSON payloads as its items),
+ * for WebSub subscribers of RSS and JSON Feed topics. malloc'd, or NULL when out of memory. */
+char *gw_rss_feed(const json_t *items, const char *node, const char *self_url, const char *hub_url);
+char *gw_json_feed(const json_t *items, const char *node, const char *self_url,
+                   const char *hub_url);
+
 /* Milliseconds encoded in a ULID item id, or -1 when id is not one. */
 int64_t gw_atom_ulid_ms(const char *id);
 

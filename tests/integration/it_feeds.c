@@ -356,6 +356,71 @@ int main(void)
     it_check_problem(&r, 404, "hub.url");
     it_resp_free(&r);
 
+    /* The feeds are WebSub topics too: a subscriber to the RSS feed's URL gets its new items as
+     * RSS, one to the JSON Feed's as JSON Feed. */
+    struct it_receiver *rw = it_receiver_start(IT_OK, 0), *jw = it_receiver_start(IT_OK, 0);
+    char form2[600];
+    snprintf(form2, sizeof(form2), "hub.mode=subscribe&hub.topic=%s/rss.xml&hub.callback=%s", srv,
+             it_receiver_url(rw));
+    CHECK(it_http("POST", url, "application/x-www-form-urlencoded", form2, strlen(form2), &r) == 0);
+    CHECK_INT(r.status, 202);
+    it_resp_free(&r);
+    snprintf(form2, sizeof(form2), "hub.mode=subscribe&hub.topic=%s/feed.json&hub.callback=%s", srv,
+             it_receiver_url(jw));
+    CHECK(it_http("POST", url, "application/x-www-form-urlencoded", form2, strlen(form2), &r) == 0);
+    CHECK_INT(r.status, 202);
+    it_resp_free(&r);
+    CHECK(it_receiver_wait_gets(rw, 1, 5000) == 1 && it_receiver_wait_gets(jw, 1, 5000) == 1);
+    for (int i = 0; i < 100; i++) { /* verified and stored */
+        CHECK_INT(it_req(&gw, "GET", "/v1/subscriptions", NULL, &r), 200);
+        int both = r.body && strstr(r.body, "/rss.xml") && strstr(r.body, "/feed.json");
+        it_resp_free(&r);
+        if (both)
+            break;
+        usleep(20000);
+    }
+    set_doc(1,
+            "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>News</title>"
+            "<item><title>Rss two</title><link>https://example.org/r/2</link><guid>r-2</guid>"
+            "</item><item><title>Rss one</title><link>https://example.org/r/1</link>"
+            "<guid>r-1</guid><description>first</description></item></channel></rss>",
+            "", "Sun, 29 Nov 2026 11:00:00 GMT");
+    snprintf(form, sizeof(form), "hub.mode=publish&hub.url=%s/rss.xml", srv);
+    CHECK(it_http("POST", url, "application/x-www-form-urlencoded", form, strlen(form), &r) == 0);
+    CHECK_INT(r.status, 202);
+    it_resp_free(&r);
+    CHECK_INT(it_receiver_wait(rw, 1, 8000), 1);
+    const struct it_delivery *dl = it_receiver_get(rw, 0);
+    CHECK(strncmp(dl->ctype, "application/rss+xml", 19) == 0);
+    char doc_path[] = "/tmp/pubsubgw-rss-XXXXXX";
+    int fd = mkstemp(doc_path);
+    if (fd >= 0) {
+        CHECK(write(fd, dl->body, strlen(dl->body)) == (ssize_t)strlen(dl->body));
+        close(fd);
+        char cmd[800];
+        snprintf(cmd, sizeof(cmd), "'%s' '%s/feed/check_feed.py' --version=rss20 '%s' 'Rss two'",
+                 getenv("PUBSUBGW_PYTHON") ? getenv("PUBSUBGW_PYTHON") : "python3",
+                 PUBSUBGW_TESTS_DIR, doc_path);
+        CHECK_INT(system(cmd), 0);
+        unlink(doc_path);
+    }
+    set_doc(2,
+            "{\"version\":\"https://jsonfeed.org/version/1.1\",\"title\":\"J\",\"items\":["
+            "{\"id\":\"j-3\",\"title\":\"Json three\",\"content_text\":\"3\"},"
+            "{\"id\":\"j-2\",\"title\":\"Json two\",\"content_text\":\"2\"},"
+            "{\"id\":\"j-1\",\"title\":\"Json one\",\"content_text\":\"1\"}]}",
+            "\"j2\"", "");
+    CHECK_INT(it_receiver_wait(jw, 1, 8000), 1);
+    dl = it_receiver_get(jw, 0);
+    CHECK(strncmp(dl->ctype, "application/feed+json", 21) == 0);
+    json_t *items0 = json_array_get(json_object_get(dl->json, "items"), 0);
+    CHECK(json_array_size(json_object_get(dl->json, "items")) == 1);
+    CHECK_STR(json_string_value(json_object_get(items0, "title")) ?: "", "Json three");
+    CHECK(strncmp(json_string_value(json_object_get(dl->json, "version")) ?: "",
+                  "https://jsonfeed.org/version/1", 30) == 0);
+    it_receiver_stop(rw);
+    it_receiver_stop(jw);
+
     /* Listed, with its state; counters in the metrics. */
     CHECK_INT(it_req(&gw, "GET", "/v1/feeds", NULL, &r), 200);
     CHECK_INT((int)json_array_size(json_object_get(r.json, "feeds")), 4);
