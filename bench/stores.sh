@@ -169,7 +169,8 @@ import sqlite3, sys
 db, n, p, secret = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 c = sqlite3.connect(db)
 c.execute("DELETE FROM subscriptions"); c.execute("DELETE FROM deliveries"); c.execute("DELETE FROM events")
-c.executemany("INSERT INTO subscriptions VALUES (?, 'pubsub.localhost', ?, 'http://127.0.0.1:9/hook', ?, 1, ?)",
+c.executemany("INSERT INTO subscriptions(id, service, node, callback, secret, events, created_ms) "
+              "VALUES (?, 'pubsub.localhost', ?, 'http://127.0.0.1:9/hook', ?, 1, ?)",
               ((f"sub_{i:07d}", f"node{i % 1000}", secret, 1700000000000 + i) for i in range(n)))
 c.executemany("INSERT INTO events(event_id, service, node, body, created_ms) VALUES (?, 'pubsub.localhost', 'node0', ?, 1700000000000)",
               ((f"msg_{i}", '{"type":"item.published","service":"pubsub.localhost","node":"node0","item":{"id":"i%d","payload":{"n":%d}}}' % (i, i)) for i in range(p)))
@@ -180,7 +181,7 @@ PY
         psql -q "$pg_url" -v ON_ERROR_STOP=1 <<SQL
 ALTER TABLE subscriptions DISABLE TRIGGER subscriptions_changed;
 TRUNCATE subscriptions, deliveries, events;
-INSERT INTO subscriptions SELECT 'sub_' || lpad(i::text, 7, '0'), 'pubsub.localhost', 'node' || (i % 1000),
+INSERT INTO subscriptions(id, service, node, callback, secret, events, created_ms) SELECT 'sub_' || lpad(i::text, 7, '0'), 'pubsub.localhost', 'node' || (i % 1000),
   'http://127.0.0.1:9/hook', '$secret', 1, 1700000000000 + i FROM generate_series(0, $n - 1) i;
 INSERT INTO events(event_id, service, node, body, created_ms) SELECT 'msg_' || i, 'pubsub.localhost', 'node0',
   '{"type":"item.published","service":"pubsub.localhost","node":"node0","item":{"id":"i' || i || '","payload":{"n":' || i || '}}}',
