@@ -23,6 +23,7 @@ struct it_receiver {
     char location[128];
     struct it_delivery *got;
     int ngot;
+    int nevents;        /* events in accepted deliveries (a batch counts each) */
     json_t *get_params; /* one object per GET */
 };
 
@@ -132,6 +133,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             struct it_delivery *d = &r->got[r->ngot++];
             d->body = strdup(u->data ? u->data : "");
             d->json = json_loads(d->body, 0, NULL);
+            r->nevents += json_is_array(d->json) ? (int)json_array_size(d->json) : 1;
             copy_header(c, "webhook-id", d->id, sizeof(d->id));
             copy_header(c, "webhook-timestamp", d->ts, sizeof(d->ts));
             copy_header(c, "webhook-signature", d->sig, sizeof(d->sig));
@@ -250,6 +252,11 @@ static int read_int(struct it_receiver *r, int *field)
 int it_receiver_count(struct it_receiver *r)
 {
     return read_int(r, &r->ngot);
+}
+
+int it_receiver_events(struct it_receiver *r)
+{
+    return read_int(r, &r->nevents);
 }
 
 int it_receiver_posts(struct it_receiver *r)

@@ -41,6 +41,8 @@ json_t *it_receiver_get_params(struct it_receiver *r, int i);
 int it_receiver_wait_gets(struct it_receiver *r, int count, int timeout_ms);
 /* Deliveries answered 2xx so far, and all POSTs received. */
 int it_receiver_count(struct it_receiver *r);
+/* Events received in accepted deliveries: a JSON array body (a batch) counts each element. */
+int it_receiver_events(struct it_receiver *r);
 int it_receiver_posts(struct it_receiver *r);
 int it_receiver_gets(struct it_receiver *r);
 /* The most POSTs that were being answered at the same time. */
