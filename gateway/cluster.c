@@ -126,6 +126,10 @@ static void on_change(char kind, const char *id, void *arg)
         return;
     s = gw_hsub_new(h, st.id, st.service, st.node, st.callback, st.secret, st.events, st.created_ms,
                     st.websub);
+    if (s != NULL && gw_hsub_set_options(s, st.options) != 0) {
+        gw_hsub_free(s);
+        s = NULL;
+    }
     gw_store_sub_clear(&st);
     if (s == NULL || gw_hooks_attach(h, s) != 0) {
         gw_error("cannot load subscription %s added through another gateway", id);

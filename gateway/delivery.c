@@ -17,7 +17,11 @@ struct attempt {
     int64_t seq, event, created_ms;
     int attempts;
     int64_t sent_ms;
-    char event_id[40];
+    char event_id[96]; /* webhook-id: the event's, or the batch's */
+    /* a batch: the n deliveries it carries, oldest first (seq and event above are the first) */
+    int n;
+    int64_t *seqs, *events; /* into ids */
+    int64_t ids[];
 };
 
 int64_t gw_wall_ms(void)
@@ -48,7 +52,7 @@ static struct gw_store_delivery *queue_head(struct gw_hooks *h, struct hsub *s)
     if (s->qpos < s->qn)
         return &s->q[s->qpos];
     queue_clear(s);
-    int limit = s->pending > 1 ? QUEUE_MAX : 1;
+    int limit = s->pending > 1 ? (s->batch_max > QUEUE_MAX ? s->batch_max : QUEUE_MAX) : 1;
     s->q = calloc((size_t)limit, sizeof(*s->q));
     int n = s->q ? gw_store_delivery_next(h->store, s->id, s->done_seq, limit, s->q) : -1;
     if (n <= 0) {
@@ -231,25 +235,27 @@ static void on_result(void *arg, const struct gw_send_result *res)
     if (res->status >= 200 && res->status < 300) {
         /* Committing each removal would cost a transaction per delivery; they are batched (see
          * gw_delivery_flush). */
-        if (h->ndone == h->capdone) {
-            size_t cap = h->capdone ? h->capdone * 2 : 64;
-            struct done_entry *d = realloc(h->done, cap * sizeof(*d));
-            if (d != NULL) {
-                h->done = d;
-                h->capdone = cap;
+        for (int i = 0; i < a->n; i++) {
+            if (h->ndone == h->capdone) {
+                size_t cap = h->capdone ? h->capdone * 2 : 64;
+                struct done_entry *d = realloc(h->done, cap * sizeof(*d));
+                if (d != NULL) {
+                    h->done = d;
+                    h->capdone = cap;
+                }
             }
+            if (h->ndone < h->capdone)
+                h->done[h->ndone++] = (struct done_entry){a->seqs[i], a->events[i]};
+            else
+                gw_store_delivery_done(h->store, a->seqs[i], a->events[i]);
         }
-        if (h->ndone < h->capdone)
-            h->done[h->ndone++] = (struct done_entry){a->seq, a->event};
-        else
-            gw_store_delivery_done(h->store, a->seq, a->event);
         if (h->ndone >= FLUSH_MAX)
             gw_delivery_flush(h);
         else if (h->ndone > 0 && h->flush_timer == 0)
             h->flush_timer = gw_loop_timer_add(h->loop, FLUSH_DELAY_MS, on_flush_timer, h);
-        s->done_seq = a->seq;
-        gw_pending_add(h, s, -1);
-        atomic_fetch_add(&gw_status.deliveries_ok, 1);
+        s->done_seq = a->seqs[a->n - 1];
+        gw_pending_add(h, s, -a->n);
+        atomic_fetch_add(&gw_status.deliveries_ok, (unsigned long)a->n);
         gw_hist_observe(&gw_status.delivery_latency, (gw_wall_ms() - a->created_ms) * 1000);
         free(a);
         gw_delivery_kick(h, s);
@@ -276,15 +282,23 @@ static void on_result(void *arg, const struct gw_send_result *res)
     int dead =
         attempts >= h->cfg->retry_attempts || now - a->created_ms >= h->cfg->retry_max_age_ms;
     int64_t delay = gw_retry_delay_ms(h->cfg, attempts, res->status, res->retry_after_s);
-    gw_store_delivery_failed(h->store, a->seq, attempts, dead ? now : now + delay, error, dead);
-    if (s->qpos < s->qn && s->q[s->qpos].seq == a->seq) { /* the queue's head, as stored now */
-        s->q[s->qpos].attempts = attempts;
-        s->q[s->qpos].next_at = dead ? now : now + delay;
+    /* A batch is retried, and dies, as a unit. */
+    for (int i = 0; i < a->n; i++) {
+        gw_store_delivery_failed(h->store, a->seqs[i], attempts, dead ? now : now + delay, error,
+                                 dead);
+        for (int k = s->qpos; k < s->qn; k++) { /* the queue's entries, as stored now */
+            if (s->q[k].seq == a->seqs[i]) {
+                s->q[k].attempts = attempts;
+                s->q[k].next_at = dead ? now : now + delay;
+            }
+        }
     }
     if (dead) {
-        queue_drop(s, a->seq);
-        gw_pending_add(h, s, -1);
-        gw_dead_letter_added(h, s);
+        for (int i = 0; i < a->n; i++) {
+            queue_drop(s, a->seqs[i]);
+            gw_dead_letter_added(h, s);
+        }
+        gw_pending_add(h, s, -a->n);
         gw_warn("subscription %s: event moved to dead letters after %d attempts (%s)", s->id,
                 attempts, error);
         free(a);
@@ -336,6 +350,51 @@ static char *compose(const char *event_body, const char *sub_id)
     return body;
 }
 
+/* The n deliveries at the head of s's queue as one JSON array of events. */
+static char *compose_batch(struct hsub *s, int n)
+{
+    size_t cap = 2, len = 1;
+    char **parts = calloc((size_t)n, sizeof(*parts));
+    if (parts == NULL)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        parts[i] = compose(s->q[s->qpos + i].body, s->id);
+        if (parts[i] == NULL) {
+            for (int k = 0; k < i; k++)
+                free(parts[k]);
+            free(parts);
+            return NULL;
+        }
+        cap += strlen(parts[i]) + 1;
+    }
+    char *body = malloc(cap + 1);
+    if (body != NULL) {
+        body[0] = '[';
+        for (int i = 0; i < n; i++) {
+            size_t l = strlen(parts[i]);
+            memcpy(body + len, parts[i], l);
+            len += l;
+            body[len++] = i + 1 < n ? ',' : ']';
+        }
+        body[len] = '\0';
+    }
+    for (int i = 0; i < n; i++)
+        free(parts[i]);
+    free(parts);
+    return body;
+}
+
+/* A batch waited max_wait_ms: it goes with what has come (read again from the store). */
+static void on_batch_timer(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    struct hsub *s = arg;
+    s->timer = 0;
+    s->batch_ready = 1;
+    queue_clear(s);
+    gw_delivery_kick(s->h, s);
+}
+
 void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
 {
     if (s->inflight || s->timer || s->gone || !s->owned || h->stopping)
@@ -349,16 +408,38 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         arm(h, s, d.next_at - now);
         return;
     }
+    /* Batched delivery: the due deliveries at the head of the queue, up to the subscription's
+     * limits, in one POST; with max_wait_ms, a lone event waits that long for company. */
+    int n = 1;
+    char msg_id[96];
+    snprintf(msg_id, sizeof(msg_id), "%s", d.event_id);
+    if (s->batch_max > 0) {
+        size_t bytes = strlen(d.body);
+        while (n < s->batch_max && s->qpos + n < s->qn && s->q[s->qpos + n].next_at <= now &&
+               bytes + strlen(s->q[s->qpos + n].body) + 64 <= s->batch_bytes) {
+            bytes += strlen(s->q[s->qpos + n].body) + 64;
+            n++;
+        }
+        if (n < s->batch_max && s->batch_wait_ms > 0 && !s->batch_ready &&
+            now < d.created_ms + s->batch_wait_ms && s->pending <= n) {
+            s->timer = gw_loop_timer_add(h->loop, d.created_ms + s->batch_wait_ms - now,
+                                         on_batch_timer, s);
+            return;
+        }
+        s->batch_ready = 0;
+        snprintf(msg_id, sizeof(msg_id), "batch_%.60s_%d", d.event_id, n);
+    }
     /* A WebSub subscriber gets the entry as a feed, signed as WebSub says; a webhook the event
-     * as JSON, signed per Standard Webhooks. */
+     * as JSON (a batch: an array of events), signed per Standard Webhooks. */
     char *body = NULL;
     char sig[128], hid[200], hts[64], hsig[160], ws[3][2200];
     long long ts = now / 1000;
     int bad = s->topic ? gw_websub_compose(h, s, d.body, &body, ws, sizeof(ws[0])) != 0
-                       : (body = compose(d.body, s->id)) == NULL ||
-                             gw_sign(s->key, (size_t)s->keylen, d.event_id, ts, body, strlen(body),
-                                     sig, sizeof(sig)) != 0;
-    struct attempt *a = calloc(1, sizeof(*a));
+                       : (body = s->batch_max > 0 ? compose_batch(s, n) : compose(d.body, s->id)) ==
+                                 NULL ||
+                             gw_sign(s->key, (size_t)s->keylen, msg_id, ts, body, strlen(body), sig,
+                                     sizeof(sig)) != 0;
+    struct attempt *a = calloc(1, sizeof(*a) + 2 * (size_t)n * sizeof(int64_t));
     if (bad || a == NULL) {
         /* A stored event that cannot be composed would block the queue forever. */
         gw_error("subscription %s: cannot compose event %s; moved to dead letters", s->id,
@@ -378,7 +459,7 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         headers[2] = ws[2][0] ? ws[2] : NULL;
         headers[3] = NULL;
     } else {
-        snprintf(hid, sizeof(hid), "webhook-id: %s", d.event_id);
+        snprintf(hid, sizeof(hid), "webhook-id: %s", msg_id);
         snprintf(hts, sizeof(hts), "webhook-timestamp: %lld", ts);
         snprintf(hsig, sizeof(hsig), "webhook-signature: %s", sig);
     }
@@ -391,7 +472,14 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
     a->created_ms = d.created_ms;
     a->attempts = d.attempts;
     a->sent_ms = gw_now_ms();
-    snprintf(a->event_id, sizeof(a->event_id), "%s", d.event_id);
+    snprintf(a->event_id, sizeof(a->event_id), "%s", msg_id);
+    a->n = n;
+    a->seqs = a->ids;
+    a->events = a->ids + n;
+    for (int i = 0; i < n; i++) {
+        a->seqs[i] = s->q[s->qpos + i].seq;
+        a->events[i] = s->q[s->qpos + i].event;
+    }
     s->inflight = 1;
     if (h->sender->send(h->sender, &req, on_result, a) != 0) {
         s->inflight = 0;

@@ -79,8 +79,9 @@ static void finish_create(struct creating *c, json_t *replay_items)
     struct gw_hooks *h = c->h;
     struct hsub *s = c->s;
     char *websub = s->topic ? gw_websub_describe(s) : NULL;
-    struct gw_store_sub st = {s->id,     s->service, s->node,       s->callback,
-                              s->secret, s->events,  s->created_ms, websub};
+    char *options = gw_hsub_options(s);
+    struct gw_store_sub st = {s->id,     s->service,    s->node, s->callback, s->secret,
+                              s->events, s->created_ms, websub,  options};
     /* The node's last user left while this one was being created, and its unsubscribe went out
      * after our subscription was made or found: subscribe again, after it. */
     int crossed =
@@ -89,7 +90,8 @@ static void finish_create(struct creating *c, json_t *replay_items)
         goto fail;
     int stored = gw_store_sub_insert(h->store, &st);
     free(websub);
-    websub = NULL;
+    free(options);
+    websub = options = NULL;
     if (stored != 0 || gw_hooks_attach(h, s) != 0) {
         gw_store_rollback(h->store);
         goto fail;
@@ -149,6 +151,7 @@ static void finish_create(struct creating *c, json_t *replay_items)
     return;
 fail:
     free(websub);
+    free(options);
     store_failed(h, c->cmd, "the subscription could not be stored");
     creating_free(c);
 }
@@ -322,6 +325,12 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
     c->s = gw_hsub_new(h, id, service ? service : h->cfg->service, node, callback, secret, events,
                        gw_wall_ms(), NULL);
     memset(generated, 0, sizeof(generated));
+    json_t *batch = json_object_get(a, "batch");
+    if (c->s != NULL && json_is_object(batch)) {
+        c->s->batch_max = (int)json_integer_value(json_object_get(batch, "max_events"));
+        c->s->batch_bytes = (size_t)json_integer_value(json_object_get(batch, "max_bytes"));
+        c->s->batch_wait_ms = (int)json_integer_value(json_object_get(batch, "max_wait_ms"));
+    }
     if (c->s == NULL) {
         free(c);
         gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);

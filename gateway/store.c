@@ -89,6 +89,7 @@ void gw_store_sub_clear(struct gw_store_sub *sub)
     free(sub->callback);
     free(sub->secret);
     free(sub->websub);
+    free(sub->options);
     memset(sub, 0, sizeof(*sub));
 }
 

@@ -16,6 +16,7 @@ struct gw_store_sub {
     unsigned events;                               /* GW_EV_* mask */
     int64_t created_ms;
     char *websub; /* a WebSub subscription: its topic, lease and signature (JSON), else NULL */
+    char *options; /* delivery options (JSON: batch), or NULL */
 };
 
 /* One delivery (an event for one subscription), as read back. Strings owned by the struct. */

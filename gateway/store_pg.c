@@ -75,6 +75,8 @@ static const char *const migrations[] = {
     "CREATE TABLE feeds (id text PRIMARY KEY, url text NOT NULL, service text NOT NULL,"
     " node text NOT NULL, interval_s integer NOT NULL, created_ms bigint NOT NULL,"
     " state text NOT NULL);",
+    /* 7: delivery options of a subscription (batching). */
+    "ALTER TABLE subscriptions ADD COLUMN options text;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -117,7 +119,7 @@ enum {
 
 static const char *const sql[P_COUNT] = {
     [P_SUB_INSERT] = "INSERT INTO subscriptions(id, service, node, callback, secret, events, "
-                     "created_ms, websub) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     "created_ms, websub, options) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     [P_SUB_RENEW] = "UPDATE subscriptions SET secret = $2, websub = $3 WHERE id = $1",
     [P_FEED_PUT] = "INSERT INTO feeds(id, url, service, node, interval_s, created_ms, state) "
                    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(id) DO UPDATE SET "
@@ -131,7 +133,7 @@ static const char *const sql[P_COUNT] = {
     [P_SUB_EVENTS_ORPHANED] =
         "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_id = $1) "
         "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_id <> $1)",
-    [P_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms, websub "
+    [P_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms, websub, options "
                   "FROM subscriptions WHERE (created_ms, id) > ($1, $2) "
                   "ORDER BY created_ms, id LIMIT 5000",
     [P_EVENT_ADD] = "INSERT INTO events(event_id, service, node, body, created_ms) "
@@ -180,7 +182,7 @@ static const char *const sql[P_COUNT] = {
                 "SELECT $1, $2, $3, $4, $5 FROM c RETURNING id",
     [P_CLAIMS_PRUNE] = "DELETE FROM intake_claims WHERE key IN (SELECT key FROM intake_claims "
                        "WHERE at_ms < $1 LIMIT 5000)",
-    [P_SUB_GET] = "SELECT id, service, node, callback, secret, events, created_ms, websub "
+    [P_SUB_GET] = "SELECT id, service, node, callback, secret, events, created_ms, websub, options "
                   "FROM subscriptions WHERE id = $1",
     [P_NOTIFY] = "SELECT pg_notify('pubsubgw', $1)",
 };
@@ -738,8 +740,9 @@ static int pg_sub_insert(struct gw_store *g, const struct gw_store_sub *sub)
                        sub->secret,
                        I64(ev, sub->events),
                        I64(created, sub->created_ms),
-                       sub->websub};
-    return run_done((struct pg_store *)g, P_SUB_INSERT, 8, v);
+                       sub->websub,
+                       sub->options};
+    return run_done((struct pg_store *)g, P_SUB_INSERT, 9, v);
 }
 
 static int pg_sub_renew(struct gw_store *g, const char *id, const char *secret, const char *websub)
@@ -844,6 +847,7 @@ static void each_sub_row(PGresult *r, void (*cb)(const struct gw_store_sub *sub,
             .events = (unsigned)col_i64(r, i, 5),
             .created_ms = col_i64(r, i, 6),
             .websub = PQgetisnull(r, i, 7) ? NULL : (char *)col_str(r, i, 7),
+            .options = PQgetisnull(r, i, 8) ? NULL : (char *)col_str(r, i, 8),
         };
         cb(&sub, arg);
     }
@@ -1259,6 +1263,7 @@ static int pg_sub_get(struct gw_store *g, const char *id, struct gw_store_sub *s
             .events = (unsigned)col_i64(r, 0, 5),
             .created_ms = col_i64(r, 0, 6),
             .websub = PQgetisnull(r, 0, 7) ? NULL : col_dup(r, 0, 7),
+            .options = PQgetisnull(r, 0, 8) ? NULL : col_dup(r, 0, 8),
         };
         if (!sub->id || !sub->service || !sub->node || !sub->callback || !sub->secret) {
             gw_store_sub_clear(sub);

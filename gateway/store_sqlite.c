@@ -75,7 +75,7 @@ static const char *const sql[S_COUNT] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_SUB_INSERT] = "INSERT INTO subscriptions(id, service, node, callback, secret, events, "
-                     "created_ms, websub) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     "created_ms, websub, options) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_SUB_RENEW] = "UPDATE subscriptions SET secret = ?2, websub = ?3 WHERE id = ?1",
     [S_FEED_PUT] = "INSERT INTO feeds(id, url, service, node, interval_s, created_ms, state) "
                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET "
@@ -85,8 +85,8 @@ static const char *const sql[S_COUNT] = {
                    "ORDER BY created_ms, id",
     [S_SUB_DELETE] = "DELETE FROM subscriptions WHERE id = ?1",
     [S_SUB_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE sub_id = ?1",
-    [S_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms, websub "
-                  "FROM subscriptions ORDER BY created_ms, id",
+    [S_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms, websub, "
+                  "options FROM subscriptions ORDER BY created_ms, id",
     [S_EVENT_ADD] = "INSERT INTO events(event_id, service, node, body, created_ms) "
                     "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_EVENT_GC] = "DELETE FROM events WHERE id = ?1 AND NOT EXISTS "
@@ -193,6 +193,8 @@ static const char *const migrations[] = {
     "CREATE TABLE feeds (id TEXT PRIMARY KEY, url TEXT NOT NULL, service TEXT NOT NULL,"
     " node TEXT NOT NULL, interval_s INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
     " state TEXT NOT NULL);",
+    /* 3: delivery options of a subscription (batching). */
+    "ALTER TABLE subscriptions ADD COLUMN options TEXT;",
 };
 
 static int migrate(struct sq_store *s, char *err, size_t errlen)
@@ -442,6 +444,8 @@ static int sq_sub_insert(struct gw_store *g, const struct gw_store_sub *sub)
     sqlite3_bind_int64(q, 7, sub->created_ms);
     if (sub->websub != NULL)
         bind_text(q, 8, sub->websub);
+    if (sub->options != NULL)
+        bind_text(q, 9, sub->options);
     return step_done(s, q);
 }
 
@@ -545,6 +549,7 @@ static int sq_sub_each(struct gw_store *g, void (*cb)(const struct gw_store_sub 
             .events = (unsigned)sqlite3_column_int(q, 5),
             .created_ms = sqlite3_column_int64(q, 6),
             .websub = col_dup(q, 7),
+            .options = col_dup(q, 8),
         };
         if (sub.id && sub.service && sub.node && sub.callback && sub.secret)
             cb(&sub, arg);

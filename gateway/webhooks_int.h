@@ -11,6 +11,9 @@
 
 struct hnode;
 
+/* The most events one batched POST carries. */
+#define GW_BATCH_MAX 1000
+
 struct hsub {
     char *id, *service, *node, *callback, *secret;
     unsigned char key[GW_KEY_MAX];
@@ -40,6 +43,11 @@ struct hsub {
     int64_t expires_ms; /* unix ms when the lease ends */
     char alg[8];        /* X-Hub-Signature algorithm: sha1, sha256, sha384, sha512 */
     char format[8];     /* the topic's content type: atom, rss, json */
+    /* batched delivery (0: one event per POST): events and bytes per POST, wait for company */
+    int batch_max;
+    size_t batch_bytes;
+    int batch_wait_ms;
+    int batch_ready; /* the batch waited its max_wait_ms: it goes now */
     uint64_t lease_timer;
 };
 
@@ -155,6 +163,11 @@ void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe);
 struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
                          const char *callback, const char *secret, unsigned events,
                          int64_t created_ms, const char *websub);
+/* Reads a subscription's delivery options (JSON {"batch": {...}}, NULL: none) into s; 0, or -1
+ * when malformed. */
+int gw_hsub_set_options(struct hsub *s, const char *options);
+/* s's delivery options as stored (JSON text to free), or NULL when it has none. */
+char *gw_hsub_options(const struct hsub *s);
 /* Registers a stored subscription in memory; 0 or -1. */
 int gw_hooks_attach(struct gw_hooks *h, struct hsub *s);
 struct hnode *gw_hooks_find_node(struct gw_hooks *h, const char *service, const char *node);

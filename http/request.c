@@ -510,8 +510,8 @@ static int prepare_sub_create(const struct gw_http_request *req, struct gw_cmd *
     int rc = 0;
     char err[300];
     json_t *args = json_object();
-    static const char *const known[] = {"node",   "service", "callback", "secret",
-                                        "events", "verify",  "replay",   NULL};
+    static const char *const known[] = {"node",   "service", "callback", "secret", "events",
+                                        "verify", "replay",  "batch",    NULL};
     if (unknown_field(obj, known, reply) != 0) {
         rc = -1;
         goto out;
@@ -591,6 +591,49 @@ static int prepare_sub_create(const struct gw_http_request *req, struct gw_cmd *
         goto out;
     }
     json_object_set_new(args, "replay", json_integer(replay ? json_integer_value(replay) : 0));
+    /* Batched delivery: {"max_events": 1..1000, "max_bytes": 1 KiB..10 MiB, "max_wait_ms":
+     * 0..60000}. */
+    json_t *batch = json_object_get(obj, "batch");
+    if (batch != NULL && !json_is_null(batch)) {
+        static const char *const bknown[] = {"max_events", "max_bytes", "max_wait_ms", NULL};
+        json_t *me = json_object_get(batch, "max_events"),
+               *mb = json_object_get(batch, "max_bytes"),
+               *mw = json_object_get(batch, "max_wait_ms");
+        if (!json_is_object(batch)) {
+            rc = fail(reply, 400, "Invalid request body",
+                      "batch: an object {max_events, max_bytes, max_wait_ms}");
+            goto out;
+        }
+        if (unknown_field(batch, bknown, reply) != 0) {
+            json_t *p = json_object_get(reply->body, "detail");
+            char d[200];
+            snprintf(d, sizeof(d), "batch.%s", json_string_value(p) ? json_string_value(p) : "");
+            json_object_set_new(reply->body, "detail", json_string(d));
+            rc = -1;
+            goto out;
+        }
+        if (!json_is_integer(me) || json_integer_value(me) < 1 || json_integer_value(me) > 1000) {
+            rc = fail(reply, 400, "Invalid request body",
+                      "batch.max_events: required, an integer from 1 to 1000");
+            goto out;
+        }
+        if (mb != NULL && (!json_is_integer(mb) || json_integer_value(mb) < 1024 ||
+                           json_integer_value(mb) > 10 * 1024 * 1024)) {
+            rc = fail(reply, 400, "Invalid request body",
+                      "batch.max_bytes: an integer from 1024 to 10485760");
+            goto out;
+        }
+        if (mw != NULL && (!json_is_integer(mw) || json_integer_value(mw) < 0 ||
+                           json_integer_value(mw) > 60000)) {
+            rc = fail(reply, 400, "Invalid request body",
+                      "batch.max_wait_ms: an integer from 0 to 60000");
+            goto out;
+        }
+        json_object_set_new(args, "batch",
+                            json_pack("{s:I, s:I, s:I}", "max_events", json_integer_value(me),
+                                      "max_bytes", mb ? json_integer_value(mb) : 1048576,
+                                      "max_wait_ms", mw ? json_integer_value(mw) : 0));
+    }
     cmd->args = args;
     args = NULL;
 out:

@@ -33,9 +33,11 @@ static void on_sub(const struct gw_store_sub *s, void *arg)
 {
     (void)arg;
     if (strcmp(s->id, "sub_a") == 0 && strcmp(s->callback, "http://127.0.0.1:9/a") == 0 &&
-        s->events == 5 && s->created_ms == 1700000000123LL && s->websub == NULL)
+        s->events == 5 && s->created_ms == 1700000000123LL && s->websub == NULL && s->options &&
+        strcmp(s->options, "{\"batch\":{\"max_events\":5}}") == 0)
         subs_seen++;
     else if (strcmp(s->id, "sub_b") == 0 && strcmp(s->secret, b_secret) == 0 && s->websub &&
+             s->options == NULL &&
              strcmp(s->websub, b_websub) == 0)
         subs_seen += 10;
 }
@@ -127,7 +129,7 @@ int main(void)
             waitpid(kids[i], &status, 0);
             CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         }
-        CHECK_INT(schema_versions(url), 6); /* each migration applied once */
+        CHECK_INT(schema_versions(url), 7); /* each migration applied once */
     } else {
         CHECK(mkdtemp(dir) != NULL);
         snprintf(url, sizeof(url), "sqlite:%s/pubsubgw.db", dir);
@@ -173,9 +175,10 @@ int main(void)
 
     /* Subscriptions. */
     struct gw_store_sub a = {"sub_a", "pubsub.localhost", "news", "http://127.0.0.1:9/a", "whsec_a",
-                             5,       1700000000123LL,    NULL};
+                             5,       1700000000123LL,    NULL,
+                             "{\"batch\":{\"max_events\":5}}"};
     struct gw_store_sub b = {"sub_b", "pubsub.localhost", "news", "http://127.0.0.1:9/b", "whsec_b",
-                             1,       1700000000124LL,    "{\"topic\":\"t1\"}"};
+                             1,       1700000000124LL,    "{\"topic\":\"t1\"}", NULL};
     CHECK_INT(gw_store_sub_insert(st, &a), 0);
     CHECK_INT(gw_store_sub_insert(st, &b), 0);
     CHECK(gw_store_sub_insert(st, &a) != 0); /* the id is unique */
@@ -189,7 +192,7 @@ int main(void)
         snprintf(id, sizeof(id), "sub_many%05d", i);
         struct gw_store_sub m = {
             id, "pubsub.localhost",     "many", "http://127.0.0.1:9/m", "whsec_m",
-            1,  1700000000000LL + i % 7, NULL};
+            1,  1700000000000LL + i % 7, NULL, NULL};
         if (gw_store_sub_insert(st, &m) != 0) {
             CHECK(0);
             break;

@@ -40,7 +40,7 @@ int main(void)
 
     /* Round trip: an event with one delivery is the head; once done, nothing is pending. */
     struct gw_store_sub sub = {
-        "sub_a", "pubsub.localhost", "news", "http://127.0.0.1:9/", "whsec_x", 1, 1, NULL};
+        "sub_a", "pubsub.localhost", "news", "http://127.0.0.1:9/", "whsec_x", 1, 1, NULL, NULL};
     CHECK_INT(gw_store_sub_insert(st, &sub), 0);
     CHECK_INT(gw_store_begin(st), 0);
     int64_t ev = gw_store_event_add(st, "msg_1", "pubsub.localhost", "news", "{\"n\":1}", 1);
