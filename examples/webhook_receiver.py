@@ -5,7 +5,8 @@
 
 Answers the subscription's verification GET with hub.challenge, checks webhook-signature on
 every POST (HMAC-SHA256 over "id.timestamp.body" with the decoded secret, constant-time
-comparison, timestamps older than five minutes refused), prints the event, answers 204.
+comparison, timestamps older than five minutes refused), prints the event (each event of a
+batch), answers 204.
 Standard library only.
 """
 import base64
@@ -47,8 +48,11 @@ class Receiver(BaseHTTPRequestHandler):
             self.send_response(401)
             self.end_headers()
             return
-        event = json.loads(body)
-        print(event["type"], event["node"], json.dumps(event.get("item")), flush=True)
+        # A subscription with "batch" receives a JSON array of events (the signature covers the
+        # whole array; the batch is acknowledged as a unit), one without a single event.
+        doc = json.loads(body)
+        for event in doc if isinstance(doc, list) else [doc]:
+            print(event["type"], event["node"], json.dumps(event.get("item")), flush=True)
         self.send_response(204)
         self.end_headers()
 
