@@ -128,7 +128,7 @@ int gw_url_allowed(const char *url, const struct gw_cidr *allow, size_t nallow, 
 {
     const char *host = strstr(url, "://");
     if (host == NULL) {
-        snprintf(err, errlen, "callback: not a URL");
+        snprintf(err, errlen, "not a URL");
         return 0;
     }
     host += 3;
@@ -138,7 +138,7 @@ int gw_url_allowed(const char *url, const struct gw_cidr *allow, size_t nallow, 
     if (host[0] == '[') {
         end = memchr(host, ']', alen);
         if (end == NULL || (size_t)(end - host - 1) >= sizeof(name)) {
-            snprintf(err, errlen, "callback: malformed host");
+            snprintf(err, errlen, "malformed host");
             return 0;
         }
         memcpy(name, host + 1, (size_t)(end - host - 1));
@@ -147,7 +147,7 @@ int gw_url_allowed(const char *url, const struct gw_cidr *allow, size_t nallow, 
         end = memchr(host, ':', alen);
         size_t hlen = end ? (size_t)(end - host) : alen;
         if (hlen >= sizeof(name)) {
-            snprintf(err, errlen, "callback: host name too long");
+            snprintf(err, errlen, "host name too long");
             return 0;
         }
         memcpy(name, host, hlen);
@@ -156,7 +156,7 @@ int gw_url_allowed(const char *url, const struct gw_cidr *allow, size_t nallow, 
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(name, NULL, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errlen, "callback: cannot resolve %.200s: %s", name, gai_strerror(rc));
+        snprintf(err, errlen, "cannot resolve %.200s: %s", name, gai_strerror(rc));
         return 0;
     }
     int ok = 1;
@@ -168,7 +168,7 @@ int gw_url_allowed(const char *url, const struct gw_cidr *allow, size_t nallow, 
                                 : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
             inet_ntop(ai->ai_family, a, text, sizeof(text));
             snprintf(err, errlen,
-                     "callback: %.200s resolves to %s, a loopback, private or otherwise reserved "
+                     "%.200s resolves to %s, a loopback, private or otherwise reserved "
                      "address (allow it with --callback-allow)",
                      name, text);
             ok = 0;

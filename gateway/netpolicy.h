@@ -23,8 +23,8 @@ int gw_cidr_parse(const char *text, struct gw_cidr *out);
 int gw_addr_allowed(const struct sockaddr *sa, const struct gw_cidr *allow, size_t nallow);
 
 /* Resolves the host of an http(s) URL already validated by the API and checks every address it
- * has. Returns 1 when all may be reached; 0 with a reason in err otherwise. Blocks while the
- * name is resolved. */
+ * has. Returns 1 when all may be reached; 0 with a reason in err otherwise (without the field's
+ * name: the caller knows what the client called the URL). Blocks while the name is resolved. */
 int gw_url_allowed(const char *url, const struct gw_cidr *allow, size_t nallow, char *err,
                    size_t errlen);
 

@@ -430,17 +430,17 @@ int gw_valid_callback(const char *url, char *err, size_t errlen)
                   : strncasecmp(url, "https://", 8) == 0 ? 8
                                                          : 0;
     if (skip == 0) {
-        snprintf(err, errlen, "callback: must be an http or https URL");
+        snprintf(err, errlen, "must be an http or https URL");
         return 0;
     }
     if (len > 2048) {
-        snprintf(err, errlen, "callback: longer than 2048 characters");
+        snprintf(err, errlen, "longer than 2048 characters");
         return 0;
     }
     for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
         if (*p <= 0x20 || *p >= 0x7F) {
             snprintf(err, errlen,
-                     "callback: spaces, control and non-ASCII characters must be "
+                     "spaces, control and non-ASCII characters must be "
                      "percent-encoded");
             return 0;
         }
@@ -448,18 +448,18 @@ int gw_valid_callback(const char *url, char *err, size_t errlen)
     const char *host = url + skip;
     size_t alen = strcspn(host, "/?#");
     if (memchr(host, '@', alen) != NULL) {
-        snprintf(err, errlen, "callback: user information in the URL is not accepted");
+        snprintf(err, errlen, "user information in the URL is not accepted");
         return 0;
     }
     if (strchr(url, '#') != NULL) {
-        snprintf(err, errlen, "callback: a fragment is not accepted");
+        snprintf(err, errlen, "a fragment is not accepted");
         return 0;
     }
     size_t hlen = alen;
     if (host[0] == '[') {
         const char *close = memchr(host, ']', alen);
         if (close == NULL || close == host + 1) {
-            snprintf(err, errlen, "callback: malformed IPv6 host");
+            snprintf(err, errlen, "malformed IPv6 host");
             return 0;
         }
         hlen = (size_t)(close - host) + 1;
@@ -469,7 +469,7 @@ int gw_valid_callback(const char *url, char *err, size_t errlen)
             hlen = (size_t)(colon - host);
     }
     if (hlen == 0) {
-        snprintf(err, errlen, "callback: the URL has no host");
+        snprintf(err, errlen, "the URL has no host");
         return 0;
     }
     if (hlen < alen) {
@@ -477,7 +477,7 @@ int gw_valid_callback(const char *url, char *err, size_t errlen)
         if (*port != ':' || alen - hlen < 2 || alen - hlen > 6 ||
             strspn(port + 1, "0123456789") != alen - hlen - 1 || atoi(port + 1) < 1 ||
             atoi(port + 1) > 65535) {
-            snprintf(err, errlen, "callback: invalid port");
+            snprintf(err, errlen, "invalid port");
             return 0;
         }
     }
@@ -537,7 +537,7 @@ static int prepare_sub_create(const struct gw_http_request *req, struct gw_cmd *
         goto out;
     }
     if (!gw_valid_callback(json_string_value(callback), err, sizeof(err))) {
-        rc = fail(reply, 400, "Invalid request body", "%s", err);
+        rc = fail(reply, 400, "Invalid request body", "callback: %s", err);
         goto out;
     }
     json_object_set(args, "callback", callback);
@@ -918,7 +918,7 @@ static int prepare_websub(const struct gw_http_request *req, struct gw_cmd *cmd,
     else if (callback == NULL)
         rc = fail(reply, 400, "Invalid request body", "hub.callback: required, an http(s) URL");
     else if (!gw_valid_callback(callback, err, sizeof(err)))
-        rc = fail(reply, 400, "Invalid request body", "hub.%s", err);
+        rc = fail(reply, 400, "Invalid request body", "hub.callback: %s", err);
     else if (topic == NULL || topic[0] == '\0' || strlen(topic) > 1024 ||
              !gw_valid_id(topic, strlen(topic)))
         rc = fail(reply, 400, "Invalid request body",
@@ -980,7 +980,7 @@ static int prepare_feed_create(const struct gw_http_request *req, struct gw_cmd 
     if (!json_is_string(url)) {
         rc = fail(reply, 400, "Invalid request body", "url: required, an http or https URL");
     } else if (!gw_valid_callback(json_string_value(url), err, sizeof(err))) {
-        rc = fail(reply, 400, "Invalid request body", "url%s", strchr(err, ':'));
+        rc = fail(reply, 400, "Invalid request body", "url: %s", err);
     } else if (!json_is_string(node) ||
                !gw_valid_id(json_string_value(node), json_string_length(node))) {
         rc = fail(reply, 400, "Invalid request body",

@@ -48,9 +48,9 @@ int gw_http_prepare(const struct gw_http_request *req, struct gw_cmd **cmd,
  * UTF-8, no whitespace or control characters, at most one '@' before the domain. */
 int gw_valid_jid(const char *jid);
 
-/* 1 when url is acceptable as a webhook callback (http/https, a host, an optional numeric
- * port, no user information or fragment, at most 2048 printable ASCII characters); else 0 with
- * a reason naming the field in err. */
+/* 1 when url is acceptable as a webhook callback or fetched URL (http/https, a host, an optional
+ * numeric port, no user information or fragment, at most 2048 printable ASCII characters); else
+ * 0 with the reason in err, which the caller prefixes with the field's name. */
 int gw_valid_callback(const char *url, char *err, size_t errlen);
 
 #endif

@@ -438,17 +438,14 @@ static void check_callback(void *arg)
     if (delay != NULL && atoi(delay) > 0)
         usleep((useconds_t)atoi(delay) * 1000); /* tests: a slow resolver */
     char err[512];
+    /* The field as the client named it: a feed's url, WebSub's hub.callback, a callback. */
     int feed = cmd->op == GW_OP_FEED_CREATE;
+    const char *field = feed ? "url" : cmd->op == GW_OP_WEBSUB ? "hub.callback" : "callback";
     const char *callback = json_string_value(json_object_get(cmd->args, feed ? "url" : "callback"));
     const struct gw_policy *pol = gw_config_policy(cfg);
     if (!gw_url_allowed(callback, pol->allow, (size_t)pol->nallow, err, sizeof(err))) {
         char named[600];
-        /* WebSub names its parameters hub.*; the reason names the field the client sent. */
-        const char *colon = strchr(err, ':');
-        if (feed && colon != NULL)
-            snprintf(named, sizeof(named), "url%s", colon);
-        else
-            snprintf(named, sizeof(named), "%s%s", cmd->op == GW_OP_WEBSUB ? "hub." : "", err);
+        snprintf(named, sizeof(named), "%s: %s", field, err);
         cmd->status = 400;
         cmd->result = gw_problem_new(400, "Invalid request body", named, NULL);
     }
