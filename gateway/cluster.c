@@ -124,12 +124,7 @@ static void on_change(char kind, const char *id, void *arg)
     struct gw_store_sub st;
     if (gw_store_sub_get(h->store, id, &st) != 1)
         return;
-    s = gw_hsub_new(h, st.id, st.service, st.node, st.callback, st.secret, st.events, st.created_ms,
-                    st.websub);
-    if (s != NULL && gw_hsub_set_options(s, st.options) != 0) {
-        gw_hsub_free(s);
-        s = NULL;
-    }
+    s = gw_hsub_from_store(h, &st);
     gw_store_sub_clear(&st);
     if (s == NULL || gw_hooks_attach(h, s) != 0) {
         gw_error("cannot load subscription %s added through another gateway", id);

@@ -413,6 +413,15 @@ static void fetch(struct feed *f)
     }
 }
 
+/* A ping: the next fetch now, or, when one is under way, once more after it. */
+static void fetch_soon(struct feed *f)
+{
+    if (f->busy)
+        f->again = 1;
+    else
+        schedule(f, 0);
+}
+
 static void add_loaded(const struct gw_store_feed *sf, void *arg)
 {
     struct gw_hooks *h = arg;
@@ -492,10 +501,7 @@ void gw_feeds_ping(struct gw_hooks *h, struct gw_cmd *cmd, const char *url)
         if (strcmp(f->url, url) != 0)
             continue;
         n++;
-        if (f->busy)
-            f->again = 1;
-        else
-            schedule(f, 0);
+        fetch_soon(f);
     }
     if (n == 0 && h->shared) {
         gw_store_notify(h->store, 'p', url); /* the replica that polls it fetches it */
@@ -511,7 +517,7 @@ void gw_feeds_pinged(struct gw_hooks *h, const char *url)
 {
     for (struct feed *f = h->feeds; f; f = f->next)
         if (strcmp(f->url, url) == 0 && gw_cluster_owns(h, f->id))
-            f->busy ? (void)(f->again = 1) : schedule(f, 0);
+            fetch_soon(f);
 }
 
 void gw_feeds_execute(struct gw_hooks *h, struct gw_cmd *cmd)

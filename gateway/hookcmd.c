@@ -325,12 +325,9 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
     c->s = gw_hsub_new(h, id, service ? service : h->cfg->service, node, callback, secret, events,
                        gw_wall_ms(), NULL);
     memset(generated, 0, sizeof(generated));
-    json_t *batch = json_object_get(a, "batch");
-    if (c->s != NULL && json_is_object(batch)) {
-        c->s->batch_max = (int)json_integer_value(json_object_get(batch, "max_events"));
-        c->s->batch_bytes = (size_t)json_integer_value(json_object_get(batch, "max_bytes"));
-        c->s->batch_wait_ms = (int)json_integer_value(json_object_get(batch, "max_wait_ms"));
-    }
+    json_t *batch = json_object_get(a, "batch"); /* validated by the API */
+    if (c->s != NULL && batch != NULL)
+        gw_hsub_set_batch(c->s, batch);
     if (c->s == NULL) {
         free(c);
         gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);

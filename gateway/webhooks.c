@@ -57,6 +57,13 @@ struct hnode *gw_hooks_event_node(struct gw_hooks *h, json_t *ev)
     return service && node ? gw_hooks_find_node(h, service, node) : NULL;
 }
 
+/* s's batch setting as the API and the store write it. */
+static json_t *batch_json(const struct hsub *s)
+{
+    return json_pack("{s:i, s:I, s:i}", "max_events", s->batch_max, "max_bytes",
+                     (json_int_t)s->batch_bytes, "max_wait_ms", s->batch_wait_ms);
+}
+
 json_t *gw_hsub_json(const struct hsub *s)
 {
     char created[GW_ISO_LEN];
@@ -70,9 +77,7 @@ json_t *gw_hsub_json(const struct hsub *s)
                   s->node, "callback", s->callback, "events", events, "state",
                   s->hn && s->hn->missing ? "node_deleted" : "active", "created_at", created);
     if (out != NULL && s->batch_max > 0)
-        json_object_set_new(out, "batch",
-                            json_pack("{s:i, s:I, s:i}", "max_events", s->batch_max, "max_bytes",
-                                      (json_int_t)s->batch_bytes, "max_wait_ms", s->batch_wait_ms));
+        json_object_set_new(out, "batch", batch_json(s));
     if (out != NULL && s->topic != NULL) {
         char expires[GW_ISO_LEN];
         gw_iso_time(s->expires_ms, expires, sizeof(expires));
@@ -491,33 +496,36 @@ struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service
     return s;
 }
 
-int gw_hsub_set_options(struct hsub *s, const char *options)
+int gw_hsub_set_batch(struct hsub *s, const json_t *batch)
 {
-    if (options == NULL)
-        return 0;
-    json_t *o = json_loads(options, 0, NULL);
-    json_t *b = json_object_get(o, "batch");
-    int rc = o == NULL ? -1 : 0;
-    if (json_is_object(b)) {
-        s->batch_max = (int)json_integer_value(json_object_get(b, "max_events"));
-        s->batch_bytes = (size_t)json_integer_value(json_object_get(b, "max_bytes"));
-        s->batch_wait_ms = (int)json_integer_value(json_object_get(b, "max_wait_ms"));
-        if (s->batch_max < 1 || s->batch_max > GW_BATCH_MAX || s->batch_bytes < 1024)
-            rc = -1;
-    }
-    json_decref(o);
-    return rc;
+    s->batch_max = (int)json_integer_value(json_object_get(batch, "max_events"));
+    s->batch_bytes = (size_t)json_integer_value(json_object_get(batch, "max_bytes"));
+    s->batch_wait_ms = (int)json_integer_value(json_object_get(batch, "max_wait_ms"));
+    return s->batch_max >= 1 && s->batch_max <= GW_BATCH_MAX && s->batch_bytes >= 1024 ? 0 : -1;
 }
 
 char *gw_hsub_options(const struct hsub *s)
 {
     if (s->batch_max == 0)
         return NULL;
-    json_t *o = json_pack("{s:{s:i, s:I, s:i}}", "batch", "max_events", s->batch_max, "max_bytes",
-                          (json_int_t)s->batch_bytes, "max_wait_ms", s->batch_wait_ms);
+    json_t *o = json_pack("{s:o}", "batch", batch_json(s));
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
+}
+
+struct hsub *gw_hsub_from_store(struct gw_hooks *h, const struct gw_store_sub *st)
+{
+    struct hsub *s = gw_hsub_new(h, st->id, st->service, st->node, st->callback, st->secret,
+                                 st->events, st->created_ms, st->websub);
+    json_t *o = st->options ? json_loads(st->options, 0, NULL) : NULL;
+    json_t *batch = json_object_get(o, "batch");
+    if (s != NULL && ((st->options && o == NULL) || (batch && gw_hsub_set_batch(s, batch) != 0))) {
+        gw_hsub_free(s);
+        s = NULL;
+    }
+    json_decref(o);
+    return s;
 }
 
 int gw_hooks_quiesce(struct gw_hooks *h)
@@ -546,12 +554,7 @@ static void count_pending(const char *sub_id, int64_t n, void *arg)
 static void load_one(const struct gw_store_sub *st, void *arg)
 {
     struct gw_hooks *h = arg;
-    struct hsub *s = gw_hsub_new(h, st->id, st->service, st->node, st->callback, st->secret,
-                                 st->events, st->created_ms, st->websub);
-    if (s != NULL && gw_hsub_set_options(s, st->options) != 0) {
-        gw_hsub_free(s);
-        s = NULL;
-    }
+    struct hsub *s = gw_hsub_from_store(h, st);
     if (s == NULL || gw_hooks_attach(h, s) != 0) {
         gw_error("cannot load subscription %s", st->id);
         gw_hsub_free(s);

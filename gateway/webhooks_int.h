@@ -163,9 +163,12 @@ void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe);
 struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
                          const char *callback, const char *secret, unsigned events,
                          int64_t created_ms, const char *websub);
-/* Reads a subscription's delivery options (JSON {"batch": {...}}, NULL: none) into s; 0, or -1
- * when malformed. */
-int gw_hsub_set_options(struct hsub *s, const char *options);
+/* A stored subscription's object (its WebSub description and delivery options read too), or
+ * NULL when out of memory or something stored is malformed. */
+struct hsub *gw_hsub_from_store(struct gw_hooks *h, const struct gw_store_sub *st);
+/* Sets s's batch setting from {"max_events", "max_bytes", "max_wait_ms"}; 0, or -1 when out of
+ * bounds. */
+int gw_hsub_set_batch(struct hsub *s, const json_t *batch);
 /* s's delivery options as stored (JSON text to free), or NULL when it has none. */
 char *gw_hsub_options(const struct hsub *s);
 /* Registers a stored subscription in memory; 0 or -1. */
