@@ -49,7 +49,7 @@ static char *subscribe(const char *node, const char *callback, const char *batch
 int main(void)
 {
     const char *extra[] = {"--callback-allow", "127.0.0.0/8", "--resource", "batch", NULL};
-    CHECK_INT(it_gw_start(&gw, "gw17@localhost", "gw17", it_server_port(), extra, 1), 0);
+    CHECK_INT(it_gw_start(&gw, "gw19@localhost", "gw19", it_server_port(), extra, 1), 0);
     const char *node = it_unique("batch");
     char body[300], secret[128];
     struct it_resp r;
@@ -140,7 +140,7 @@ int main(void)
     CHECK(json_integer_value(json_object_get(b, "max_bytes")) == 1048576);
     it_resp_free(&r);
     CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
-    CHECK_INT(it_gw_restart(&gw, "gw17@localhost", "gw17", it_server_port(), extra, 1), 0);
+    CHECK_INT(it_gw_restart(&gw, "gw19@localhost", "gw19", it_server_port(), extra, 1), 0);
     for (int i = 41; i < 44; i++)
         publish(node, i);
     CHECK_INT(it_receiver_wait(rw, 2, 15000), 2);

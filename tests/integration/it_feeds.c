@@ -227,7 +227,7 @@ int main(void)
 
     const char *extra[] = {
         "--feed-interval-min", "1", "--callback-allow", "127.0.0.0/8", "--resource", "feeds", NULL};
-    CHECK_INT(it_gw_start(&gw, "gw17@localhost", "gw17", it_server_port(), extra, 1), 0);
+    CHECK_INT(it_gw_start(&gw, "gw18@localhost", "gw18", it_server_port(), extra, 1), 0);
     const char *n_atom = it_unique("fatom"), *n_rss = it_unique("frss"),
                *n_json = it_unique("fjson"), *n_html = it_unique("fhtml");
     make_node(n_atom);
@@ -437,7 +437,7 @@ int main(void)
     /* A restart keeps the feeds and their validators: the first fetch is conditional. */
     CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
     int cond = doc_count(0, 2);
-    CHECK_INT(it_gw_restart(&gw, "gw17@localhost", "gw17", it_server_port(), extra, 1), 0);
+    CHECK_INT(it_gw_restart(&gw, "gw18@localhost", "gw18", it_server_port(), extra, 1), 0);
     CHECK(wait_count(0, 2, cond + 1, 8000) >= cond + 1);
     CHECK_INT((int)wait_items(n_atom, 3), 3);
     none = it_xmpp_next_event(x, n_atom, 500);
