@@ -5,6 +5,7 @@
 #include "feedparse.h"
 
 #include "sign.h"
+#include "textbuf.h"
 
 #include <expat.h>
 #include <jansson.h>
@@ -22,39 +23,7 @@
 #define MAX_DEPTH 64
 #define MAX_FIELD (256 * 1024)
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void put(struct buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (q == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void puts_(struct buf *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
-
-static void put_escaped(struct buf *b, const char *s, size_t n, int attr)
+static void put_escaped(struct gw_textbuf *b, const char *s, size_t n, int attr)
 {
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
@@ -67,12 +36,12 @@ static void put_escaped(struct buf *b, const char *s, size_t n, int attr)
                           : s[i] == '\r'         ? "&#13;"
                                                  : NULL;
         if (rep != NULL) {
-            put(b, s + start, i - start);
-            puts_(b, rep);
+            gw_textbuf_put_n(b, s + start, i - start);
+            gw_textbuf_put(b, rep);
             start = i + 1;
         }
     }
-    put(b, s + start, n - start);
+    gw_textbuf_put_n(b, s + start, n - start);
 }
 
 /* "uri\x01local" or "local": the two parts. */
@@ -113,12 +82,12 @@ struct parse {
     struct entry_acc *acc;
     /* the entry (Atom) or item (RSS) being read: depth of its element, 0 when none */
     int in_entry;
-    struct buf ser;             /* Atom: the entry written out again */
+    struct gw_textbuf ser;      /* Atom: the entry written out again */
     char *ns_at[MAX_DEPTH + 2]; /* Atom: the default namespace in force at each depth */
     int prefixes;
     /* a direct child's text (id, title, ...) */
     int field_depth;
-    struct buf text;
+    struct gw_textbuf text;
     char *field; /* which: "id", "link", "title", ... (static strings) */
     json_t *rss; /* RSS: the item's members */
     char *id, *link;
@@ -293,12 +262,12 @@ static void XMLCALL on_start(void *arg, const char *name, const char **attrs)
     }
     free(ps->ns_at[ps->depth]);
     ps->ns_at[ps->depth] = mine;
-    puts_(&ps->ser, "<");
-    puts_(&ps->ser, local);
+    gw_textbuf_put(&ps->ser, "<");
+    gw_textbuf_put(&ps->ser, local);
     if (strcmp(parent, mine) != 0) {
-        puts_(&ps->ser, " xmlns=\"");
+        gw_textbuf_put(&ps->ser, " xmlns=\"");
         put_escaped(&ps->ser, mine, strlen(mine), 1);
-        puts_(&ps->ser, "\"");
+        gw_textbuf_put(&ps->ser, "\"");
     }
     for (int i = 0; attrs[i]; i += 2) {
         const char *au, *al;
@@ -309,21 +278,21 @@ static void XMLCALL on_start(void *arg, const char *name, const char **attrs)
             snprintf(prefix, sizeof(prefix), "xml:");
         } else if (aul > 0) {
             snprintf(prefix, sizeof(prefix), "p%d", ps->prefixes++);
-            puts_(&ps->ser, " xmlns:");
-            puts_(&ps->ser, prefix);
-            puts_(&ps->ser, "=\"");
+            gw_textbuf_put(&ps->ser, " xmlns:");
+            gw_textbuf_put(&ps->ser, prefix);
+            gw_textbuf_put(&ps->ser, "=\"");
             put_escaped(&ps->ser, au, aul, 1);
-            puts_(&ps->ser, "\"");
+            gw_textbuf_put(&ps->ser, "\"");
             strcat(prefix, ":");
         }
-        puts_(&ps->ser, " ");
-        puts_(&ps->ser, prefix);
-        puts_(&ps->ser, al);
-        puts_(&ps->ser, "=\"");
+        gw_textbuf_put(&ps->ser, " ");
+        gw_textbuf_put(&ps->ser, prefix);
+        gw_textbuf_put(&ps->ser, al);
+        gw_textbuf_put(&ps->ser, "=\"");
         put_escaped(&ps->ser, attrs[i + 1], strlen(attrs[i + 1]), 1);
-        puts_(&ps->ser, "\"");
+        gw_textbuf_put(&ps->ser, "\"");
     }
-    puts_(&ps->ser, ">");
+    gw_textbuf_put(&ps->ser, ">");
 }
 
 static void XMLCALL on_text(void *arg, const char *s, int len)
@@ -335,14 +304,14 @@ static void XMLCALL on_text(void *arg, const char *s, int len)
         if (ps->text.len + (size_t)len > MAX_FIELD)
             stop(ps, "an entry's field is too large");
         else
-            put(&ps->text, s, (size_t)len);
+            gw_textbuf_put_n(&ps->text, s, (size_t)len);
     }
     if (ps->kind == K_ATOM)
         put_escaped(&ps->ser, s, (size_t)len, 0);
 }
 
 /* Trimmed copy of a field's text. */
-static char *trimmed(const struct buf *b)
+static char *trimmed(const struct gw_textbuf *b)
 {
     const char *s = b->p ? b->p : "";
     size_t n = b->len;
@@ -360,9 +329,9 @@ static void XMLCALL on_end(void *arg, const char *name)
         const char *uri, *local;
         size_t ul;
         split(name, &uri, &ul, &local);
-        puts_(&ps->ser, "</");
-        puts_(&ps->ser, local);
-        puts_(&ps->ser, ">");
+        gw_textbuf_put(&ps->ser, "</");
+        gw_textbuf_put(&ps->ser, local);
+        gw_textbuf_put(&ps->ser, ">");
     }
     if (ps->in_entry && ps->field_depth == ps->depth) {
         char *v = trimmed(&ps->text);

@@ -4,6 +4,8 @@
  * it is. */
 #include "atom.h"
 
+#include "../gateway/textbuf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,63 +13,31 @@
 
 #define ATOM_NS "http://www.w3.org/2005/Atom"
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void put_n(struct buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void put(struct buf *b, const char *s)
-{
-    put_n(b, s, strlen(s));
-}
-
 /* s as XML text (or attribute value: quotes escaped too). */
-static void put_esc(struct buf *b, const char *s)
+static void put_esc(struct gw_textbuf *b, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
         switch (*p) {
         case '&':
-            put(b, "&amp;");
+            gw_textbuf_put(b, "&amp;");
             break;
         case '<':
-            put(b, "&lt;");
+            gw_textbuf_put(b, "&lt;");
             break;
         case '>':
-            put(b, "&gt;");
+            gw_textbuf_put(b, "&gt;");
             break;
         case '"':
-            put(b, "&quot;");
+            gw_textbuf_put(b, "&quot;");
             break;
         default:
             if (*p >= 0x20 || *p == '\t' || *p == '\n' || *p == '\r')
-                put_n(b, (const char *)p, 1);
+                gw_textbuf_put_n(b, (const char *)p, 1);
         }
     }
 }
 
-static void put_time(struct buf *b, int64_t ms)
+static void put_time(struct gw_textbuf *b, int64_t ms)
 {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
@@ -75,7 +45,7 @@ static void put_time(struct buf *b, int64_t ms)
     char out[64];
     snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    put(b, out);
+    gw_textbuf_put(b, out);
 }
 
 int64_t gw_atom_ulid_ms(const char *id)
@@ -112,60 +82,60 @@ static const char *member(const json_t *o, const char *name)
     return json_string_value(json_object_get(o, name));
 }
 
-static void entry(struct buf *b, const json_t *item, const char *service, const char *node,
+static void entry(struct gw_textbuf *b, const json_t *item, const char *service, const char *node,
                   int64_t now_ms)
 {
     const char *id = member(item, "id");
     const char *xml = member(item, "xml");
     if (xml != NULL && is_atom_entry(xml)) {
-        put(b, xml);
-        put(b, "\n");
+        gw_textbuf_put(b, xml);
+        gw_textbuf_put(b, "\n");
         return;
     }
     const json_t *payload = json_object_get(item, "payload");
     int64_t at = gw_atom_ulid_ms(id);
-    put(b, "<entry><id>xmpp:");
+    gw_textbuf_put(b, "<entry><id>xmpp:");
     put_esc(b, service);
-    put(b, "?;node=");
+    gw_textbuf_put(b, "?;node=");
     put_esc(b, node);
-    put(b, ";item=");
+    gw_textbuf_put(b, ";item=");
     put_esc(b, id ? id : "");
-    put(b, "</id><title>");
+    gw_textbuf_put(b, "</id><title>");
     const char *title = json_is_object(payload) ? member(payload, "title") : NULL;
     put_esc(b, title ? title : (id ? id : "item"));
-    put(b, "</title><updated>");
+    gw_textbuf_put(b, "</title><updated>");
     put_time(b, at >= 0 ? at : now_ms);
-    put(b, "</updated>");
+    gw_textbuf_put(b, "</updated>");
     const char *link = json_is_object(payload) ? member(payload, "link") : NULL;
     if (link != NULL) {
-        put(b, "<link rel=\"alternate\" href=\"");
+        gw_textbuf_put(b, "<link rel=\"alternate\" href=\"");
         put_esc(b, link);
-        put(b, "\"/>");
+        gw_textbuf_put(b, "\"/>");
     }
     const char *summary = json_is_object(payload) ? member(payload, "summary") : NULL;
     if (summary != NULL) {
-        put(b, "<summary>");
+        gw_textbuf_put(b, "<summary>");
         put_esc(b, summary);
-        put(b, "</summary>");
+        gw_textbuf_put(b, "</summary>");
     }
     if (payload != NULL) {
         char *text = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
-        put(b, "<content type=\"text\">");
+        gw_textbuf_put(b, "<content type=\"text\">");
         put_esc(b, text ? text : "");
-        put(b, "</content>");
+        gw_textbuf_put(b, "</content>");
         free(text);
     } else if (xml != NULL) {
-        put(b, "<content type=\"application/xml\">");
-        put(b, xml);
-        put(b, "</content>");
+        gw_textbuf_put(b, "<content type=\"application/xml\">");
+        gw_textbuf_put(b, xml);
+        gw_textbuf_put(b, "</content>");
     }
-    put(b, "</entry>\n");
+    gw_textbuf_put(b, "</entry>\n");
 }
 
 char *gw_atom_feed(const json_t *items, const char *service, const char *node, const char *self_url,
                    const char *hub_url, int64_t now_ms)
 {
-    struct buf b = {0};
+    struct gw_textbuf b = {0};
     const json_t *list = json_object_get(items, "items");
     size_t n = json_array_size(list);
     /* The feed's updated time: its newest entry's when known, else now. */
@@ -175,23 +145,25 @@ char *gw_atom_feed(const json_t *items, const char *service, const char *node, c
         if (t > newest)
             newest = t;
     }
-    put(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"" ATOM_NS "\">\n<id>xmpp:");
+    gw_textbuf_put(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"" ATOM_NS
+                       "\">\n<id>xmpp:");
     put_esc(&b, service);
-    put(&b, "?;node=");
+    gw_textbuf_put(&b, "?;node=");
     put_esc(&b, node);
-    put(&b, "</id>\n<title>");
+    gw_textbuf_put(&b, "</id>\n<title>");
     put_esc(&b, node);
-    put(&b, "</title>\n<updated>");
+    gw_textbuf_put(&b, "</title>\n<updated>");
     put_time(&b, newest >= 0 ? newest : now_ms);
-    put(&b, "</updated>\n<author><name>");
+    gw_textbuf_put(&b, "</updated>\n<author><name>");
     put_esc(&b, service);
-    put(&b, "</name></author>\n<generator>pubsubgw</generator>\n<link rel=\"self\" href=\"");
+    gw_textbuf_put(&b,
+                   "</name></author>\n<generator>pubsubgw</generator>\n<link rel=\"self\" href=\"");
     put_esc(&b, self_url);
-    put(&b, "\"/>\n");
+    gw_textbuf_put(&b, "\"/>\n");
     if (hub_url != NULL) {
-        put(&b, "<link rel=\"hub\" href=\"");
+        gw_textbuf_put(&b, "<link rel=\"hub\" href=\"");
         put_esc(&b, hub_url);
-        put(&b, "\"/>\n");
+        gw_textbuf_put(&b, "\"/>\n");
     }
     /* Newest first when every id tells its time; else in the order the service gave. */
     size_t *order = malloc((n ? n : 1) * sizeof(*order));
@@ -218,7 +190,7 @@ char *gw_atom_feed(const json_t *items, const char *service, const char *node, c
     for (size_t i = 0; i < n; i++)
         entry(&b, json_array_get(list, order[i]), service, node, now_ms);
     free(order);
-    put(&b, "</feed>\n");
+    gw_textbuf_put(&b, "</feed>\n");
     if (b.failed) {
         free(b.p);
         return NULL;
@@ -227,46 +199,47 @@ char *gw_atom_feed(const json_t *items, const char *service, const char *node, c
 }
 
 /* One RSS member of a JSON payload as an element, when it is a string. */
-static void rss_field(struct buf *b, const json_t *payload, const char *member_name,
+static void rss_field(struct gw_textbuf *b, const json_t *payload, const char *member_name,
                       const char *element, const char *attrs)
 {
     const char *v = json_string_value(json_object_get(payload, member_name));
     if (v == NULL)
         return;
-    put(b, "<");
-    put(b, element);
-    put(b, attrs);
-    put(b, ">");
+    gw_textbuf_put(b, "<");
+    gw_textbuf_put(b, element);
+    gw_textbuf_put(b, attrs);
+    gw_textbuf_put(b, ">");
     put_esc(b, v);
-    put(b, "</");
-    put(b, element);
-    put(b, ">");
+    gw_textbuf_put(b, "</");
+    gw_textbuf_put(b, element);
+    gw_textbuf_put(b, ">");
 }
 
 char *gw_rss_feed(const json_t *items, const char *node, const char *self_url, const char *hub_url)
 {
-    struct buf b = {0};
-    put(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\" xmlns:atom=\"" ATOM_NS
+    struct gw_textbuf b = {0};
+    gw_textbuf_put(
+        &b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\" xmlns:atom=\"" ATOM_NS
             "\">\n<channel>\n<title>");
     put_esc(&b, node);
-    put(&b, "</title>\n<link>");
+    gw_textbuf_put(&b, "</title>\n<link>");
     put_esc(&b, self_url);
-    put(&b, "</link>\n<description>");
+    gw_textbuf_put(&b, "</link>\n<description>");
     put_esc(&b, node);
-    put(&b, "</description>\n<atom:link rel=\"self\" href=\"");
+    gw_textbuf_put(&b, "</description>\n<atom:link rel=\"self\" href=\"");
     put_esc(&b, self_url);
-    put(&b, "\"/>\n");
+    gw_textbuf_put(&b, "\"/>\n");
     if (hub_url != NULL) {
-        put(&b, "<atom:link rel=\"hub\" href=\"");
+        gw_textbuf_put(&b, "<atom:link rel=\"hub\" href=\"");
         put_esc(&b, hub_url);
-        put(&b, "\"/>\n");
+        gw_textbuf_put(&b, "\"/>\n");
     }
     size_t i;
     const json_t *item;
     json_array_foreach(json_object_get(items, "items"), i, item)
     {
         const json_t *payload = json_object_get(item, "payload");
-        put(&b, "<item>");
+        gw_textbuf_put(&b, "<item>");
         rss_field(&b, payload, "title", "title", "");
         rss_field(&b, payload, "link", "link", "");
         rss_field(&b, payload, "summary", "description", "");
@@ -276,9 +249,9 @@ char *gw_rss_feed(const json_t *items, const char *node, const char *self_url, c
             rss_field(&b, payload, "id", "guid", " isPermaLink=\"false\"");
         else
             rss_field(&b, item, "id", "guid", " isPermaLink=\"false\"");
-        put(&b, "</item>\n");
+        gw_textbuf_put(&b, "</item>\n");
     }
-    put(&b, "</channel>\n</rss>\n");
+    gw_textbuf_put(&b, "</channel>\n</rss>\n");
     if (b.failed) {
         free(b.p);
         return NULL;
