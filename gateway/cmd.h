@@ -46,13 +46,15 @@ enum gw_op {
     GW_OP_FEED_LIST,
     GW_OP_FEED_GET,
     GW_OP_FEED_DELETE,
+    GW_OP_DEAD_RETRY_ALL,
+    GW_OP_SUB_TEST,
 };
 
 /* 1 for the operations gateway/webhooks.c executes, 0 for XMPP requests. */
 #define GW_OP_IS_REGISTRY(op) ((op) >= GW_OP_SUB_CREATE)
 /* 1 when the operation cannot be done without the XMPP session. */
 #define GW_OP_NEEDS_XMPP(op)                                                                       \
-    (!GW_OP_IS_REGISTRY(op) || (op) == GW_OP_SUB_CREATE || (op) == GW_OP_STREAM_OPEN ||           \
+    (!GW_OP_IS_REGISTRY(op) || (op) == GW_OP_SUB_CREATE || (op) == GW_OP_STREAM_OPEN ||            \
      (op) == GW_OP_WEBSUB)
 
 enum gw_payload_kind { GW_PAYLOAD_JSON = 0, GW_PAYLOAD_XML };

@@ -52,6 +52,7 @@ static const char usage_text[] =
     "  --http-threads N       HTTP worker threads; 0 (default) serves HTTP on the event loop\n"
     "  --max-connections N    concurrent HTTP connections (default 512)\n"
     "  --http-timeout SECONDS idle HTTP connection timeout (default 30)\n"
+    "  --ui on|off            the console in the browser at /ui/ (default on)\n"
     "WebSub hub (POST /websub; topics are node feeds, see the README):\n"
     "  --public-url URL       the gateway's address as subscribers reach it, for topic and hub\n"
     "                         links (default: http://LISTEN)\n"
@@ -275,6 +276,7 @@ static const struct {
     {"exit-on-auth-failure", offsetof(struct gw_config, exit_on_auth_failure), 0},
     {"auto-create", offsetof(struct gw_config, auto_create), 0},
     {"websub", offsetof(struct gw_config, websub), 0},
+    {"ui", offsetof(struct gw_config, ui), 0},
 };
 
 /* Numeric options: range, the factor to the stored unit (1000: seconds given, ms kept), the
@@ -459,9 +461,10 @@ static int apply(struct gw_config *cfg, const char *name, const char *value, cha
             continue;
         int *field = (int *)((char *)cfg + flags[i].offset);
         if (value == NULL || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
-            strcmp(value, "1") == 0)
+            strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
             *field = 1;
-        else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
+        else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+                 strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
             *field = 0;
         else
             goto bad;
@@ -619,6 +622,7 @@ static const struct option long_options[] = {
     {"service", required_argument, NULL, 0},
     {"public-url", required_argument, NULL, 0},
     {"websub", optional_argument, NULL, 0},
+    {"ui", required_argument, NULL, 0},
     {"websub-lease", required_argument, NULL, 0},
     {"websub-lease-min", required_argument, NULL, 0},
     {"websub-lease-max", required_argument, NULL, 0},
@@ -713,6 +717,7 @@ static void set_defaults(struct gw_config *cfg)
     cfg->sse_history_bytes = 1024 * 1024;
     cfg->sse_queue_bytes = 1024 * 1024;
     cfg->websub = 1;
+    cfg->ui = 1;
     cfg->websub_lease_default_ms = 10LL * 86400 * 1000;
     cfg->websub_lease_min_ms = 60LL * 1000;
     cfg->websub_lease_max_ms = 30LL * 86400 * 1000;

@@ -113,9 +113,10 @@ struct gw_config {
     char *public_url; /* the gateway's address as subscribers see it (no trailing slash); NULL:
                        * http(s)://LISTEN:PORT */
     int websub;       /* the hub at /websub answers (default on) */
+    int ui;           /* the console at /ui/ is served (default on) */
     int64_t websub_lease_default_ms, websub_lease_min_ms, websub_lease_max_ms;
     int feed_interval_min_s; /* feeds are not fetched more often */
-    int check_only; /* --check-config: validate and exit */
+    int check_only;          /* --check-config: validate and exit */
 };
 
 /* 1 when token may act on node: it has no node patterns, or one matches (NULL token: no tokens

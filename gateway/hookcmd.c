@@ -408,6 +408,132 @@ static void add_attempt(const struct gw_store_attempt *a, void *arg)
     json_array_append_new(arg, e);
 }
 
+/* A subscription as listed: its description, and how its deliveries stand (the backlog only
+ * where this gateway delivers it: the others do not count it). */
+static json_t *sub_view(const struct hsub *s)
+{
+    json_t *o = gw_hsub_json(s);
+    if (o != NULL && s->owned)
+        json_object_set_new(o, "backlog", json_integer(s->pending));
+    return o;
+}
+
+static void count_into(const char *sub_id, int64_t n, void *arg)
+{
+    json_object_set_new(arg, sub_id, json_integer(n));
+}
+
+/* Sets "dead_letters" on each subscription of list, when the store can count them. */
+static void add_dead_counts(struct gw_hooks *h, json_t *list)
+{
+    json_t *counts = json_object(), *o;
+    size_t i;
+    if (counts != NULL && gw_store_up(h->store) &&
+        gw_store_dead_count_each(h->store, count_into, counts) == 0) {
+        json_array_foreach(list, i, o)
+        {
+            json_t *n = json_object_get(counts, json_string_value(json_object_get(o, "id")));
+            json_object_set_new(o, "dead_letters", n ? json_incref(n) : json_integer(0));
+        }
+    }
+    json_decref(counts);
+}
+
+/* n dead letters of s were made live again: they are older than what was delivered since, so
+ * its delivery looks from the start again, once the delivered rows are really gone. */
+static void requeued(struct gw_hooks *h, struct hsub *s, int64_t n)
+{
+    if (s->owned) {
+        gw_delivery_flush(h);
+        gw_delivery_rewind(h, s);
+        gw_pending_add(h, s, n);
+        gw_delivery_kick(h, s);
+    } else { /* another gateway delivers it */
+        gw_store_notify(h->store, 'r', s->id);
+    }
+}
+
+struct seqs {
+    int64_t *v;
+    size_t n, cap;
+    int oom;
+};
+
+static void add_seq(const struct gw_store_delivery *d, void *arg)
+{
+    struct seqs *q = arg;
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        int64_t *v = realloc(q->v, cap * sizeof(*v));
+        if (v == NULL) {
+            q->oom = 1;
+            return;
+        }
+        q->v = v;
+        q->cap = cap;
+    }
+    q->v[q->n++] = d->seq;
+}
+
+/* POST .../dead-letters/retry: every dead letter of s made live again, in one transaction. */
+static void retry_all(struct gw_hooks *h, struct hsub *s, struct gw_cmd *cmd)
+{
+    struct seqs q = {0};
+    int64_t now = gw_wall_ms(), n = 0;
+    if (gw_store_dead_each(h->store, s->id, add_seq, &q) != 0 || q.oom ||
+        gw_store_begin(h->store) != 0) {
+        free(q.v);
+        store_failed(h, cmd, "the dead letters could not be read; nothing was retried");
+        return;
+    }
+    for (size_t i = 0; i < q.n; i++) {
+        int rc = gw_store_dead_retry(h->store, s->id, q.v[i], now);
+        if (rc < 0) {
+            gw_store_rollback(h->store);
+            free(q.v);
+            store_failed(h, cmd, "the dead letters could not be retried; nothing was changed");
+            return;
+        }
+        n += rc;
+    }
+    free(q.v);
+    if ((n > 0 && s->owned == 0 && gw_store_notify(h->store, 'r', s->id) != 0) ||
+        gw_store_commit(h->store) != 0) {
+        gw_store_rollback(h->store);
+        store_failed(h, cmd, "the dead letters could not be retried; nothing was changed");
+        return;
+    }
+    if (n > 0 && s->owned)
+        requeued(h, s, n);
+    gw_cmd_finish(cmd, 202, json_pack("{s:I, s:s}", "retried", (json_int_t)n, "state", "queued"));
+}
+
+/* POST .../test: an item.published event with "test": true for s alone, whatever its events
+ * filter, through the outbox like any other (signed, retried, logged). */
+static void send_test(struct gw_hooks *h, struct hsub *s, struct gw_cmd *cmd)
+{
+    char id[40] = "msg_", item[40] = "test-";
+    if (gw_itemid_new(id + 4) != 0 || gw_itemid_new(item + 5) != 0) {
+        gw_cmd_fail(cmd, 500, "Internal error", "no id could be made", NULL);
+        return;
+    }
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s, s:s}}}", "type", "item.published",
+                           "service", s->service, "node", s->node, "item", "id", item, "payload",
+                           "message", "a test event sent through the API", "subscription", s->id);
+    json_t *events = ev ? json_pack("[o]", ev) : NULL;
+    unsigned filter = s->events;
+    s->events |= gw_event_kind_bit("items");
+    int rc = events ? gw_hooks_intake(h, events, &id, "test", s, 0, 0) : -1;
+    s->events = filter;
+    json_decref(events);
+    if (rc != 0) {
+        store_failed(h, cmd, "the test event could not be stored; nothing was sent");
+        return;
+    }
+    gw_cmd_finish(cmd, 202,
+                  json_pack("{s:s, s:s, s:s}", "event_id", id, "item_id", item, "state", "queued"));
+}
+
 void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
 {
     struct hsub *s;
@@ -415,7 +541,8 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
     int needs_store = cmd->op == GW_OP_SUB_CREATE || cmd->op == GW_OP_SUB_DELETE ||
                       cmd->op == GW_OP_DEAD_LIST || cmd->op == GW_OP_DEAD_RETRY ||
                       cmd->op == GW_OP_ATTEMPTS_LIST || cmd->op == GW_OP_WEBSUB ||
-                      cmd->op == GW_OP_FEED_CREATE || cmd->op == GW_OP_FEED_DELETE;
+                      cmd->op == GW_OP_FEED_CREATE || cmd->op == GW_OP_FEED_DELETE ||
+                      cmd->op == GW_OP_DEAD_RETRY_ALL || cmd->op == GW_OP_SUB_TEST;
     if (needs_store && !gw_store_up(h->store)) {
         store_unavailable(cmd);
         return;
@@ -440,14 +567,19 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                 (cmd->service && strcmp(cmd->service, s->service) != 0) ||
                 !gw_token_allows_node(cmd->token, s->node))
                 continue;
-            json_array_append_new(list, gw_hsub_json(s));
+            json_array_append_new(list, sub_view(s));
         }
+        add_dead_counts(h, list);
         gw_cmd_finish(cmd, 200, json_pack("{s:o}", "subscriptions", list));
         return;
     }
     case GW_OP_SUB_GET:
-        if ((s = lookup(h, cmd)) != NULL)
-            gw_cmd_finish(cmd, 200, gw_hsub_json(s));
+        if ((s = lookup(h, cmd)) != NULL) {
+            json_t *one = json_pack("[o]", sub_view(s));
+            add_dead_counts(h, one);
+            gw_cmd_finish(cmd, 200, json_incref(json_array_get(one, 0)));
+            json_decref(one);
+        }
         return;
     case GW_OP_SUB_DELETE:
         if ((s = lookup(h, cmd)) != NULL) {
@@ -478,18 +610,17 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                 gw_cmd_fail(cmd, 404, "Dead letter not found", "no dead letter with this id", NULL);
                 return;
             }
-            /* The retried letter is older than what was delivered since: look from the start
-             * again, once the delivered rows are really gone. */
-            if (s->owned) {
-                gw_delivery_flush(h);
-                gw_delivery_rewind(h, s);
-                gw_pending_add(h, s, 1);
-                gw_delivery_kick(h, s);
-            } else { /* another gateway delivers it */
-                gw_store_notify(h->store, 'r', s->id);
-            }
+            requeued(h, s, 1);
             gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
         }
+        return;
+    case GW_OP_DEAD_RETRY_ALL:
+        if ((s = lookup(h, cmd)) != NULL)
+            retry_all(h, s, cmd);
+        return;
+    case GW_OP_SUB_TEST:
+        if ((s = lookup(h, cmd)) != NULL)
+            send_test(h, s, cmd);
         return;
     case GW_OP_ATTEMPTS_LIST:
         if ((s = lookup(h, cmd)) != NULL) {

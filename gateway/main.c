@@ -151,6 +151,15 @@ static int make_dir(const char *path)
     return -1;
 }
 
+/* Samples the counters for the rates of GET /v1/stats. */
+static void on_sample(struct gw_loop *loop, void *arg)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gw_status_sample((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    gw_loop_timer_add(loop, GW_STATS_INTERVAL_S * 1000, on_sample, arg);
+}
+
 int main(int argc, char **argv)
 {
     struct gw_config cfg;
@@ -247,6 +256,7 @@ int main(int argc, char **argv)
             strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
             strchr(cfg.listen_host, ':') ? "]" : "", gw_http_port(http), cfg.jid, cfg.service);
     gw_xmpp_start(app.xmpp);
+    on_sample(app.loop, NULL);
     rc = gw_loop_run(app.loop) == 0 ? 0 : 1;
     if (gw_xmpp_fatal(app.xmpp))
         rc = 3;

@@ -22,6 +22,59 @@ static void locked_copy(char *dst, size_t cap, const char *src)
     pthread_mutex_unlock(&jid_lock);
 }
 
+/* The counters as sampled, in a ring of GW_STATS_POINTS + 1 (one more sample than intervals). */
+struct sample {
+    int64_t at_ms;
+    unsigned long published, events, delivered, failed, dead_letters;
+};
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sample ring[GW_STATS_POINTS + 1];
+static int ring_head, ring_count; /* head: the next slot written */
+
+static void take(struct sample *s, int64_t at_ms)
+{
+    s->at_ms = at_ms;
+    s->published = atomic_load_explicit(&gw_status.publishes, memory_order_relaxed);
+    s->events = atomic_load_explicit(&gw_status.events_received, memory_order_relaxed);
+    s->delivered = atomic_load_explicit(&gw_status.deliveries_ok, memory_order_relaxed);
+    s->failed = atomic_load_explicit(&gw_status.deliveries_failed, memory_order_relaxed);
+    s->dead_letters = atomic_load_explicit(&gw_status.dead_letters, memory_order_relaxed);
+}
+
+void gw_status_sample(int64_t wall_ms)
+{
+    pthread_mutex_lock(&stats_lock);
+    take(&ring[ring_head], wall_ms);
+    ring_head = (ring_head + 1) % (GW_STATS_POINTS + 1);
+    if (ring_count < GW_STATS_POINTS + 1)
+        ring_count++;
+    pthread_mutex_unlock(&stats_lock);
+}
+
+int gw_status_history(int64_t now_ms, struct gw_stats_point *out, int max)
+{
+    struct sample s[GW_STATS_POINTS + 2];
+    int n = 0;
+    pthread_mutex_lock(&stats_lock);
+    for (int i = 0; i < ring_count; i++)
+        s[n++] =
+            ring[(ring_head - ring_count + i + 2 * (GW_STATS_POINTS + 1)) % (GW_STATS_POINTS + 1)];
+    pthread_mutex_unlock(&stats_lock);
+    take(&s[n++], now_ms);
+    int from = n - 1 - max > 0 ? n - 1 - max : 0, k = 0;
+    for (int i = from + 1; i < n; i++, k++) {
+        const struct sample *a = &s[i - 1], *b = &s[i];
+        out[k] = (struct gw_stats_point){b->at_ms,
+                                         b->at_ms - a->at_ms,
+                                         b->published - a->published,
+                                         b->events - a->events,
+                                         b->delivered - a->delivered,
+                                         b->failed - a->failed,
+                                         b->dead_letters - a->dead_letters};
+    }
+    return k;
+}
+
 void gw_status_set_jid(const char *jid)
 {
     locked_copy(bound_jid, sizeof(bound_jid), jid);

@@ -62,6 +62,21 @@ void gw_status_http_observe(int route, int status, int64_t us);
 /* The SQLite database file, for the store size gauge (none for PostgreSQL). */
 void gw_status_set_store_file(const char *path);
 
+/* Rates over the last minutes (GET /v1/stats): the loop samples the counters every
+ * GW_STATS_INTERVAL_S; GW_STATS_POINTS intervals are kept. */
+#define GW_STATS_INTERVAL_S 10
+#define GW_STATS_POINTS 60
+struct gw_stats_point {
+    int64_t at_ms; /* the end of the interval (unix ms) */
+    int64_t ms;    /* its length */
+    unsigned long published, events, delivered, failed, dead_letters;
+};
+/* Takes a sample (loop thread). Thread-safe. */
+void gw_status_sample(int64_t wall_ms);
+/* The intervals between samples, oldest first, the last one running up to now_ms: how many were
+ * written into out (at most max). Thread-safe. */
+int gw_status_history(int64_t now_ms, struct gw_stats_point *out, int max);
+
 /* Renders the counters in Prometheus text format. Returns a malloc'd string; caller frees. */
 char *gw_status_metrics_text(void);
 

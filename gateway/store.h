@@ -15,7 +15,7 @@ struct gw_store_sub {
     char *id, *service, *node, *callback, *secret; /* secret: "whsec_…" (WebSub: hub.secret) */
     unsigned events;                               /* GW_EV_* mask */
     int64_t created_ms;
-    char *websub; /* a WebSub subscription: its topic, lease and signature (JSON), else NULL */
+    char *websub;  /* a WebSub subscription: its topic, lease and signature (JSON), else NULL */
     char *options; /* delivery options (JSON: batch), or NULL */
 };
 
@@ -86,6 +86,9 @@ int gw_store_delivery_add(struct gw_store *st, const char *sub_id, int64_t event
 /* Calls cb with the number of live deliveries of every subscription that has some. */
 int gw_store_pending_each(struct gw_store *st, void (*cb)(const char *sub_id, int64_t n, void *arg),
                           void *arg);
+/* The same with the number of dead letters. */
+int gw_store_dead_count_each(struct gw_store *st,
+                             void (*cb)(const char *sub_id, int64_t n, void *arg), void *arg);
 
 /* The oldest live (not dead) delivery of sub_id after seq `after`: returns 1 and fills d, 0 if
  * none, -1 on error. */

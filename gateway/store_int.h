@@ -21,8 +21,9 @@ struct gw_store_ops {
                          const char *node, const char *body, int64_t created_ms);
     int (*delivery_add)(struct gw_store *st, const char *sub_id, int64_t event, int64_t next_at,
                         const char *dead_reason);
-    int (*pending_each)(struct gw_store *st, void (*cb)(const char *sub_id, int64_t n, void *arg),
-                        void *arg);
+    /* live (dead 0) or dead (dead 1) deliveries counted per subscription */
+    int (*count_each)(struct gw_store *st, int dead,
+                      void (*cb)(const char *sub_id, int64_t n, void *arg), void *arg);
     int (*delivery_next)(struct gw_store *st, const char *sub_id, int64_t after, int limit,
                          struct gw_store_delivery *out);
     int (*delivery_done)(struct gw_store *st, int64_t seq, int64_t event);

@@ -105,6 +105,7 @@ enum {
     P_SEEN_HAS,
     P_SEEN_PRUNE,
     P_PENDING_BY_SUB,
+    P_DEAD_BY_SUB,
     P_OLDEST_PENDING,
     P_ATTEMPT_ADD,
     P_ATTEMPT_LIST,
@@ -165,6 +166,7 @@ static const char *const sql[P_COUNT] = {
                      "(SELECT id FROM seen_items WHERE service = $1 AND node = $2 "
                      "ORDER BY id DESC LIMIT 1 OFFSET $3)",
     [P_PENDING_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 0 GROUP BY sub_id",
+    [P_DEAD_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 1 GROUP BY sub_id",
     [P_OLDEST_PENDING] = "SELECT e.created_ms FROM deliveries d JOIN events e ON e.id = d.event "
                          "WHERE d.dead = 0 ORDER BY d.seq LIMIT 1",
     [P_ATTEMPT_ADD] = "INSERT INTO attempts(sub_id, at_ms, event_id, attempt, status, error, "
@@ -875,10 +877,10 @@ static int pg_delivery_add(struct gw_store *g, const char *sub_id, int64_t event
     return run_done((struct pg_store *)g, P_DELIVERY_ADD, 5, v);
 }
 
-static int pg_pending_each(struct gw_store *g, void (*cb)(const char *sub_id, int64_t n, void *arg),
-                           void *arg)
+static int pg_count_each(struct gw_store *g, int dead,
+                         void (*cb)(const char *sub_id, int64_t n, void *arg), void *arg)
 {
-    PGresult *r = run((struct pg_store *)g, P_PENDING_BY_SUB, 0, NULL);
+    PGresult *r = run((struct pg_store *)g, dead ? P_DEAD_BY_SUB : P_PENDING_BY_SUB, 0, NULL);
     if (r == NULL)
         return -1;
     for (int i = 0; i < PQntuples(r); i++)
@@ -1310,7 +1312,7 @@ const struct gw_store_ops gw_store_pg_ops = {
     .sub_each = pg_sub_each,
     .event_add = pg_event_add,
     .delivery_add = pg_delivery_add,
-    .pending_each = pg_pending_each,
+    .count_each = pg_count_each,
     .delivery_next = pg_delivery_next,
     .delivery_done = pg_delivery_done,
     .delivery_remove = pg_delivery_remove,

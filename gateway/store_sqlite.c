@@ -67,6 +67,7 @@ enum {
     S_SUB_DELETE_ATTEMPTS,
     S_OLDEST_PENDING,
     S_PENDING_BY_SUB,
+    S_DEAD_BY_SUB,
     S_COUNT
 };
 
@@ -111,6 +112,7 @@ static const char *const sql[S_COUNT] = {
                      "(SELECT rowid FROM seen_items WHERE service = ?1 AND node = ?2 "
                      "ORDER BY rowid DESC LIMIT 1 OFFSET ?3)",
     [S_PENDING_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 0 GROUP BY sub_id",
+    [S_DEAD_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 1 GROUP BY sub_id",
     [S_EVENTS_ORPHANS] = "DELETE FROM events WHERE NOT EXISTS "
                          "(SELECT 1 FROM deliveries WHERE event = events.id)",
     /* The events of one subscription's deliveries that no other subscription still needs: by
@@ -586,11 +588,11 @@ static int sq_delivery_add(struct gw_store *g, const char *sub_id, int64_t event
     return step_done(s, q);
 }
 
-static int sq_pending_each(struct gw_store *g, void (*cb)(const char *sub_id, int64_t n, void *arg),
-                           void *arg)
+static int sq_count_each(struct gw_store *g, int dead,
+                         void (*cb)(const char *sub_id, int64_t n, void *arg), void *arg)
 {
     struct sq_store *s = (struct sq_store *)g;
-    sqlite3_stmt *q = stmt(s, S_PENDING_BY_SUB);
+    sqlite3_stmt *q = stmt(s, dead ? S_DEAD_BY_SUB : S_PENDING_BY_SUB);
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
         cb((const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1), arg);
@@ -874,7 +876,7 @@ const struct gw_store_ops gw_store_sqlite_ops = {
     .sub_each = sq_sub_each,
     .event_add = sq_event_add,
     .delivery_add = sq_delivery_add,
-    .pending_each = sq_pending_each,
+    .count_each = sq_count_each,
     .delivery_next = sq_delivery_next,
     .delivery_done = sq_delivery_done,
     .delivery_remove = sq_delivery_remove,

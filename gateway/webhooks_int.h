@@ -274,9 +274,6 @@ void gw_streams_attach(struct gw_hooks *h, struct hnode *hn, struct gw_stream *s
 void gw_streams_open(struct gw_hooks *h, struct gw_cmd *cmd);
 void gw_streams_heartbeat_start(struct gw_hooks *h);
 void gw_streams_node_free(struct hnode *hn);
-/* "2026-01-01T00:00:00.000Z"; buf holds GW_ISO_LEN bytes (room for any struct tm). */
-#define GW_ISO_LEN 96
-void gw_iso_time(int64_t ms, char *buf, size_t len);
 
 /* Unix time in milliseconds. */
 int64_t gw_wall_ms(void);

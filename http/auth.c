@@ -14,6 +14,9 @@ unsigned gw_route_scope(enum gw_route route)
     case GW_ROUTE_HEALTH:
     case GW_ROUTE_READY:
         return 0;
+    case GW_ROUTE_TOKEN:
+        return GW_SCOPE_TOKEN;
+    case GW_ROUTE_STATS:
     case GW_ROUTE_METRICS:
     case GW_ROUTE_OPENAPI_JSON:
     case GW_ROUTE_OPENAPI_YAML:
@@ -40,6 +43,8 @@ unsigned gw_route_scope(enum gw_route route)
     case GW_ROUTE_DEAD_LIST:
     case GW_ROUTE_DEAD_RETRY:
     case GW_ROUTE_ATTEMPTS_LIST:
+    case GW_ROUTE_DEAD_RETRY_ALL:
+    case GW_ROUTE_SUB_TEST:
     case GW_ROUTE_WEBSUB:
         return GW_SCOPE_SUBSCRIBE;
     case GW_ROUTE_NODE_CREATE:
@@ -79,6 +84,8 @@ int gw_auth_check(const struct gw_config *cfg, const char *authorization, enum g
     if (found == NULL)
         return 401;
     *token = found;
+    if (need == GW_SCOPE_TOKEN)
+        return 200;
     return (found->scopes & need) == need ? 200 : 403;
 }
 

@@ -8,7 +8,10 @@
 
 #include <stddef.h>
 
-/* The scope a route needs (0: none, e.g. health). */
+/* What GET /v1/token needs: any valid token (when tokens are configured), whatever its scopes. */
+#define GW_SCOPE_TOKEN (1u << 8)
+
+/* The scope a route needs (0: none, e.g. health; GW_SCOPE_TOKEN: any token). */
 unsigned gw_route_scope(enum gw_route route);
 
 /* Finds the token of an "Authorization: Bearer …" header. Returns 200 with *token set, 401

@@ -839,6 +839,10 @@ static int route_op(enum gw_route route)
         return GW_OP_FEED_GET;
     case GW_ROUTE_FEED_DELETE:
         return GW_OP_FEED_DELETE;
+    case GW_ROUTE_DEAD_RETRY_ALL:
+        return GW_OP_DEAD_RETRY_ALL;
+    case GW_ROUTE_SUB_TEST:
+        return GW_OP_SUB_TEST;
     default:
         return -1;
     }

@@ -42,6 +42,10 @@ const struct gw_route_def gw_routes[] = {
     {GW_ROUTE_FEED_CREATE, "POST", "/v1/feeds"},
     {GW_ROUTE_FEED_GET, "GET", "/v1/feeds/{id}"},
     {GW_ROUTE_FEED_DELETE, "DELETE", "/v1/feeds/{id}"},
+    {GW_ROUTE_TOKEN, "GET", "/v1/token"},
+    {GW_ROUTE_STATS, "GET", "/v1/stats"},
+    {GW_ROUTE_DEAD_RETRY_ALL, "POST", "/v1/subscriptions/{sub}/dead-letters/retry"},
+    {GW_ROUTE_SUB_TEST, "POST", "/v1/subscriptions/{sub}/test"},
 };
 
 _Static_assert(sizeof(gw_routes) / sizeof(gw_routes[0]) == GW_ROUTE_COUNT, "route table");

@@ -14,6 +14,7 @@
 #include "../gateway/loop.h"
 #include "../gateway/status.h"
 #include "../gateway/stream.h"
+#include "../gateway/webhooks.h"
 #include "../gateway/workq.h"
 #include "atom.h"
 #include "auth.h"
@@ -21,6 +22,7 @@
 #include "replay.h"
 #include "request.h"
 #include "router.h"
+#include "ui.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -286,6 +288,66 @@ static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
     return rc;
 }
 
+/* GET /v1/token: what the presented token may do, so that a client (the console) offers only
+ * that. Never the token itself. */
+static enum MHD_Result token_info(struct gw_http *h, struct req *r)
+{
+    static const char *const names[] = {"read", "publish", "subscribe", "admin"};
+    const struct gw_token *t = r->token;
+    const struct gw_policy *pol = gw_config_policy(h->cfg);
+    int open = pol == NULL || pol->ntokens == 0;
+    json_t *scopes = json_array(), *nodes = json_null();
+    for (unsigned i = 0; i < 4; i++)
+        if (open || (t != NULL && (t->scopes & (1u << i))))
+            json_array_append_new(scopes, json_string(names[i]));
+    if (t != NULL && t->nodes != NULL) {
+        nodes = json_array();
+        for (int i = 0; i < t->nnodes; i++)
+            json_array_append_new(nodes, json_string(t->nodes[i]));
+    }
+    json_t *body = json_pack("{s:b, s:s?, s:o, s:o}", "authentication", !open, "name",
+                             t ? t->name : NULL, "scopes", scopes, "nodes", nodes);
+    enum MHD_Result rc = send_reply(r->conn, 200, body, 0, NULL, NULL);
+    json_decref(body);
+    return rc;
+}
+
+/* GET /v1/stats: the rates of the last minutes (publishes, events taken from XMPP, deliveries
+ * and their failures per interval) and what waits. */
+static enum MHD_Result stats(struct MHD_Connection *conn)
+{
+    struct gw_stats_point pts[GW_STATS_POINTS];
+    int n = gw_status_history(wall_ms(), pts, GW_STATS_POINTS);
+    json_t *series = json_array();
+    for (int i = 0; i < n; i++) {
+        char at[GW_ISO_LEN];
+        gw_iso_time(pts[i].at_ms, at, sizeof(at));
+        json_array_append_new(
+            series, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "at", at, "ms",
+                              (json_int_t)pts[i].ms, "published", (json_int_t)pts[i].published,
+                              "events", (json_int_t)pts[i].events, "delivered",
+                              (json_int_t)pts[i].delivered, "failed", (json_int_t)pts[i].failed,
+                              "dead_letters", (json_int_t)pts[i].dead_letters));
+    }
+    long long oldest = atomic_load(&gw_status.oldest_pending_ms);
+    char oldest_at[GW_ISO_LEN] = "";
+    if (oldest > 0)
+        gw_iso_time(oldest, oldest_at, sizeof(oldest_at));
+    json_t *body = json_pack("{s:i, s:o, s:I, s:s?, s:I, s:{s:I, s:I, s:I, s:I, s:I}}",
+                             "interval_seconds", GW_STATS_INTERVAL_S, "series", series, "pending",
+                             (json_int_t)atomic_load(&gw_status.pending), "oldest_pending_at",
+                             oldest > 0 ? oldest_at : NULL, "streams_open",
+                             (json_int_t)atomic_load(&gw_status.streams_open), "totals",
+                             "published", (json_int_t)atomic_load(&gw_status.publishes), "events",
+                             (json_int_t)atomic_load(&gw_status.events_received), "delivered",
+                             (json_int_t)atomic_load(&gw_status.deliveries_ok), "failed",
+                             (json_int_t)atomic_load(&gw_status.deliveries_failed), "dead_letters",
+                             (json_int_t)atomic_load(&gw_status.dead_letters));
+    enum MHD_Result rc = send_reply(conn, 200, body, 0, NULL, NULL);
+    json_decref(body);
+    return rc;
+}
+
 /* For load balancers: 200 only while this gateway can serve (XMPP up, not stopping, outbox below
  * --max-pending); 503 with the reason otherwise. No token needed, like health. */
 static enum MHD_Result ready(struct gw_http *h, struct MHD_Connection *conn)
@@ -460,6 +522,10 @@ static enum MHD_Result dispatch(struct req *r)
         return health(r->h, conn);
     case GW_ROUTE_READY:
         return ready(r->h, conn);
+    case GW_ROUTE_TOKEN:
+        return token_info(r->h, r);
+    case GW_ROUTE_STATS:
+        return stats(conn);
     case GW_ROUTE_METRICS: {
         char *text = gw_status_metrics_text();
         if (text == NULL)
@@ -635,6 +701,66 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return rc;
 }
 
+/* Sends one of the console's files. The policy allows this origin's scripts, styles and
+ * requests only: no inline script, nothing from elsewhere, never framed. */
+static enum MHD_Result send_asset(struct MHD_Connection *conn, const char *type, const char *data,
+                                  size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self'; style-src 'self'; "
+                            "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+                            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result rc = queue(conn, MHD_HTTP_OK, resp, len);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* /ui and below: the console. Its files need no token (they hold no data); every request the
+ * console makes does. */
+static enum MHD_Result serve_ui(struct gw_http *h, struct MHD_Connection *conn, const char *url,
+                                const char *method)
+{
+    static const struct {
+        const char *path, *type;
+        const char *data;
+        const size_t *len;
+    } files[] = {
+        {"/ui/", "text/html; charset=utf-8", gw_ui_index, &gw_ui_index_len},
+        {"/ui/index.html", "text/html; charset=utf-8", gw_ui_index, &gw_ui_index_len},
+        {"/ui/app.js", "text/javascript; charset=utf-8", gw_ui_js, &gw_ui_js_len},
+        {"/ui/app.css", "text/css; charset=utf-8", gw_ui_css, &gw_ui_css_len},
+        {"/ui/icon.svg", "image/svg+xml", gw_ui_icon, &gw_ui_icon_len},
+    };
+    if (!h->cfg->ui)
+        return send_problem(conn, 404, "Not found", "the console is switched off (--ui off)", 0,
+                            NULL, NULL);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return send_problem(conn, 405, "Method not allowed", "see the Allow header", 0,
+                            MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    if (strcmp(url, "/ui") == 0) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        if (resp == NULL)
+            return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, "/ui/");
+        enum MHD_Result rc = queue(conn, MHD_HTTP_PERMANENT_REDIRECT, resp, 0);
+        MHD_destroy_response(resp);
+        return rc;
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        if (strcmp(url, files[i].path) == 0)
+            return send_asset(conn, files[i].type, files[i].data, *files[i].len);
+    return send_problem(conn, 404, "Not found", "no such file in the console", 0, NULL, NULL);
+}
+
 static enum MHD_Result on_request_inner(void *cls, struct MHD_Connection *conn, const char *url,
                                         const char *method, const char *version,
                                         const char *upload_data, size_t *upload_data_size,
@@ -654,6 +780,11 @@ static enum MHD_Result on_request_inner(void *cls, struct MHD_Connection *conn, 
         current = r;
         atomic_fetch_add(&gw_status.http_requests, 1);
         atomic_store(&h->last_request_ms, (long long)gw_now_ms());
+        if (strncmp(url, "/ui", 3) == 0 && (url[3] == '\0' || url[3] == '/')) {
+            r->state = REQ_ANSWERED;
+            r->mres = GW_MATCH_NOT_FOUND;
+            return serve_ui(h, conn, url, method);
+        }
         r->mres = gw_route_match(method, url, &r->match);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg->max_body)

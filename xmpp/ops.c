@@ -375,7 +375,8 @@ static void on_config(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *answ
         gw_stanza_child(gw_stanza_child(answer, "pubsub", GW_NS_PUBSUB_OWNER), "configure", NULL),
         "x", GW_NS_DATA);
     finish_json(cmd, 200,
-                json_pack("{s:o}", "config", form ? gw_data_form_json(form) : json_object()));
+                json_pack("{s:o, s:o}", "config", form ? gw_data_form_json(form) : json_object(),
+                          "fields", form ? gw_data_form_fields(form) : json_array()));
 }
 
 static void on_owner_list(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *answer, int step)

@@ -705,6 +705,48 @@ static int is_multi(const char *type)
                     strcmp(type, "text-multi") == 0);
 }
 
+json_t *gw_data_form_fields(xmpp_stanza_t *x)
+{
+    json_t *out = json_array();
+    for (xmpp_stanza_t *f = xmpp_stanza_get_children(x); f && out; f = xmpp_stanza_get_next(f)) {
+        const char *name = xmpp_stanza_get_name(f);
+        if (!xmpp_stanza_is_tag(f) || name == NULL || strcmp(name, "field") != 0)
+            continue;
+        const char *var = xmpp_stanza_get_attribute(f, "var");
+        const char *type = xmpp_stanza_get_type(f);
+        if (var == NULL || strcmp(var, "FORM_TYPE") == 0 || (type && strcmp(type, "hidden") == 0))
+            continue;
+        json_t *field = json_pack("{s:s, s:s}", "var", var, "type", type ? type : "text-single");
+        const char *label = xmpp_stanza_get_attribute(f, "label");
+        const char *desc = child_text(f, "desc");
+        if (field != NULL && label != NULL)
+            json_object_set_new(field, "label", json_string(label));
+        if (field != NULL && desc != NULL)
+            json_object_set_new(field, "desc", json_string(desc));
+        json_t *options = json_array();
+        for (xmpp_stanza_t *o = xmpp_stanza_get_children(f); o && options;
+             o = xmpp_stanza_get_next(o)) {
+            const char *on = xmpp_stanza_get_name(o);
+            const char *value = xmpp_stanza_is_tag(o) && on && strcmp(on, "option") == 0
+                                    ? child_text(o, "value")
+                                    : NULL;
+            if (value == NULL)
+                continue;
+            json_t *opt = json_pack("{s:s}", "value", value);
+            const char *olabel = xmpp_stanza_get_attribute(o, "label");
+            if (opt != NULL && olabel != NULL)
+                json_object_set_new(opt, "label", json_string(olabel));
+            json_array_append_new(options, opt);
+        }
+        if (field != NULL && json_array_size(options) > 0)
+            json_object_set(field, "options", options);
+        json_decref(options);
+        if (field != NULL)
+            json_array_append_new(out, field);
+    }
+    return out;
+}
+
 json_t *gw_data_form_json(xmpp_stanza_t *x)
 {
     json_t *out = json_object();

@@ -96,6 +96,9 @@ json_t *gw_disco_items_json(xmpp_stanza_t *iq);                   /* {"nodes":[�
 json_t *gw_rsm_page_json(xmpp_stanza_t *set);
 json_t *gw_disco_info_json(xmpp_stanza_t *iq); /* {"type":…,"identities":[…],"features":[…]} */
 json_t *gw_data_form_json(xmpp_stanza_t *x);   /* field var -> value, typed */
+/* The form's fields as the service declares them: [{var, type, label?, desc?, options?}], in
+ * its order (hidden fields and FORM_TYPE left out). */
+json_t *gw_data_form_fields(xmpp_stanza_t *x);
 
 /* Child helpers shared by the pubsub modules: first child element with name and namespace
  * (ns may be NULL for any). */

@@ -48,6 +48,17 @@ int main(void)
     CHECK(gw_auth_node_allowed(&cfg.tokens[0], "anything"));
     CHECK(gw_auth_node_allowed(NULL, "anything"));
     CHECK_INT(gw_auth_check(&cfg, "Bearer team-publisher-tok-003", GW_ROUTE_NODE_DELETE, &t), 403);
+    /* what a token may do: asked with any valid token, whatever its scopes, never without */
+    CHECK_INT(gw_auth_check(&cfg, "Bearer read-only-token-000002", GW_ROUTE_TOKEN, &t), 200);
+    CHECK(t == &cfg.tokens[1]);
+    CHECK_INT(gw_auth_check(&cfg, NULL, GW_ROUTE_TOKEN, &t), 401);
+    CHECK_INT(gw_auth_check(&cfg, "Bearer wrong", GW_ROUTE_TOKEN, &t), 401);
+    CHECK_INT(gw_auth_check(&cfg, "Bearer read-only-token-000002", GW_ROUTE_STATS, &t), 200);
+    CHECK_INT(gw_auth_check(&cfg, "Bearer read-only-token-000002", GW_ROUTE_SUB_TEST, &t), 403);
+    CHECK_INT(gw_auth_check(&cfg, "Bearer read-only-token-000002", GW_ROUTE_DEAD_RETRY_ALL, &t),
+              403);
+    CHECK_INT(gw_auth_check(&cfg, "Bearer full-access-token-0001", GW_ROUTE_DEAD_RETRY_ALL, &t),
+              200);
     for (int r = 0; r < GW_ROUTE_COUNT; r++)
         CHECK(r == GW_ROUTE_HEALTH || r == GW_ROUTE_READY || gw_route_scope((enum gw_route)r) != 0);
     gw_config_free(&cfg);

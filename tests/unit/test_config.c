@@ -71,6 +71,19 @@ int main(void)
     CHECK_INT(load(&cfg, err, 4, "--jid", "gw@example.org", "--exit-on-auth-failure=maybe"),
               GW_CONFIG_ERROR);
     gw_config_free(&cfg);
+    /* the console: on unless --ui off */
+    CHECK_INT(load(&cfg, err, 3, "--jid", "gw@example.org"), GW_CONFIG_OK);
+    CHECK_INT(cfg.ui, 1);
+    gw_config_free(&cfg);
+    CHECK_INT(load(&cfg, err, 5, "--jid", "gw@example.org", "--ui", "off"), GW_CONFIG_OK);
+    CHECK_INT(cfg.ui, 0);
+    gw_config_free(&cfg);
+    CHECK_INT(load(&cfg, err, 5, "--jid", "gw@example.org", "--ui", "on"), GW_CONFIG_OK);
+    CHECK_INT(cfg.ui, 1);
+    gw_config_free(&cfg);
+    CHECK_INT(load(&cfg, err, 5, "--jid", "gw@example.org", "--ui", "sometimes"), GW_CONFIG_ERROR);
+    CHECK(strstr(err, "ui") != NULL);
+    gw_config_free(&cfg);
 
     CHECK_INT(load(&cfg, err, 5, "--jid", "gw@example.org", "--tls", "maybe"), GW_CONFIG_ERROR);
     CHECK(strstr(err, "--tls") != NULL);

@@ -98,10 +98,11 @@ int main(void)
     CHECK_STR(e[0].item_id, "https://example.org/r1");
     gw_feed_entries_free(e, 1);
 
-    const char *jf = "\xEF\xBB\xBF {\"version\":\"https://jsonfeed.org/version/1.1\",\"title\":\"J\","
-                     "\"items\":[{\"id\":\"j1\",\"title\":\"Json one\",\"content_text\":\"x\"},"
-                     "{\"id\":42,\"url\":\"https://example.org/j2\"},"
-                     "{\"url\":\"https://example.org/j3 with space\"}]}";
+    const char *jf =
+        "\xEF\xBB\xBF {\"version\":\"https://jsonfeed.org/version/1.1\",\"title\":\"J\","
+        "\"items\":[{\"id\":\"j1\",\"title\":\"Json one\",\"content_text\":\"x\"},"
+        "{\"id\":42,\"url\":\"https://example.org/j2\"},"
+        "{\"url\":\"https://example.org/j3 with space\"}]}";
     CHECK_INT(parse(jf, &e, &kind), 3);
     CHECK_STR(kind, "json");
     CHECK_STR(e[0].item_id, "j1");

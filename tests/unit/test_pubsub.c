@@ -139,6 +139,32 @@ int main(void)
     json_decref(j);
     xmpp_stanza_release(r);
 
+    /* The form as declared: fields in order, types, labels, options; hidden ones left out. */
+    r = parse(ctx, "<x xmlns='jabber:x:data' type='form'>"
+                   "<field var='FORM_TYPE' type='hidden'><value>t</value></field>"
+                   "<field var='h' type='hidden'><value>secret</value></field>"
+                   "<field var='pubsub#access_model' type='list-single' label='Who may subscribe'>"
+                   "<desc>access</desc><option label='Anyone'><value>open</value></option>"
+                   "<option><value>whitelist</value></option><option/><value>open</value></field>"
+                   "<field var='b' type='boolean' label='&lt;b&gt;'><value>1</value></field>"
+                   "<field var='plain'/></x>");
+    j = gw_data_form_fields(r);
+    CHECK_INT(json_array_size(j), 3);
+    json_t *f0 = json_array_get(j, 0);
+    CHECK_STR(json_string_value(json_object_get(f0, "var")), "pubsub#access_model");
+    CHECK_STR(json_string_value(json_object_get(f0, "type")), "list-single");
+    CHECK_STR(json_string_value(json_object_get(f0, "label")), "Who may subscribe");
+    CHECK_STR(json_string_value(json_object_get(f0, "desc")), "access");
+    json_t *fopts = json_object_get(f0, "options");
+    CHECK_INT(json_array_size(fopts), 2); /* an option without a value is left out */
+    CHECK_STR(json_string_value(json_object_get(json_array_get(fopts, 0), "label")), "Anyone");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(fopts, 1), "value")), "whitelist");
+    CHECK(json_object_get(json_array_get(fopts, 1), "label") == NULL);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(j, 1), "label")), "<b>");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(j, 2), "type")), "text-single");
+    json_decref(j);
+    xmpp_stanza_release(r);
+
     /* Error answers: retryable statuses only for type='wait' errors not about the request. */
     struct {
         const char *xml;
