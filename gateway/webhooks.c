@@ -288,8 +288,10 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
                     json_object_set_new(ev, extra, json_true());
                 char *body = json_dumps(ev, JSON_COMPACT);
                 /* On a shared store the event is claimed by its key as it is stored: when
-                 * another gateway took it first, none of it is this one's. */
-                row = body ? gw_store_event_add_claimed(h->store, h->shared ? claim : NULL, id,
+                 * another gateway took it first, none of it is this one's. An event without a
+                 * key (a test event) came to this gateway alone and is not claimed. */
+                row = body ? gw_store_event_add_claimed(h->store,
+                                                        h->shared && claim[0] ? claim : NULL, id,
                                                         service, node, body, now)
                            : -1;
                 free(body);

@@ -3,7 +3,7 @@
 # DIR, a pubsub component, and the accounts the gateway and the tests use. No system service.
 #   scripts/prosody.sh start DIR [PORT]   start (PORT 0 or absent: a free port), print the port
 #   scripts/prosody.sh stop DIR           stop the instance started in DIR
-# Accounts (password = name): gw and gw2..gw20 (server admins, so they may create nodes; one per
+# Accounts (password = name): gw and gw2..gw21 (server admins, so they may create nodes; one per
 # concurrently running gateway, since a gateway owns its account's subscriptions), alice, bob.
 set -euo pipefail
 
@@ -62,7 +62,8 @@ admins = { "gw@localhost", "gw2@localhost", "gw3@localhost", "gw4@localhost", "g
            "gw6@localhost", "gw7@localhost", "gw8@localhost", "gw9@localhost", "gw10@localhost",
            "gw11@localhost", "gw12@localhost", "gw13@localhost", "gw14@localhost",
            "gw15@localhost", "gw16@localhost", "gw17@localhost",
-           "gw18@localhost", "gw19@localhost", "gw20@localhost" }
+           "gw18@localhost", "gw19@localhost", "gw20@localhost",
+           "gw21@localhost" }
 network_settings = { nagle = false }
 storage = { pubsub_nodes = "memory", pubsub_data = "memory" }
 VirtualHost "localhost"
@@ -70,7 +71,7 @@ Component "pubsub.localhost" "pubsub"
     pubsub_max_items = 10000
 CFG
 
-for user in gw gw2 gw3 gw4 gw5 gw6 gw7 gw8 gw9 gw10 gw11 gw12 gw13 gw14 gw15 gw16 gw17 gw18 gw19 gw20 alice bob; do
+for user in gw gw2 gw3 gw4 gw5 gw6 gw7 gw8 gw9 gw10 gw11 gw12 gw13 gw14 gw15 gw16 gw17 gw18 gw19 gw20 gw21 alice bob; do
     prosodyctl --config "$dir/prosody.cfg.lua" register "$user" localhost "$user" >/dev/null 2>&1
 done
 
