@@ -5,11 +5,13 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libmicrohttpd-dev libstrophe-dev libjansson-dev
           libcurl4-openssl-dev libsqlite3-dev libexpat1-dev libssl-dev prosody python3 curl
           valgrind ejabberd openssl python3-jsonschema python3-feedparser iproute2 libpq-dev
-          postgresql haproxy)
+          postgresql haproxy chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm drive the browser test (puppeteer-core, from npm): any installed ones will do.
+command -v npm >/dev/null || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing: ${missing[*]}" >&2
 sudo=""

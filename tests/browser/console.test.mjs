@@ -93,7 +93,10 @@ async function main() {
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 860 });
   watch(page);
-  const shot = (name) => page.screenshot({ path: path.join(ART, name + '.png'), fullPage: true });
+  const shot = async (name) => {
+    await page.$eval('#toast', (t) => t.replaceChildren()); /* passing notices hide the page */
+    await page.screenshot({ path: path.join(ART, name + '.png'), fullPage: true });
+  };
   const text = (sel) => page.$eval(sel, (e) => e.textContent);
   const waitText = (sel, want, timeout = 15000) => page.waitForFunction(
     (s, w) => { const e = document.querySelector(s); return e && e.textContent.includes(w); }, { timeout }, sel, want);
