@@ -313,9 +313,10 @@ async function nodesView() {
   show(parts);
 }
 
-function itemView(it) {
-  return h('div', { class: 'ev' },
-    h('div', {}, h('strong', {}, it.id || '(no id)'), it.publisher ? h('span', { class: 'muted' }, ' · ' + it.publisher) : null),
+function itemView(it, retract) {
+  return h('div', { class: 'ev', 'data-item': it.id || '' },
+    h('div', {}, h('strong', {}, it.id || '(no id)'), it.publisher ? h('span', { class: 'muted' }, ' · ' + it.publisher) : null,
+      retract && it.id ? [' ', h('button', { type: 'button', class: 'quiet', 'data-retract': it.id, onclick: () => retract(it.id) }, 'Retract')] : null),
     'payload' in it ? pretty(it.payload) : it.xml !== undefined ? pretty(it.xml) : h('span', { class: 'muted' }, 'no payload'));
 }
 
@@ -369,9 +370,13 @@ async function nodeView(node) {
   const base = 'v1/nodes/' + enc(node);
   const info = await api('GET', base);
   const items = h('div', { class: 'tail', 'data-t': 'items' });
+  const retract = async (id) => {
+    if (!(await confirmDialog(`Retract the item ${id} from ${node}?`, 'Retract'))) return;
+    try { await api('DELETE', `${base}/items/${enc(id)}`); toast('Item retracted'); loadItems(); } catch (x) { toast(x.message, true); }
+  };
   const loadItems = async () => {
     const r = await api('GET', base + '/items?max_items=20');
-    items.replaceChildren(...(r.items.length ? r.items.map(itemView) : [h('p', { class: 'muted' }, 'No items.')]));
+    items.replaceChildren(...(r.items.length ? r.items.map((it) => itemView(it, can('publish') ? retract : null)) : [h('p', { class: 'muted' }, 'No items.')]));
   };
   const parts = [h('h1', {}, node), h('p', { class: 'muted' }, `${info.type} node`)];
   const acts = h('div', { class: 'actions' });
@@ -446,39 +451,52 @@ async function nodeView(node) {
     .catch((x) => cfgBox.replaceChildren(h('p', { class: 'muted' }, 'Not available: ' + x.message)));
 }
 
-/* Reads an event stream with the token in a header; onEvent({id, event, data}) per event. */
+/* Reads an event stream with the token in a header; onEvent({id, event, data}) per event. When
+ * the stream ends or breaks it is opened again after the gateway's retry delay, resuming with
+ * Last-Event-ID, until ctl is aborted (leaving the page, Stop). */
 async function follow(path, ctl, onEvent, onState) {
-  try {
-    const r = await fetch(new URL(path, API), { headers: headers({ Accept: 'text/event-stream' }), signal: ctl.signal });
-    if (!r.ok) {
-      const b = await r.json().catch(() => ({}));
-      throw new ApiError(r.status, b);
-    }
-    onState('live');
-    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value.replace(/\r\n?/g, '\n');
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const frame = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const ev = { data: [] };
-        for (const line of frame.split('\n')) {
-          if (!line || line.startsWith(':')) continue;
-          const c = line.indexOf(':');
-          const k = c < 0 ? line : line.slice(0, c);
-          const v = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
-          if (k === 'data') ev.data.push(v); else if (k === 'event') ev.event = v; else if (k === 'id') ev.id = v;
-        }
-        if (ev.data.length) { ev.data = ev.data.join('\n'); onEvent(ev); }
+  let last = null, wait = 3000;
+  while (!ctl.signal.aborted) {
+    try {
+      const extra = { Accept: 'text/event-stream' };
+      if (last) extra['Last-Event-ID'] = last;
+      const r = await fetch(new URL(path, API), { headers: headers(extra), signal: ctl.signal });
+      if (!r.ok) {
+        const b = await r.json().catch(() => ({}));
+        throw new ApiError(r.status, b);
       }
+      onState('live');
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r\n?/g, '\n');
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const frame = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const ev = { data: [] };
+          for (const line of frame.split('\n')) {
+            if (!line || line.startsWith(':')) continue;
+            const c = line.indexOf(':');
+            const k = c < 0 ? line : line.slice(0, c);
+            const v = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
+            if (k === 'data') ev.data.push(v);
+            else if (k === 'event') ev.event = v;
+            else if (k === 'id') ev.id = last = v;
+            else if (k === 'retry' && /^\d+$/.test(v)) wait = Math.min(Number(v), 60000);
+          }
+          if (ev.data.length) { ev.data = ev.data.join('\n'); onEvent(ev); }
+        }
+      }
+      onState('reconnecting…');
+    } catch (x) {
+      if (x.name === 'AbortError') return;
+      if (x.status === 401 || x.status === 403 || x.status === 404) { onState('ended: ' + x.message); return; }
+      onState('reconnecting after: ' + x.message);
     }
-    onState('ended by the gateway');
-  } catch (x) {
-    if (x.name !== 'AbortError') onState('ended: ' + x.message);
+    await new Promise((res) => setTimeout(res, wait));
   }
 }
 

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+const HERE = path.dirname(new URL(import.meta.url).pathname);
 const require = createRequire(path.join(process.env.BROWSER_TOOLS, 'node_modules') + '/');
 const puppeteer = require('puppeteer-core');
 
@@ -63,10 +64,16 @@ async function startGateway(extra, xmpp) {
   const args = ['--jid', 'gw20@localhost', '--xmpp-server', xmpp || `127.0.0.1:${xmppPort}`, '--tls', 'off',
     '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(dir, 'data'), '--log-level', 'debug',
     '--callback-allow', '127.0.0.0/8', '--retry-attempts', '2', '--retry-initial', '200', ...extra];
-  const child = spawn(process.env.PUBSUBGW_BIN, args, { stdio: ['ignore', log, log], env: { ...process.env, PUBSUBGW_XMPP_PASSWORD: 'gw20' } });
+  /* PUBSUBGW_VALGRIND=1 (scripts/test.sh --valgrind): under memcheck, as the integration tests */
+  const vg = process.env.PUBSUBGW_VALGRIND === '1'
+    ? ['valgrind', '--quiet', '--error-exitcode=99', '--leak-check=full', '--show-leak-kinds=definite,indirect',
+      '--errors-for-leak-kinds=definite,indirect', '--suppressions=' + path.join(HERE, '..', 'valgrind.supp')] : [];
+  const cmd = [...vg, process.env.PUBSUBGW_BIN, ...args];
+  const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', log, log], env: { ...process.env, PUBSUBGW_XMPP_PASSWORD: 'gw20' } });
+  child.exited = new Promise((r) => child.on('exit', (code, sig) => r(sig ? sig : code)));
   const g = { child, dir, base: `http://127.0.0.1:${port}` };
   gateways.push(g);
-  for (let i = 0; i < 150; i++) {
+  for (let i = 0; i < (vg.length ? 600 : 150); i++) {
     try {
       const r = await fetch(g.base + '/v1/health');
       if (r.status === 200 || (xmpp && r.status === 503)) return g;
@@ -238,6 +245,16 @@ async function main() {
   check(lum < 150, 'dark when the system asks for it (' + bg + ')');
   await shot('node-dark');
 
+  /* retract an item from its node, after a confirmation; the live tail shows it */
+  await page.click('#tail-toggle');
+  await page.waitForFunction(() => document.querySelector('#tail-toggle').nextElementSibling.textContent === 'live', { timeout: 15000 });
+  await page.click('[data-retract="first-item"]');
+  await page.waitForSelector('dialog [data-confirm]');
+  await page.click('dialog [data-confirm]');
+  await waitText('[data-t=tail]', 'item.retracted');
+  await page.waitForFunction(() => !document.querySelector('[data-t=items] [data-item="first-item"]'), { timeout: 15000 });
+  check(true, 'an item retracted from the console leaves the node, and the tail shows it');
+
   /* delete the node, with confirmation (Cancel first) */
   await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'light' }]);
   await page.click('button.danger');
@@ -262,6 +279,7 @@ async function main() {
   await viewer.waitForSelector('[data-t=items] .ev');
   check((await viewer.$('button.danger')) === null && (await viewer.$('#publish-payload')) === null && (await viewer.$('#new-node')) === null,
     'a read token is offered no delete, purge or publish');
+  check((await viewer.$('[data-retract]')) === null, 'nor retraction');
   await viewer.goto(gw.base + '/ui/#/nodes');
   await viewer.waitForSelector('#node-search');
   check(!(await viewer.$('#new-node')), 'nor node creation');
@@ -281,6 +299,15 @@ async function main() {
   r = await fetch(off.base + '/ui/');
   check(r.status === 404 && (await r.json()).detail.includes('--ui off'), '--ui off: /ui/ answers 404');
   check(pageErrors.length === 0, 'no script errors or policy violations in the browser' + (pageErrors.length ? ': ' + pageErrors.join(' | ') : ''));
+
+  /* the gateways stop cleanly (and, under valgrind, without errors or leaks) */
+  await browser.close();
+  browser = null;
+  for (const g of gateways) {
+    g.child.kill('SIGTERM');
+    const code = await Promise.race([g.child.exited, sleep(30000).then(() => 'timeout')]);
+    check(code === 0, 'a gateway exits with status 0 on SIGTERM (' + code + ')');
+  }
 }
 
 function watch(page) {
@@ -299,14 +326,15 @@ try {
   console.error(e.stack || e.message);
   try {
     const pages = browser ? await browser.pages() : [];
-    if (pages.length) await pages[0].screenshot({ path: path.join(ART, 'failure.png'), fullPage: true });
+    const last = pages[pages.length - 1];
+    if (last) await Promise.race([last.screenshot({ path: path.join(ART, 'failure.png'), fullPage: true }), sleep(10000)]);
   } catch (x) { /* no screenshot */ }
   for (const g of gateways) {
     const log = path.join(g.dir, 'gateway.log');
     if (fs.existsSync(log)) console.error('--- ' + log + ' (last lines)\n' + fs.readFileSync(log, 'utf8').split('\n').slice(-40).join('\n'));
   }
 } finally {
-  if (browser) await browser.close().catch(() => {});
+  if (browser) await Promise.race([browser.close().catch(() => {}), sleep(10000)]);
   stopAll();
 }
 process.exit(status);
