@@ -33,6 +33,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 echo "Prosody listening on 127.0.0.1:$port (accounts gw, alice, bob; password = name)" >&2
+echo "Console: http://127.0.0.1:8080/ui/ (unless --listen says otherwise)" >&2
 PUBSUBGW_XMPP_PASSWORD=gw build/pubsubgw "${args[@]}" --xmpp-server "127.0.0.1:$port" "$@" &
 gw=$!
 rc=0
