@@ -285,6 +285,38 @@ async function main() {
   check(!(await viewer.$('#new-node')), 'nor node creation');
   await ctx.close();
 
+  /* accessibility, checked by axe-core (WCAG 2 A and AA rules) on every view, light and dark.
+   * axe is injected as a script, which the console's own policy forbids: this page alone
+   * bypasses it. */
+  const axeCtx = await browser.createBrowserContext();
+  const ax = await axeCtx.newPage();
+  watch(ax);
+  await ax.setBypassCSP(true);
+  await ax.setViewport({ width: 1280, height: 860 });
+  await ax.goto(gw.base + '/ui/');
+  await ax.waitForSelector('#token');
+  await ax.type('#token', TOKEN);
+  await ax.keyboard.press('Enter');
+  await ax.waitForSelector('[data-t=xmpp]');
+  const axePath = require.resolve('axe-core/axe.min.js');
+  for (const scheme of ['light', 'dark']) {
+    await ax.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: scheme }]);
+    for (const [view, ready] of [['#/overview', '[data-t=pending]'], ['#/nodes', '#node-search'],
+      ['#/nodes/' + encodeURIComponent(node), '[data-t=items] .ev'], ['#/subscriptions', '#sub-callback'],
+      ['#/subscriptions/' + encodeURIComponent(subId), '[data-t=attempts] table'], ['#/feeds', '#feed-url']]) {
+      await ax.goto(gw.base + '/ui/' + view);
+      await ax.waitForSelector(ready);
+      await sleep(300);
+      if (!(await ax.evaluate(() => typeof window.axe !== 'undefined'))) await ax.addScriptTag({ path: axePath });
+      const found = await ax.evaluate(async () => {
+        const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+        return r.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+      });
+      check(found.length === 0, `axe: no WCAG 2 A/AA violation on ${view} (${scheme})` + (found.length ? ': ' + found.join(' | ') : ''));
+    }
+  }
+  await axeCtx.close();
+
   /* now delete the node for real */
   await page.bringToFront();
   await page.click('button.danger');
