@@ -85,7 +85,7 @@ void gw_cluster_adopt(struct gw_hooks *h, struct hsub *s)
 static void on_change(char kind, const char *id, void *arg)
 {
     struct gw_hooks *h = arg;
-    struct hsub *s = gw_hmap_get(h->subs, id, strlen(id));
+    struct hsub *s = gw_hooks_sub(h, id);
     if (kind == 'w' || kind == 'r') {
         if (s != NULL && s->owned) {
             if (kind == 'r') {
@@ -124,7 +124,7 @@ static void on_change(char kind, const char *id, void *arg)
     struct gw_store_sub st;
     if (gw_store_sub_get(h->store, id, &st) != 1)
         return;
-    s = gw_hsub_from_store(h, &st);
+    s = gw_hsub_from_store(&st);
     gw_store_sub_clear(&st);
     if (s == NULL || gw_hooks_attach(h, s) != 0) {
         gw_error("cannot load subscription %s added through another gateway", id);
@@ -153,7 +153,7 @@ static void on_notify_fd(struct gw_loop *loop, int fd, int revents, void *arg)
 static void count_taken(const char *sub_id, int64_t n, void *arg)
 {
     struct gw_hooks *h = arg;
-    struct hsub *s = gw_hmap_get(h->subs, sub_id, strlen(sub_id));
+    struct hsub *s = gw_hooks_sub(h, sub_id);
     if (s != NULL && s->owned && s->pending == 0 && n > 0) {
         gw_pending_add(h, s, n);
         gw_delivery_kick(h, s);
@@ -303,7 +303,7 @@ void gw_cluster_release(struct gw_hooks *h, struct hsub *s)
 static void count_owned(const char *sub_id, int64_t n, void *arg)
 {
     struct gw_hooks *h = arg;
-    struct hsub *s = gw_hmap_get(h->subs, sub_id, strlen(sub_id));
+    struct hsub *s = gw_hooks_sub(h, sub_id);
     if (s != NULL && s->owned)
         gw_pending_add(h, s, n - s->pending);
 }

@@ -84,7 +84,7 @@ void gw_hsub_free(struct hsub *s)
         return;
     queue_clear(s);
     free(s->id);
-    free(s->service);
+    gw_hsub_service_unref(s->service);
     free(s->node);
     free(s->callback);
     free(s->topic);
@@ -114,7 +114,7 @@ static void on_timer(struct gw_loop *loop, void *arg)
     (void)loop;
     struct hsub *s = arg;
     s->timer = 0;
-    gw_delivery_kick(s->h, s);
+    gw_delivery_kick(s->hn->hooks, s); /* a timer runs only while s is attached */
 }
 
 static void arm(struct gw_hooks *h, struct hsub *s, int64_t delay_ms)
@@ -392,7 +392,7 @@ static void on_batch_timer(struct gw_loop *loop, void *arg)
     s->timer = 0;
     s->batch_ready = 1;
     queue_clear(s);
-    gw_delivery_kick(s->h, s);
+    gw_delivery_kick(s->hn->hooks, s);
 }
 
 void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
@@ -525,7 +525,7 @@ void gw_delivery_flush_in_tx(struct gw_hooks *h)
                                      r->status, r->error,  r->duration_ms, r->answer};
         gw_store_attempt_add(h->store, &a);
         /* Each subscription keeps its newest --attempts-max attempts. */
-        struct hsub *sub = gw_hmap_get(h->subs, r->sub_id, strlen(r->sub_id));
+        struct hsub *sub = gw_hooks_sub(h, r->sub_id);
         if (sub != NULL && ++sub->attempts_added >= every) {
             sub->attempts_added = 0;
             gw_store_attempts_prune_count(h->store, sub->id, h->cfg->attempts_max);

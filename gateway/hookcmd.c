@@ -146,6 +146,7 @@ static void finish_create(struct creating *c, json_t *replay_items)
     json_t *out = gw_hsub_json(s);
     if (out && c->generated)
         json_object_set_new(out, "secret", json_string(s->secret)); /* this once only */
+    gw_hsub_drop_secret(s);
     gw_cmd_finish(c->cmd, 201, out);
     creating_free(c);
     return;
@@ -322,7 +323,7 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
     c->h = h;
     c->cmd = cmd;
     c->replay = (int)json_integer_value(json_object_get(a, "replay"));
-    c->s = gw_hsub_new(h, id, service ? service : h->cfg->service, node, callback, secret, events,
+    c->s = gw_hsub_new(id, service ? service : h->cfg->service, node, callback, secret, events,
                        gw_wall_ms(), NULL);
     memset(generated, 0, sizeof(generated));
     json_t *batch = json_object_get(a, "batch"); /* validated by the API */
@@ -370,7 +371,7 @@ void gw_hooks_create(struct gw_hooks *h, struct gw_cmd *cmd, struct hsub *s)
  * did not exist (404): its id is no proof of access, and its existence is not told. */
 static struct hsub *lookup(struct gw_hooks *h, struct gw_cmd *cmd)
 {
-    struct hsub *s = cmd->sub_id ? gw_hmap_get(h->subs, cmd->sub_id, strlen(cmd->sub_id)) : NULL;
+    struct hsub *s = gw_hooks_sub(h, cmd->sub_id);
     if (s != NULL && !gw_token_allows_node(cmd->token, s->node))
         s = NULL;
     if (s == NULL)

@@ -146,12 +146,73 @@ void gw_hooks_node_drop(struct gw_hooks *h, struct hnode *hn)
     gw_streams_node_free(hn);
 }
 
+static size_t id_slot(const char *id, size_t nslots)
+{
+    uint64_t v = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        v ^= *p;
+        v *= 1099511628211ULL;
+    }
+    return (size_t)(v & (nslots - 1));
+}
+
+struct hsub *gw_hooks_sub(const struct gw_hooks *h, const char *id)
+{
+    if (h->nids == 0 || id == NULL)
+        return NULL;
+    for (struct hsub *s = h->ids[id_slot(id, h->nids)]; s; s = s->id_next)
+        if (strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+/* Adds s to the index by id (doubling its slots at one subscription per slot); 0 or -1. */
+static int index_add(struct gw_hooks *h, struct hsub *s)
+{
+    if (h->nsubs + 1 > h->nids) {
+        size_t n = h->nids ? h->nids * 2 : 256;
+        struct hsub **slots = calloc(n, sizeof(*slots));
+        if (slots == NULL)
+            return -1;
+        for (size_t i = 0; i < h->nids; i++) {
+            for (struct hsub *e = h->ids[i], *next; e; e = next) {
+                next = e->id_next;
+                size_t k = id_slot(e->id, n);
+                e->id_next = slots[k];
+                slots[k] = e;
+            }
+        }
+        free(h->ids);
+        h->ids = slots;
+        h->nids = n;
+    }
+    size_t k = id_slot(s->id, h->nids);
+    s->id_next = h->ids[k];
+    h->ids[k] = s;
+    h->nsubs++;
+    return 0;
+}
+
+static void index_remove(struct gw_hooks *h, struct hsub *s)
+{
+    if (h->nids == 0)
+        return;
+    for (struct hsub **pp = &h->ids[id_slot(s->id, h->nids)]; *pp; pp = &(*pp)->id_next) {
+        if (*pp == s) {
+            *pp = s->id_next;
+            s->id_next = NULL;
+            h->nsubs--;
+            return;
+        }
+    }
+}
+
 int gw_hooks_attach(struct gw_hooks *h, struct hsub *s)
 {
     struct hnode *hn = gw_hooks_node(h, s->service, s->node);
     if (hn == NULL)
         return -1;
-    if (gw_hmap_put(h->subs, s->id, strlen(s->id), s) != 0)
+    if (gw_hooks_sub(h, s->id) != NULL || index_add(h, s) != 0)
         return -1;
     s->hn = hn;
     s->owned = !h->shared; /* on a shared store, gateways share them out (cluster.c) */
@@ -205,7 +266,7 @@ void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe)
 {
     gw_cluster_release(h, s);
     gw_pending_add(h, s, -s->pending);
-    gw_hmap_del(h->subs, s->id, strlen(s->id));
+    index_remove(h, s);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -472,16 +533,59 @@ void gw_hooks_on_events(struct gw_hooks *h, json_t *events)
         json_decref(now);
 }
 
-struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
+/* The pubsub services subscriptions name, one copy each: nearly every subscription names the
+ * same one or two, and a copy per subscription would be a tenth of its memory. Counted
+ * references; loop thread only. The map exists while a name is held. */
+struct shared_name {
+    size_t refs;
+    char text[];
+};
+static struct gw_hmap *service_names;
+
+static char *service_ref(const char *service)
+{
+    size_t n = strlen(service);
+    if (service_names == NULL && (service_names = gw_hmap_new()) == NULL)
+        return NULL;
+    struct shared_name *e = gw_hmap_get(service_names, service, n);
+    if (e == NULL) {
+        e = malloc(sizeof(*e) + n + 1);
+        if (e == NULL)
+            return NULL;
+        e->refs = 0;
+        memcpy(e->text, service, n + 1);
+        if (gw_hmap_put(service_names, service, n, e) != 0) {
+            free(e);
+            return NULL;
+        }
+    }
+    e->refs++;
+    return e->text;
+}
+
+void gw_hsub_service_unref(char *service)
+{
+    struct shared_name *e =
+        service && service_names ? gw_hmap_get(service_names, service, strlen(service)) : NULL;
+    if (e == NULL || --e->refs > 0)
+        return;
+    gw_hmap_del(service_names, service, strlen(service));
+    free(e);
+    if (gw_hmap_size(service_names) == 0) {
+        gw_hmap_free(service_names);
+        service_names = NULL;
+    }
+}
+
+struct hsub *gw_hsub_new(const char *id, const char *service, const char *node,
                          const char *callback, const char *secret, unsigned events,
                          int64_t created_ms, const char *websub)
 {
     struct hsub *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->h = h;
     s->id = strdup(id);
-    s->service = strdup(service);
+    s->service = service_ref(service);
     s->node = strdup(node);
     s->callback = strdup(callback);
     s->secret = strdup(secret);
@@ -516,9 +620,18 @@ char *gw_hsub_options(const struct hsub *s)
     return text;
 }
 
-struct hsub *gw_hsub_from_store(struct gw_hooks *h, const struct gw_store_sub *st)
+void gw_hsub_drop_secret(struct hsub *s)
 {
-    struct hsub *s = gw_hsub_new(h, st->id, st->service, st->node, st->callback, st->secret,
+    if (s->topic != NULL || s->secret == NULL)
+        return;
+    memset(s->secret, 0, strlen(s->secret));
+    free(s->secret);
+    s->secret = NULL;
+}
+
+struct hsub *gw_hsub_from_store(const struct gw_store_sub *st)
+{
+    struct hsub *s = gw_hsub_new(st->id, st->service, st->node, st->callback, st->secret,
                                  st->events, st->created_ms, st->websub);
     json_t *o = st->options ? json_loads(st->options, 0, NULL) : NULL;
     json_t *batch = json_object_get(o, "batch");
@@ -527,6 +640,8 @@ struct hsub *gw_hsub_from_store(struct gw_hooks *h, const struct gw_store_sub *s
         s = NULL;
     }
     json_decref(o);
+    if (s != NULL)
+        gw_hsub_drop_secret(s);
     return s;
 }
 
@@ -547,7 +662,7 @@ int gw_hooks_backlog_full(const struct gw_hooks *h)
 static void count_pending(const char *sub_id, int64_t n, void *arg)
 {
     struct gw_hooks *h = arg;
-    struct hsub *s = sub_id ? gw_hmap_get(h->subs, sub_id, strlen(sub_id)) : NULL;
+    struct hsub *s = gw_hooks_sub(h, sub_id);
     if (s != NULL && s->owned) {
         gw_pending_add(h, s, n);
     }
@@ -556,7 +671,7 @@ static void count_pending(const char *sub_id, int64_t n, void *arg)
 static void load_one(const struct gw_store_sub *st, void *arg)
 {
     struct gw_hooks *h = arg;
-    struct hsub *s = gw_hsub_from_store(h, st);
+    struct hsub *s = gw_hsub_from_store(st);
     if (s == NULL || gw_hooks_attach(h, s) != 0) {
         gw_error("cannot load subscription %s", st->id);
         gw_hsub_free(s);
@@ -592,15 +707,14 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
     h->exec = exec;
     h->exec_arg = exec_arg;
     h->shared = gw_store_shared(store);
-    h->subs = gw_hmap_new();
     h->nodes = gw_hmap_new();
-    if (h->subs == NULL || h->nodes == NULL || gw_store_sub_each(store, load_one, h) != 0) {
+    if (h->nodes == NULL || gw_store_sub_each(store, load_one, h) != 0) {
         gw_hooks_free(h);
         return NULL;
     }
     gw_store_pending_each(store, count_pending, h);
-    gw_info("%zu webhook subscriptions on %zu nodes, %lld deliveries pending",
-            gw_hmap_size(h->subs), gw_hmap_size(h->nodes), (long long)h->pending_total);
+    gw_info("%zu webhook subscriptions on %zu nodes, %lld deliveries pending", h->nsubs,
+            gw_hmap_size(h->nodes), (long long)h->pending_total);
     gw_streams_heartbeat_start(h);
     gw_cluster_start(h);
     if (gw_feeds_load(h) != 0)
@@ -650,6 +764,6 @@ void gw_hooks_free(struct gw_hooks *h)
     if (h->nodes)
         gw_hmap_each(h->nodes, free_node, h);
     gw_hmap_free(h->nodes);
-    gw_hmap_free(h->subs);
+    free(h->ids);
     free(h);
 }

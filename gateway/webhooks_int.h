@@ -15,39 +15,41 @@ struct hnode;
 #define GW_BATCH_MAX 1000
 
 struct hsub {
-    char *id, *service, *node, *callback, *secret;
+    char *id, *node, *callback;
+    char *service; /* shared with the other subscriptions of the service: never written */
+    char *secret;  /* webhooks: until stored (then NULL, key signs); WebSub: hub.secret */
     unsigned char key[GW_KEY_MAX];
     int keylen;
     unsigned events;
     int64_t created_ms;
-    struct gw_hooks *h;
-    struct hnode *hn;
+    struct hnode *hn;         /* its node (its hooks: hn->hooks) */
     struct hsub *node_next;   /* the node's callbacks */
     struct hsub *prev, *next; /* every subscription, oldest first */
-    /* delivery state */
+    struct hsub *id_next;     /* the next in its chain of the index by id (webhooks.c) */
+    /* delivery state; the small fields together, so that no padding comes between them (a
+     * subscription's size is what a million of them cost) */
     int inflight;
-    int64_t done_seq;   /* delivered up to here; the outbox rows go in the next batch */
-    int64_t pending;    /* live deliveries in the outbox */
-    int gone;           /* removed while a delivery was in flight: freed when it ends */
     int dead_added;     /* dead letters since its count was last capped */
     int attempts_added; /* attempts logged since its count was last capped */
+    int qn, qpos;       /* its next deliveries as read from the store, in q (delivery.c) */
+    /* batched delivery (0: one event per POST): events and bytes per POST, wait for company */
+    int batch_max;
+    int batch_wait_ms;
+    unsigned char batch_ready; /* the batch waited its max_wait_ms: it goes now */
+    unsigned char gone;        /* removed while a delivery was in flight: freed when it ends */
+    unsigned char owned;       /* this gateway delivers it (always, unless the store is shared) */
+    size_t batch_bytes;
+    int64_t done_seq; /* delivered up to here; the outbox rows go in the next batch */
+    int64_t pending;  /* live deliveries in the outbox */
     uint64_t timer;
-    int owned;     /* this gateway delivers it (always, unless the store is shared) */
     uint64_t mark; /* the intake that last gave it a delivery */
-    /* its next deliveries as read from the store (delivery.c) */
     struct gw_store_delivery *q;
-    int qn, qpos;
     /* a WebSub subscription (websub.c): its topic, else NULL; secret is then hub.secret ("":
      * unsigned) */
     char *topic;
     int64_t expires_ms; /* unix ms when the lease ends */
     char alg[8];        /* X-Hub-Signature algorithm: sha1, sha256, sha384, sha512 */
     char format[8];     /* the topic's content type: atom, rss, json */
-    /* batched delivery (0: one event per POST): events and bytes per POST, wait for company */
-    int batch_max;
-    size_t batch_bytes;
-    int batch_wait_ms;
-    int batch_ready; /* the batch waited its max_wait_ms: it goes now */
     uint64_t lease_timer;
 };
 
@@ -87,7 +89,10 @@ struct gw_hooks {
     struct gw_sender *sender;
     gw_xmpp_exec_fn exec;
     void *exec_arg;
-    struct gw_hmap *subs;  /* id -> hsub */
+    /* id -> hsub: chains through hsub.id_next, so a subscription costs the index one pointer
+     * and a share of a slot (a copied key per entry would cost more than the rest of it) */
+    struct hsub **ids;
+    size_t nids, nsubs;
     struct gw_hmap *nodes; /* service NUL node -> hnode */
     struct hsub *first, *last;
     uint64_t heartbeat_timer;
@@ -160,12 +165,18 @@ int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why);
 void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe);
 /* A subscription object from its parts (websub: the stored WebSub description, or NULL for a
  * webhook); NULL when out of memory or the secret or description is malformed. */
-struct hsub *gw_hsub_new(struct gw_hooks *h, const char *id, const char *service, const char *node,
+struct hsub *gw_hsub_new(const char *id, const char *service, const char *node,
                          const char *callback, const char *secret, unsigned events,
                          int64_t created_ms, const char *websub);
 /* A stored subscription's object (its WebSub description and delivery options read too), or
  * NULL when out of memory or something stored is malformed. */
-struct hsub *gw_hsub_from_store(struct gw_hooks *h, const struct gw_store_sub *st);
+struct hsub *gw_hsub_from_store(const struct gw_store_sub *st);
+/* A webhook subscription signs with its decoded key alone: once stored (and, when generated,
+ * shown), its secret text leaves memory (a WebSub subscription keeps hub.secret, which it signs
+ * with). */
+void gw_hsub_drop_secret(struct hsub *s);
+/* Lets go of a subscription's service name (shared, see gw_hsub_new). */
+void gw_hsub_service_unref(char *service);
 /* Sets s's batch setting from {"max_events", "max_bytes", "max_wait_ms"}; 0, or -1 when out of
  * bounds. */
 int gw_hsub_set_batch(struct hsub *s, const json_t *batch);
@@ -174,6 +185,8 @@ char *gw_hsub_options(const struct hsub *s);
 /* Registers a stored subscription in memory; 0 or -1. */
 int gw_hooks_attach(struct gw_hooks *h, struct hsub *s);
 struct hnode *gw_hooks_find_node(struct gw_hooks *h, const char *service, const char *node);
+/* The subscription with this id, or NULL. */
+struct hsub *gw_hooks_sub(const struct gw_hooks *h, const char *id);
 /* The entry of an event's node ("service", "node" members), or NULL. */
 struct hnode *gw_hooks_event_node(struct gw_hooks *h, json_t *ev);
 /* The API view of a subscription (never the secret). */

@@ -246,7 +246,7 @@ static void on_lease(struct gw_loop *loop, void *arg)
 {
     (void)loop;
     struct hsub *s = arg;
-    struct gw_hooks *h = s->h;
+    struct gw_hooks *h = s->hn->hooks; /* the lease timer runs only while s is attached */
     s->lease_timer = 0;
     if (h->shared) {
         /* Another gateway may have renewed it; the one that delivers it ends it. */
@@ -395,7 +395,7 @@ static void activate(struct wsreq *w)
     memcpy(lease.alg, w->alg, sizeof(lease.alg));
     memcpy(lease.format, w->format, sizeof(lease.format));
     char *desc = gw_websub_describe(&lease);
-    s = desc ? gw_hsub_new(h, id, w->service, w->node, w->callback, w->secret ? w->secret : "",
+    s = desc ? gw_hsub_new(id, w->service, w->node, w->callback, w->secret ? w->secret : "",
                            gw_event_kind_bit("items"), gw_wall_ms(), desc)
              : NULL;
     free(desc);
