@@ -305,8 +305,10 @@ static enum MHD_Result token_info(struct gw_http *h, struct req *r)
         for (int i = 0; i < t->nnodes; i++)
             json_array_append_new(nodes, json_string(t->nodes[i]));
     }
-    json_t *body = json_pack("{s:b, s:s?, s:o, s:o}", "authentication", !open, "name",
-                             t ? t->name : NULL, "scopes", scopes, "nodes", nodes);
+    json_t *body = json_pack("{s:b, s:o, s:o}", "authentication", !open, "scopes", scopes,
+                             "nodes", nodes);
+    if (body != NULL && t != NULL)
+        json_object_set_new(body, "name", json_string(t->name));
     enum MHD_Result rc = send_reply(r->conn, 200, body, 0, NULL, NULL);
     json_decref(body);
     return rc;

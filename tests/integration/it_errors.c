@@ -34,6 +34,15 @@ int main(void)
     const char *node = it_unique("err");
     char path[512], body[512];
 
+    /* No token configured: /v1/token says so, names no token and lists every scope. */
+    req("GET", "/v1/token", NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK(json_is_false(json_object_get(r.json, "authentication")));
+    CHECK(json_object_get(r.json, "name") == NULL);
+    CHECK_INT(json_array_size(json_object_get(r.json, "scopes")), 4);
+    CHECK(json_is_null(json_object_get(r.json, "nodes")));
+    it_resp_free(&r);
+
     /* 404 from the service: unknown node, for reads, publishes and deletes. */
     snprintf(path, sizeof(path), "/v1/nodes/%s/items", node);
     req("GET", path, NULL, NULL, &r);
