@@ -265,14 +265,7 @@ async function main() {
 
   /* a read-only token limited to some nodes: the console offers only what it may do */
   const ctx = await browser.createBrowserContext();
-  const viewer = await ctx.newPage();
-  watch(viewer);
-  await viewer.setViewport({ width: 1280, height: 860 });
-  await viewer.goto(gw.base + '/ui/');
-  await viewer.waitForSelector('#token');
-  await viewer.type('#token', READ_TOKEN);
-  await viewer.keyboard.press('Enter');
-  await viewer.waitForSelector('[data-t=xmpp]');
+  const viewer = await signedIn(ctx, gw.base, READ_TOKEN, false);
   const navs = await viewer.$$eval('#nav a', (as) => as.filter((a) => !a.hidden).map((a) => a.textContent));
   check(JSON.stringify(navs) === JSON.stringify(['Overview', 'Nodes']), 'a read token sees no Subscriptions or Feeds (' + navs.join(', ') + ')');
   await viewer.goto(gw.base + '/ui/#/nodes/' + encodeURIComponent(node));
@@ -289,15 +282,7 @@ async function main() {
    * axe is injected as a script, which the console's own policy forbids: this page alone
    * bypasses it. */
   const axeCtx = await browser.createBrowserContext();
-  const ax = await axeCtx.newPage();
-  watch(ax);
-  await ax.setBypassCSP(true);
-  await ax.setViewport({ width: 1280, height: 860 });
-  await ax.goto(gw.base + '/ui/');
-  await ax.waitForSelector('#token');
-  await ax.type('#token', TOKEN);
-  await ax.keyboard.press('Enter');
-  await ax.waitForSelector('[data-t=xmpp]');
+  const ax = await signedIn(axeCtx, gw.base, TOKEN, true);
   const axePath = require.resolve('axe-core/axe.min.js');
   for (const scheme of ['light', 'dark']) {
     await ax.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: scheme }]);
@@ -340,6 +325,20 @@ async function main() {
     const code = await Promise.race([g.child.exited, sleep(30000).then(() => 'timeout')]);
     check(code === 0, 'a gateway exits with status 0 on SIGTERM (' + code + ')');
   }
+}
+
+/* A page of its own browser context (its own session storage), signed in with token. */
+async function signedIn(ctx, base, token, bypassCSP) {
+  const p = await ctx.newPage();
+  watch(p);
+  if (bypassCSP) await p.setBypassCSP(true);
+  await p.setViewport({ width: 1280, height: 860 });
+  await p.goto(base + '/ui/');
+  await p.waitForSelector('#token');
+  await p.type('#token', token);
+  await p.keyboard.press('Enter');
+  await p.waitForSelector('[data-t=xmpp]');
+  return p;
 }
 
 function watch(page) {
