@@ -18,7 +18,7 @@ struct gw_hmap {
     size_t nslots, size;
 };
 
-static uint64_t fnv(const void *key, size_t len)
+uint64_t gw_hmap_hash(const void *key, size_t len)
 {
     const unsigned char *p = key;
     uint64_t h = 1469598103934665603ULL;
@@ -67,7 +67,7 @@ static struct entry **find(const struct gw_hmap *m, const void *key, size_t klen
 
 void *gw_hmap_get(const struct gw_hmap *m, const void *key, size_t klen)
 {
-    struct entry **pp = find(m, key, klen, fnv(key, klen));
+    struct entry **pp = find(m, key, klen, gw_hmap_hash(key, klen));
     return *pp ? (*pp)->value : NULL;
 }
 
@@ -93,7 +93,7 @@ static void grow(struct gw_hmap *m)
 
 int gw_hmap_put(struct gw_hmap *m, const void *key, size_t klen, void *value)
 {
-    uint64_t h = fnv(key, klen);
+    uint64_t h = gw_hmap_hash(key, klen);
     struct entry **pp = find(m, key, klen, h);
     if (*pp) {
         (*pp)->value = value;
@@ -115,7 +115,7 @@ int gw_hmap_put(struct gw_hmap *m, const void *key, size_t klen, void *value)
 
 void *gw_hmap_del(struct gw_hmap *m, const void *key, size_t klen)
 {
-    struct entry **pp = find(m, key, klen, fnv(key, klen));
+    struct entry **pp = find(m, key, klen, gw_hmap_hash(key, klen));
     struct entry *e = *pp;
     if (e == NULL)
         return NULL;

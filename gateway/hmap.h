@@ -4,6 +4,7 @@
 #define GW_HMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct gw_hmap;
 
@@ -17,6 +18,8 @@ int gw_hmap_put(struct gw_hmap *m, const void *key, size_t klen, void *value);
 /* Removes key; returns the old value or NULL. */
 void *gw_hmap_del(struct gw_hmap *m, const void *key, size_t klen);
 size_t gw_hmap_size(const struct gw_hmap *m);
+/* The hash the map uses (FNV-1a, 64 bits), for indexes of their own. */
+uint64_t gw_hmap_hash(const void *key, size_t len);
 /* Calls cb for every entry; cb must not change the map. */
 void gw_hmap_each(const struct gw_hmap *m, void (*cb)(void *value, void *arg), void *arg);
 

@@ -148,12 +148,7 @@ void gw_hooks_node_drop(struct gw_hooks *h, struct hnode *hn)
 
 static size_t id_slot(const char *id, size_t nslots)
 {
-    uint64_t v = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
-        v ^= *p;
-        v *= 1099511628211ULL;
-    }
-    return (size_t)(v & (nslots - 1));
+    return (size_t)(gw_hmap_hash(id, strlen(id)) & (nslots - 1));
 }
 
 struct hsub *gw_hooks_sub(const struct gw_hooks *h, const char *id)
