@@ -498,13 +498,12 @@ static void retry_all(struct gw_hooks *h, struct hsub *s, struct gw_cmd *cmd)
         n += rc;
     }
     free(q.v);
-    if ((n > 0 && s->owned == 0 && gw_store_notify(h->store, 'r', s->id) != 0) ||
-        gw_store_commit(h->store) != 0) {
+    if (gw_store_commit(h->store) != 0) {
         gw_store_rollback(h->store);
         store_failed(h, cmd, "the dead letters could not be retried; nothing was changed");
         return;
     }
-    if (n > 0 && s->owned)
+    if (n > 0)
         requeued(h, s, n);
     gw_cmd_finish(cmd, 202, json_pack("{s:I, s:s}", "retried", (json_int_t)n, "state", "queued"));
 }
