@@ -424,13 +424,14 @@ static void count_into(const char *sub_id, int64_t n, void *arg)
     json_object_set_new(arg, sub_id, json_integer(n));
 }
 
-/* Sets "dead_letters" on each subscription of list, when the store can count them. */
-static void add_dead_counts(struct gw_hooks *h, json_t *list)
+/* Sets "dead_letters" on each subscription of list, when the store can count them; one_id: the
+ * list holds that subscription alone, so only its letters are counted. */
+static void add_dead_counts(struct gw_hooks *h, json_t *list, const char *one_id)
 {
     json_t *counts = json_object(), *o;
     size_t i;
     if (counts != NULL && gw_store_up(h->store) &&
-        gw_store_dead_count_each(h->store, count_into, counts) == 0) {
+        gw_store_dead_count_each(h->store, one_id, count_into, counts) == 0) {
         json_array_foreach(list, i, o)
         {
             json_t *n = json_object_get(counts, json_string_value(json_object_get(o, "id")));
@@ -569,14 +570,14 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                 continue;
             json_array_append_new(list, sub_view(s));
         }
-        add_dead_counts(h, list);
+        add_dead_counts(h, list, NULL);
         gw_cmd_finish(cmd, 200, json_pack("{s:o}", "subscriptions", list));
         return;
     }
     case GW_OP_SUB_GET:
         if ((s = lookup(h, cmd)) != NULL) {
             json_t *one = json_pack("[o]", sub_view(s));
-            add_dead_counts(h, one);
+            add_dead_counts(h, one, s->id);
             gw_cmd_finish(cmd, 200, json_incref(json_array_get(one, 0)));
             json_decref(one);
         }

@@ -108,13 +108,13 @@ int gw_store_delivery_add(struct gw_store *st, const char *sub_id, int64_t event
 int gw_store_pending_each(struct gw_store *st, void (*cb)(const char *sub_id, int64_t n, void *arg),
                           void *arg)
 {
-    return st->ops->count_each(st, 0, cb, arg);
+    return st->ops->count_each(st, 0, NULL, cb, arg);
 }
 
-int gw_store_dead_count_each(struct gw_store *st,
+int gw_store_dead_count_each(struct gw_store *st, const char *sub_id,
                              void (*cb)(const char *sub_id, int64_t n, void *arg), void *arg)
 {
-    return st->ops->count_each(st, 1, cb, arg);
+    return st->ops->count_each(st, 1, sub_id, cb, arg);
 }
 
 int gw_store_delivery_head(struct gw_store *st, const char *sub_id, int64_t after,

@@ -86,8 +86,8 @@ int gw_store_delivery_add(struct gw_store *st, const char *sub_id, int64_t event
 /* Calls cb with the number of live deliveries of every subscription that has some. */
 int gw_store_pending_each(struct gw_store *st, void (*cb)(const char *sub_id, int64_t n, void *arg),
                           void *arg);
-/* The same with the number of dead letters. */
-int gw_store_dead_count_each(struct gw_store *st,
+/* The same with the number of dead letters, of sub_id alone (NULL: of every subscription). */
+int gw_store_dead_count_each(struct gw_store *st, const char *sub_id,
                              void (*cb)(const char *sub_id, int64_t n, void *arg), void *arg);
 
 /* The oldest live (not dead) delivery of sub_id after seq `after`: returns 1 and fills d, 0 if

@@ -21,8 +21,9 @@ struct gw_store_ops {
                          const char *node, const char *body, int64_t created_ms);
     int (*delivery_add)(struct gw_store *st, const char *sub_id, int64_t event, int64_t next_at,
                         const char *dead_reason);
-    /* live (dead 0) or dead (dead 1) deliveries counted per subscription */
-    int (*count_each)(struct gw_store *st, int dead,
+    /* live (dead 0) or dead (dead 1) deliveries counted per subscription; dead letters may be
+     * counted for sub_id alone (NULL: every subscription; live ones always for all) */
+    int (*count_each)(struct gw_store *st, int dead, const char *sub_id,
                       void (*cb)(const char *sub_id, int64_t n, void *arg), void *arg);
     int (*delivery_next)(struct gw_store *st, const char *sub_id, int64_t after, int limit,
                          struct gw_store_delivery *out);

@@ -106,6 +106,7 @@ enum {
     P_SEEN_PRUNE,
     P_PENDING_BY_SUB,
     P_DEAD_BY_SUB,
+    P_DEAD_OF_SUB,
     P_OLDEST_PENDING,
     P_ATTEMPT_ADD,
     P_ATTEMPT_LIST,
@@ -167,6 +168,8 @@ static const char *const sql[P_COUNT] = {
                      "ORDER BY id DESC LIMIT 1 OFFSET $3)",
     [P_PENDING_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 0 GROUP BY sub_id",
     [P_DEAD_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 1 GROUP BY sub_id",
+    [P_DEAD_OF_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE sub_id = $1 AND dead = 1 "
+                      "GROUP BY sub_id",
     [P_OLDEST_PENDING] = "SELECT e.created_ms FROM deliveries d JOIN events e ON e.id = d.event "
                          "WHERE d.dead = 0 ORDER BY d.seq LIMIT 1",
     [P_ATTEMPT_ADD] = "INSERT INTO attempts(sub_id, at_ms, event_id, attempt, status, error, "
@@ -877,10 +880,15 @@ static int pg_delivery_add(struct gw_store *g, const char *sub_id, int64_t event
     return run_done((struct pg_store *)g, P_DELIVERY_ADD, 5, v);
 }
 
-static int pg_count_each(struct gw_store *g, int dead,
+static int pg_count_each(struct gw_store *g, int dead, const char *sub_id,
                          void (*cb)(const char *sub_id, int64_t n, void *arg), void *arg)
 {
-    PGresult *r = run((struct pg_store *)g, dead ? P_DEAD_BY_SUB : P_PENDING_BY_SUB, 0, NULL);
+    const char *v[] = {sub_id};
+    PGresult *r = run((struct pg_store *)g,
+                      sub_id ? P_DEAD_OF_SUB
+                      : dead ? P_DEAD_BY_SUB
+                             : P_PENDING_BY_SUB,
+                      sub_id ? 1 : 0, sub_id ? v : NULL);
     if (r == NULL)
         return -1;
     for (int i = 0; i < PQntuples(r); i++)

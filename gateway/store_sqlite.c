@@ -68,6 +68,7 @@ enum {
     S_OLDEST_PENDING,
     S_PENDING_BY_SUB,
     S_DEAD_BY_SUB,
+    S_DEAD_OF_SUB,
     S_COUNT
 };
 
@@ -113,6 +114,8 @@ static const char *const sql[S_COUNT] = {
                      "ORDER BY rowid DESC LIMIT 1 OFFSET ?3)",
     [S_PENDING_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 0 GROUP BY sub_id",
     [S_DEAD_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 1 GROUP BY sub_id",
+    [S_DEAD_OF_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE sub_id = ?1 AND dead = 1 "
+                      "GROUP BY sub_id",
     [S_EVENTS_ORPHANS] = "DELETE FROM events WHERE NOT EXISTS "
                          "(SELECT 1 FROM deliveries WHERE event = events.id)",
     /* The events of one subscription's deliveries that no other subscription still needs: by
@@ -588,11 +591,13 @@ static int sq_delivery_add(struct gw_store *g, const char *sub_id, int64_t event
     return step_done(s, q);
 }
 
-static int sq_count_each(struct gw_store *g, int dead,
+static int sq_count_each(struct gw_store *g, int dead, const char *sub_id,
                          void (*cb)(const char *sub_id, int64_t n, void *arg), void *arg)
 {
     struct sq_store *s = (struct sq_store *)g;
-    sqlite3_stmt *q = stmt(s, dead ? S_DEAD_BY_SUB : S_PENDING_BY_SUB);
+    sqlite3_stmt *q = stmt(s, sub_id ? S_DEAD_OF_SUB : dead ? S_DEAD_BY_SUB : S_PENDING_BY_SUB);
+    if (sub_id != NULL)
+        bind_text(q, 1, sub_id);
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
         cb((const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1), arg);

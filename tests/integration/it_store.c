@@ -26,6 +26,18 @@ static void count_pending(const char *sub_id, int64_t n, void *arg)
         pending_b = n;
 }
 
+/* Dead letters counted: per subscription, and how many subscriptions were reported. */
+static int64_t dead_of_a;
+static int dead_subs;
+
+static void count_dead(const char *sub_id, int64_t n, void *arg)
+{
+    (void)arg;
+    dead_subs++;
+    if (strcmp(sub_id, "sub_a") == 0)
+        dead_of_a = n;
+}
+
 /* What sub_b (a WebSub subscription) is expected to hold. */
 static const char *b_secret = "whsec_b", *b_websub = "{\"topic\":\"t1\"}";
 
@@ -37,8 +49,7 @@ static void on_sub(const struct gw_store_sub *s, void *arg)
         strcmp(s->options, "{\"batch\":{\"max_events\":5}}") == 0)
         subs_seen++;
     else if (strcmp(s->id, "sub_b") == 0 && strcmp(s->secret, b_secret) == 0 && s->websub &&
-             s->options == NULL &&
-             strcmp(s->websub, b_websub) == 0)
+             s->options == NULL && strcmp(s->websub, b_websub) == 0)
         subs_seen += 10;
 }
 
@@ -174,11 +185,12 @@ int main(void)
     }
 
     /* Subscriptions. */
-    struct gw_store_sub a = {"sub_a", "pubsub.localhost", "news", "http://127.0.0.1:9/a", "whsec_a",
-                             5,       1700000000123LL,    NULL,
-                             "{\"batch\":{\"max_events\":5}}"};
-    struct gw_store_sub b = {"sub_b", "pubsub.localhost", "news", "http://127.0.0.1:9/b", "whsec_b",
-                             1,       1700000000124LL,    "{\"topic\":\"t1\"}", NULL};
+    struct gw_store_sub a = {
+        "sub_a", "pubsub.localhost", "news", "http://127.0.0.1:9/a",          "whsec_a",
+        5,       1700000000123LL,    NULL,   "{\"batch\":{\"max_events\":5}}"};
+    struct gw_store_sub b = {
+        "sub_b",         "pubsub.localhost",   "news", "http://127.0.0.1:9/b", "whsec_b", 1,
+        1700000000124LL, "{\"topic\":\"t1\"}", NULL};
     CHECK_INT(gw_store_sub_insert(st, &a), 0);
     CHECK_INT(gw_store_sub_insert(st, &b), 0);
     CHECK(gw_store_sub_insert(st, &a) != 0); /* the id is unique */
@@ -190,9 +202,15 @@ int main(void)
     for (int i = 0; i < 12000; i++) {
         char id[32];
         snprintf(id, sizeof(id), "sub_many%05d", i);
-        struct gw_store_sub m = {
-            id, "pubsub.localhost",     "many", "http://127.0.0.1:9/m", "whsec_m",
-            1,  1700000000000LL + i % 7, NULL, NULL};
+        struct gw_store_sub m = {id,
+                                 "pubsub.localhost",
+                                 "many",
+                                 "http://127.0.0.1:9/m",
+                                 "whsec_m",
+                                 1,
+                                 1700000000000LL + i % 7,
+                                 NULL,
+                                 NULL};
         if (gw_store_sub_insert(st, &m) != 0) {
             CHECK(0);
             break;
@@ -240,6 +258,17 @@ int main(void)
     gw_store_delivery_clear(&d);
     CHECK_INT(gw_store_dead_each(st, "sub_a", on_dead, NULL), 0);
     CHECK_INT(dead_seen, 1);
+    /* counted for every subscription, or for one alone */
+    CHECK_INT(gw_store_dead_count_each(st, NULL, count_dead, NULL), 0);
+    CHECK_INT(dead_subs, 1);
+    CHECK_INT((int)dead_of_a, 1);
+    dead_subs = 0, dead_of_a = 0;
+    CHECK_INT(gw_store_dead_count_each(st, "sub_a", count_dead, NULL), 0);
+    CHECK_INT(dead_subs, 1);
+    CHECK_INT((int)dead_of_a, 1);
+    dead_subs = 0;
+    CHECK_INT(gw_store_dead_count_each(st, "sub_b", count_dead, NULL), 0);
+    CHECK_INT(dead_subs, 0);
 
     /* Retry makes it live again with a fresh count; a second retry finds nothing. */
     CHECK_INT(gw_store_dead_retry(st, "sub_a", s1, 9000), 1);
@@ -327,8 +356,9 @@ int main(void)
     CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "i3"), 1);
 
     /* Feeds: stored, replaced (state and interval), read back, removed. */
-    struct gw_store_feed f = {"feed_1", "http://127.0.0.1:9/f.xml", "pubsub.localhost", "news",
-                              60,       1700000000000LL,           "{}"};
+    struct gw_store_feed f = {
+        "feed_1", "http://127.0.0.1:9/f.xml", "pubsub.localhost", "news", 60, 1700000000000LL,
+        "{}"};
     CHECK_INT(gw_store_feed_put(st, &f), 0);
     f.state = "{\"etag\":\"x\"}";
     f.interval_s = 120;
@@ -336,8 +366,9 @@ int main(void)
     CHECK_INT(gw_store_feed_each(st, on_feed, NULL), 0);
     CHECK_INT(feeds_seen, 1);
     CHECK_STR(feed_state, "{\"etag\":\"x\"}/120");
-    struct gw_store_feed f2 = {"feed_2", "http://127.0.0.1:9/g.xml", "pubsub.localhost", "news",
-                               60,       1700000000001LL,           "{}"};
+    struct gw_store_feed f2 = {
+        "feed_2", "http://127.0.0.1:9/g.xml", "pubsub.localhost", "news", 60, 1700000000001LL,
+        "{}"};
     CHECK_INT(gw_store_feed_put(st, &f2), 0);
     CHECK_INT(gw_store_feed_delete(st, "feed_2"), 0);
     feeds_seen = 0;
