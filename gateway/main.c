@@ -154,9 +154,7 @@ static int make_dir(const char *path)
 /* Samples the counters for the rates of GET /v1/stats. */
 static void on_sample(struct gw_loop *loop, void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gw_status_sample((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    gw_status_sample(gw_wall_ms());
     gw_loop_timer_add(loop, GW_STATS_INTERVAL_S * 1000, on_sample, arg);
 }
 

@@ -68,5 +68,7 @@ void gw_hooks_on_xmpp_down(struct gw_hooks *h);
 /* "2026-01-01T00:00:00.000Z"; buf holds GW_ISO_LEN bytes (room for any struct tm). */
 #define GW_ISO_LEN 96
 void gw_iso_time(int64_t ms, char *buf, size_t len);
+/* Unix time in milliseconds. */
+int64_t gw_wall_ms(void);
 
 #endif

@@ -288,7 +288,4 @@ void gw_streams_open(struct gw_hooks *h, struct gw_cmd *cmd);
 void gw_streams_heartbeat_start(struct gw_hooks *h);
 void gw_streams_node_free(struct hnode *hn);
 
-/* Unix time in milliseconds. */
-int64_t gw_wall_ms(void);
-
 #endif

@@ -157,13 +157,6 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, 
     return rc;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* s percent-encoded for a query value (unreserved characters kept); malloc'd, NULL if no memory. */
 static char *query_escape(const char *s)
 {
@@ -202,7 +195,7 @@ static enum MHD_Result send_feed(struct gw_http *h, struct req *r)
     int with_hub = h->cfg->websub && h->cfg->public_url != NULL;
     char *doc =
         gw_atom_feed(r->cmd->result, r->cmd->service ? r->cmd->service : h->cfg->service,
-                     r->cmd->node ? r->cmd->node : "", self, with_hub ? hub : NULL, wall_ms());
+                     r->cmd->node ? r->cmd->node : "", self, with_hub ? hub : NULL, gw_wall_ms());
     if (doc == NULL)
         return send_problem(r->conn, 500, "Internal error", "out of memory", 0, NULL, NULL);
     uint64_t fnv = 14695981039346656037ULL;
@@ -305,8 +298,8 @@ static enum MHD_Result token_info(struct gw_http *h, struct req *r)
         for (int i = 0; i < t->nnodes; i++)
             json_array_append_new(nodes, json_string(t->nodes[i]));
     }
-    json_t *body = json_pack("{s:b, s:o, s:o}", "authentication", !open, "scopes", scopes,
-                             "nodes", nodes);
+    json_t *body =
+        json_pack("{s:b, s:o, s:o}", "authentication", !open, "scopes", scopes, "nodes", nodes);
     if (body != NULL && t != NULL)
         json_object_set_new(body, "name", json_string(t->name));
     enum MHD_Result rc = send_reply(r->conn, 200, body, 0, NULL, NULL);
@@ -319,7 +312,7 @@ static enum MHD_Result token_info(struct gw_http *h, struct req *r)
 static enum MHD_Result stats(struct MHD_Connection *conn)
 {
     struct gw_stats_point pts[GW_STATS_POINTS];
-    int n = gw_status_history(wall_ms(), pts, GW_STATS_POINTS);
+    int n = gw_status_history(gw_wall_ms(), pts, GW_STATS_POINTS);
     json_t *series = json_array();
     for (int i = 0; i < n; i++) {
         char at[GW_ISO_LEN];
