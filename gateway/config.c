@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const gw_scope_names[GW_SCOPES] = {"read", "publish", "subscribe", "admin"};
+
 static const char usage_text[] =
     "Usage: pubsubgw [OPTION]...\n"
     "HTTP to XMPP publish/subscribe (XEP-0060) gateway.\n"
@@ -203,11 +205,10 @@ static int add_token(struct gw_config *cfg, const char *value, char *err, size_t
             t.scopes = 0;
             char *s2 = NULL;
             for (char *sc = strtok_r(word + 7, ",", &s2); sc; sc = strtok_r(NULL, ",", &s2)) {
-                unsigned bit = strcmp(sc, "read") == 0        ? GW_SCOPE_READ
-                               : strcmp(sc, "publish") == 0   ? GW_SCOPE_PUBLISH
-                               : strcmp(sc, "subscribe") == 0 ? GW_SCOPE_SUBSCRIBE
-                               : strcmp(sc, "admin") == 0     ? GW_SCOPE_ADMIN
-                                                              : 0;
+                unsigned bit = 0;
+                for (unsigned i = 0; i < GW_SCOPES; i++)
+                    if (strcmp(sc, gw_scope_names[i]) == 0)
+                        bit = 1u << i;
                 if (bit == 0) {
                     snprintf(err, errlen, "--api-token: unknown scope '%.40s'", sc);
                     rc = -1;

@@ -18,6 +18,10 @@ enum {
     GW_SCOPE_ADMIN = 1 << 3,
     GW_SCOPE_ALL = (1 << 4) - 1,
 };
+/* The scopes' names as tokens and the API write them: gw_scope_names[i] is scope 1 << i. */
+#define GW_SCOPES 4
+extern const char *const gw_scope_names[GW_SCOPES];
+_Static_assert(GW_SCOPE_ALL == (1 << GW_SCOPES) - 1, "a name for every scope");
 
 /* An API bearer token with what it may do and, optionally, on which nodes (glob patterns). */
 struct gw_token {

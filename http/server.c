@@ -285,14 +285,13 @@ static enum MHD_Result health(struct gw_http *h, struct MHD_Connection *conn)
  * that. Never the token itself. */
 static enum MHD_Result token_info(struct gw_http *h, struct req *r)
 {
-    static const char *const names[] = {"read", "publish", "subscribe", "admin"};
     const struct gw_token *t = r->token;
     const struct gw_policy *pol = gw_config_policy(h->cfg);
     int open = pol == NULL || pol->ntokens == 0;
     json_t *scopes = json_array(), *nodes = json_null();
-    for (unsigned i = 0; i < 4; i++)
+    for (unsigned i = 0; i < GW_SCOPES; i++)
         if (open || (t != NULL && (t->scopes & (1u << i))))
-            json_array_append_new(scopes, json_string(names[i]));
+            json_array_append_new(scopes, json_string(gw_scope_names[i]));
     if (t != NULL && t->nodes != NULL) {
         nodes = json_array();
         for (int i = 0; i < t->nnodes; i++)
