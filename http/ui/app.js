@@ -103,9 +103,10 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const init = { method, headers: headers(body !== undefined ? { 'Content-Type': 'application/json' } : {}) };
-  if (body !== undefined) init.body = JSON.stringify(body);
+/* A request to the API; body is sent as JSON, or as it is when its type is given. */
+async function api(method, path, body, type) {
+  const init = { method, headers: headers(body !== undefined ? { 'Content-Type': type || 'application/json' } : {}) };
+  if (body !== undefined) init.body = type ? body : JSON.stringify(body);
   let r;
   try {
     r = await fetch(new URL(path, API), init);
@@ -201,9 +202,10 @@ function route() {
   const [path, query] = hash.split('?');
   const parts = path.split('/').map(decodeURIComponent);
   const params = new URLSearchParams(query || '');
-  for (const a of document.querySelectorAll('#nav a'))
-    a.toggleAttribute('aria-current', a.getAttribute('href') === '#/' + parts[0]);
-  for (const a of document.querySelectorAll('#nav a[aria-current]')) a.setAttribute('aria-current', 'page');
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.getAttribute('href') === '#/' + parts[0]) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
   newPage();
   const views = { overview, nodes: parts[1] !== undefined ? () => nodeView(parts.slice(1).join('/')) : nodesView,
     subscriptions: parts[1] ? () => subView(parts[1]) : () => subsView(params), feeds: feedsView };
@@ -432,9 +434,7 @@ async function nodeView(node) {
         /* the body is the payload itself; the item id goes in ?id= */
         const q = itemId.value.trim() ? '?id=' + enc(itemId.value.trim()) : '';
         const type = kind.value === 'xml' ? 'application/xml' : 'application/json';
-        const res = await fetch(new URL(base + '/items' + q, API), { method: 'POST', headers: headers({ 'Content-Type': type }), body: payload.value });
-        const r = await res.json().catch(() => ({}));
-        if (!res.ok) throw new ApiError(res.status, r);
+        const r = await api('POST', base + '/items' + q, payload.value, type);
         toast('Published item ' + r.id);
         loadItems().catch(() => {});
       } catch (x) { toast(x.message, true); }
