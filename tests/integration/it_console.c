@@ -33,6 +33,13 @@ static long dead_count(const char *sub)
     return n;
 }
 
+/* The i-th accepted delivery's body (null when it did not come: the checks then fail cleanly). */
+static json_t *got(struct it_receiver *rc, int i)
+{
+    const struct it_delivery *d = it_receiver_get(rc, i);
+    return d ? d->json : NULL;
+}
+
 static void publish(const char *node, const char *id)
 {
     char path[300];
@@ -149,12 +156,8 @@ int main(void)
     CHECK_STR(json_string_value(json_object_get(r.json, "state")), "queued");
     it_resp_free(&r);
     CHECK_INT(it_receiver_wait(rc, 2, 10000), 2);
-    CHECK_STR(json_string_value(
-                  json_object_get(json_object_get(it_receiver_get(rc, 0)->json, "item"), "id")),
-              "one");
-    CHECK_STR(json_string_value(
-                  json_object_get(json_object_get(it_receiver_get(rc, 1)->json, "item"), "id")),
-              "two");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(got(rc, 0), "item"), "id")), "one");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(got(rc, 1), "item"), "id")), "two");
     CHECK_INT((int)dead_count(sub), 0);
     CHECK_INT(req("POST", path, ADMIN, NULL, &r), 202); /* none left: nothing to do */
     CHECK_INT((int)json_integer_value(json_object_get(r.json, "retried")), 0);
@@ -169,6 +172,9 @@ int main(void)
     it_resp_free(&r);
     CHECK_INT(it_receiver_wait(rc, 3, 10000), 3);
     const struct it_delivery *d = it_receiver_get(rc, 2);
+    CHECK(d != NULL);
+    if (d == NULL)
+        CHECK_DONE();
     CHECK(json_is_true(json_object_get(d->json, "test")));
     CHECK_STR(d->id, event_id);
     CHECK_STR(json_string_value(json_object_get(d->json, "type")), "item.published");
@@ -192,7 +198,7 @@ int main(void)
     CHECK_INT(req("POST", path, ADMIN, NULL, &r), 202);
     it_resp_free(&r);
     CHECK_INT(it_receiver_wait(rc, 4, 10000), 4);
-    CHECK(json_is_true(json_object_get(it_receiver_get(rc, 3)->json, "test")));
+    CHECK(json_is_true(json_object_get(got(rc, 3), "test")));
     CHECK_INT(req("POST", "/v1/subscriptions/sub_nosuch/test", ADMIN, NULL, &r), 404);
     it_check_problem(&r, 404, NULL);
     it_resp_free(&r);
