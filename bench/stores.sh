@@ -23,7 +23,7 @@ cleanup() {
     [ -n "$gw_pid" ] && kill -TERM "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null || true
     PUBSUBGW_BIN=$bin scripts/cluster.sh stop "$work/cluster" >/dev/null 2>&1 || true
     scripts/prosody.sh stop "$work/prosody" || true
-    scripts/postgres.sh stop "$work/pg" || true
+    scripts/postgres.sh remove "$work/pg" || true
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -5,7 +5,8 @@
 # service.
 #   scripts/cluster.sh start DIR [N] [PORT]  start (N replicas, default 3; PORT for HAProxy, 0 or
 #                                            absent: a free one); prints the HAProxy URL
-#   scripts/cluster.sh stop DIR              stop everything started in DIR
+#   scripts/cluster.sh stop DIR              stop everything started in DIR (its PostgreSQL
+#                                            cluster is deleted: start makes a new one)
 #   scripts/cluster.sh kill DIR I            SIGKILL replica I (1..N)
 #   scripts/cluster.sh replica DIR I         start replica I again
 #   scripts/cluster.sh status DIR            what runs, with each replica's /v1/health
@@ -99,7 +100,7 @@ stop_all() {
         rm -f "$dir/haproxy.pid"
     fi
     "$here/prosody.sh" stop "$dir/prosody" || true
-    "$here/postgres.sh" stop "$dir/postgres" || true
+    "$here/postgres.sh" remove "$dir/postgres" || true
 }
 
 case "$cmd" in

@@ -7,13 +7,14 @@
 #   scripts/postgres.sh stop DIR           stop it (the cluster stays: start again reuses it)
 #   scripts/postgres.sh fresh DIR [PORT]   as start, on a new empty cluster (the tests' fixture)
 #   scripts/postgres.sh restart DIR        stop and start on the same port (for fault tests)
+#   scripts/postgres.sh remove DIR         stop it and delete the cluster (a scratch one's end)
 # PostgreSQL refuses to run as root: as root the server runs as the "postgres" user, and when
 # that user cannot reach DIR the cluster lives under /tmp, named in DIR/work.
 set -euo pipefail
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|fresh|stop|restart DIR [PORT]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|fresh|stop|restart|remove DIR [PORT]" >&2; exit 2; }
 
 . "$(dirname "$0")/common.sh"
 
@@ -46,7 +47,7 @@ if [ "$(id -u)" = 0 ]; then
     if ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
         work=$(cat "$dir/work" 2>/dev/null || true)
         if [ -z "$work" ] || [ ! -d "$work" ]; then
-            if [ "$cmd" = stop ]; then exit 0; fi
+            if [ "$cmd" = stop ] || [ "$cmd" = remove ]; then exit 0; fi
             work=$(mktemp -d /tmp/pubsubgw-postgres-XXXXXX)
             chmod 755 "$work"
             chown postgres "$work"
@@ -120,8 +121,18 @@ restart)
     stop
     start "$port"
     ;;
+remove)
+    # A cluster kept under /tmp (root's case) would outlive DIR: it goes with its work directory.
+    stop
+    rm -rf "$cluster"
+    if [ -n "${work:-}" ]; then
+        rm -rf "$work"
+        rm -f "$dir/work"
+    fi
+    rm -f "$dir/port" "$dir/url"
+    ;;
 *)
-    echo "usage: $0 start|fresh|stop|restart DIR [PORT]" >&2
+    echo "usage: $0 start|fresh|stop|restart|remove DIR [PORT]" >&2
     exit 2
     ;;
 esac
