@@ -253,9 +253,16 @@ static void on_lease(struct gw_loop *loop, void *arg)
         int found = reread(h, s);
         if (found == 0)
             return; /* removed: the store's notification takes it out of memory */
-        if (found < 0 || s->expires_ms > gw_wall_ms() || !s->owned) {
-            int64_t left = s->expires_ms - gw_wall_ms();
-            s->lease_timer = gw_loop_timer_add(h->loop, left > 5000 ? left : 5000, on_lease, s);
+        /* Renewed (or the timer ran a moment early: it keeps the monotonic clock, the lease
+         * the wall clock): again when it ends. The store away, or another gateway's to end:
+         * look again in 5 s. */
+        int64_t left = s->expires_ms - gw_wall_ms();
+        if (found > 0 && left > 0) {
+            s->lease_timer = gw_loop_timer_add(h->loop, left + 1, on_lease, s);
+            return;
+        }
+        if (found < 0 || !s->owned) {
+            s->lease_timer = gw_loop_timer_add(h->loop, 5000, on_lease, s);
             return;
         }
     }
