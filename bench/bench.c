@@ -46,10 +46,26 @@ static int ms_until(double due, int cap)
 }
 
 /* utime + stime of a process, in seconds. */
+static double cpu_of_path(const char *path);
+
 static double cpu_of(pid_t pid)
 {
-    char path[64], buf[2048];
+    char path[64];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    return cpu_of_path(path);
+}
+
+/* The CPU time of a process's main thread alone (the gateway's loop). */
+static double cpu_of_main(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)pid);
+    return cpu_of_path(path);
+}
+
+static double cpu_of_path(const char *path)
+{
+    char buf[2048];
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return NAN;
@@ -543,6 +559,44 @@ int main(int argc, char **argv)
         struct it_receiver *rcv = it_receiver_start(IT_OK, 0);
         printf("fan-out to %d callbacks: %.0f deliveries/s\n", atoi(only),
                fanout(atoi(only), smoke ? 200 : 20000 / atoi(only), rcv));
+        it_receiver_stop(rcv);
+        return 0;
+    }
+    if (getenv("BENCH_ONLY_CALLBACK") != NULL) { /* profiling aid: publish with a callback */
+        /* Four runs side by side: through the gateway to a node without and with one callback,
+         * and from a direct client to a node without and with one direct subscriber; for each,
+         * the rate and the CPU per 10,000 items of Prosody, of the gateway and of its loop. */
+        struct it_receiver *rcv = it_receiver_start(IT_OK, 0);
+        for (int i = 0; i < (smoke ? 1 : 3); i++) {
+            const char *names[4] = {"gateway, no callback", "gateway, one callback",
+                                    "direct, no subscriber", "direct, one subscriber"};
+            for (int k = 0; k < 4; k++) {
+                const char *only_k = getenv("BENCH_ONLY_CALLBACK"); /* "gateway": k = 1 alone */
+                if (strcmp(only_k, "gateway") == 0 && k != 1)
+                    continue;
+                const char *node = it_unique("cbprof");
+                make_node(node, 100);
+                char *sid = NULL;
+                if (k == 1)
+                    sid = subscribe(node, it_receiver_url(rcv));
+                if (k == 3)
+                    it_xmpp_subscribe(sub, "pubsub.localhost", node);
+                int before = it_receiver_count(rcv);
+                double g0 = cpu_of(gw_pid), l0 = cpu_of_main(gw_pid), p0 = cpu_of(prosody_pid);
+                double rate = k < 2    ? gateway_publish(node, n, conc, 0, NULL)
+                              : k == 2 ? direct_publish(pub, node, n, conc)
+                                       : direct_notify_rate(pub, sub, node, n);
+                if (k == 1 && it_receiver_wait(rcv, before + n, 120000) - before < n)
+                    rate = NAN;
+                printf("%-24s %6.0f/s; CPU s per 10,000: Prosody %.3f, gateway %.3f (loop %.3f)\n",
+                       names[k], rate, (cpu_of(prosody_pid) - p0) / n * 10000,
+                       (cpu_of(gw_pid) - g0) / n * 10000, (cpu_of_main(gw_pid) - l0) / n * 10000);
+                if (sid)
+                    unsubscribe(sid);
+                if (k == 3)
+                    it_xmpp_unsubscribe(sub, "pubsub.localhost", node);
+            }
+        }
         it_receiver_stop(rcv);
         return 0;
     }
