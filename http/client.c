@@ -1,6 +1,11 @@
-/* libcurl multi glue. curl tells which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to
- * call it back (CURLMOPT_TIMERFUNCTION); both map onto the gateway loop. Finished transfers are
- * collected after every curl_multi_socket_action, outside curl's own callbacks.
+/* libcurl multi glue, on a thread of its own. The transfers run on the client's loop, in its
+ * thread: curl tells which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to call it back
+ * (CURLMOPT_TIMERFUNCTION), both mapped onto that loop. The owner's thread only prepares a
+ * request (its easy handle and headers) and hears the answer: requests go to the client's thread
+ * through an inbox, finished transfers come back through an outbox and an eventfd that the
+ * owner's loop watches, and each callback runs there. Sockets, HTTP parsing and connection
+ * handling for thousands of deliveries a second thus cost the owner's loop nothing but the
+ * callbacks.
  *
  * The caps on connections per host and in total are applied here, before a transfer reaches
  * curl: curl would queue the transfers over its cap in a list that it walks on every removal,
@@ -16,11 +21,14 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define BODY_KEEP 4096
 
@@ -34,25 +42,35 @@ struct host {
 
 struct gw_httpc {
     struct gw_sender sender; /* first: the interface pointer is the client pointer */
+    struct gw_loop *home;    /* the owner's loop: callbacks run there */
+    int done_fd;             /* eventfd: the outbox has answers (watched by home) */
+    /* the client's thread and what only it touches */
     struct gw_loop *loop;
+    pthread_t thread;
+    int started;
     CURLM *multi;
     uint64_t timer;
     struct xfer *xfers; /* waiting or in flight, for gw_httpc_free */
     struct gw_hmap *hosts;
     struct host *starved_head, *starved_tail;
     long max_host, max_total, active;
-    CURL *spare[64]; /* finished easy handles kept for reuse (curl_easy_reset) */
-    int nspare;
-    int policy; /* check addresses */
+    int policy; /* check addresses (set before the first request, then only read) */
     const struct gw_cidr *allow;
     size_t nallow;
+    /* shared between the two threads, under mu */
+    pthread_mutex_t mu;
+    struct xfer *in_head, *in_tail;     /* requests for the client's thread */
+    struct xfer *out_head, *out_tail;   /* answers for the owner */
+    CURL *spare[64]; /* finished easy handles kept for reuse (curl_easy_reset) */
+    int nspare;
 };
 
 struct xfer {
     struct gw_httpc *c;
     struct host *host;
+    char hostkey[256];
     int started;            /* handed to curl */
-    struct xfer *wait_next; /* in its host's queue */
+    struct xfer *wait_next; /* in its host's queue, the inbox or the outbox */
     CURL *easy;
     struct curl_slist *headers;
     gw_send_cb cb;
@@ -65,6 +83,9 @@ struct xfer {
     int truncated;
     char etag[256], last_modified[64], cache_control[128], content_type[128];
     char errbuf[CURL_ERROR_SIZE];
+    /* the outcome, set by the client's thread */
+    long status, retry_after_s;
+    const char *error; /* errbuf, a static text, or NULL */
     struct xfer *prev, *next;
 };
 
@@ -96,10 +117,8 @@ static void host_key(const char *url, char *out, size_t cap)
     out[i] = '\0';
 }
 
-static struct host *host_get(struct gw_httpc *c, const char *url)
+static struct host *host_get(struct gw_httpc *c, const char *key)
 {
-    char key[256];
-    host_key(url, key, sizeof(key));
     struct host *h = gw_hmap_get(c->hosts, key, strlen(key));
     if (h != NULL)
         return h;
@@ -131,13 +150,32 @@ static void free_xfer(struct xfer *x)
     free(x);
 }
 
-/* A waiting transfer that curl refused: its owner hears of it as of any failed transfer. */
+/* Hands a finished transfer (its outcome set) to the owner's thread. */
+static void post_answer(struct gw_httpc *c, struct xfer *x)
+{
+    x->wait_next = NULL;
+    pthread_mutex_lock(&c->mu);
+    int was_empty = c->out_head == NULL;
+    if (c->out_tail)
+        c->out_tail->wait_next = x;
+    else
+        c->out_head = x;
+    c->out_tail = x;
+    pthread_mutex_unlock(&c->mu);
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t w = write(c->done_fd, &one, sizeof(one));
+        (void)w;
+    }
+}
+
+/* A transfer that could not be started: its owner hears of it as of any failed transfer. */
 static void fail_now(struct gw_httpc *c, struct xfer *x, const char *why)
 {
     unlink_xfer(c, x);
-    struct gw_send_result res = {.error = why, .body = ""};
-    x->cb(x->arg, &res);
-    free_xfer(x);
+    x->status = 0;
+    x->error = why;
+    post_answer(c, x);
 }
 
 /* Hands waiting transfers of h to curl while its host and the total have room. */
@@ -196,15 +234,42 @@ static void check_done(struct gw_httpc *c)
             continue;
         struct xfer *x = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-        struct gw_send_result res = {0};
         if (msg->data.result == CURLE_OK) {
-            curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &res.status);
+            curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
             curl_off_t ra = 0;
             if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-                res.retry_after_s = (long)ra;
+                x->retry_after_s = (long)ra;
         } else {
-            res.error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(msg->data.result);
+            x->error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(msg->data.result);
         }
+        curl_multi_remove_handle(c->multi, x->easy);
+        unlink_xfer(c, x);
+        struct host *h = x->host;
+        h->active--;
+        c->active--;
+        post_answer(c, x);
+        slot_freed(c, h);
+    }
+}
+
+/* On the owner's thread: the callbacks of the transfers that ended. */
+static void on_answers(struct gw_loop *loop, int fd, int revents, void *arg)
+{
+    (void)loop;
+    (void)revents;
+    struct gw_httpc *c = arg;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof(n));
+    (void)r;
+    pthread_mutex_lock(&c->mu);
+    struct xfer *x = c->out_head;
+    c->out_head = c->out_tail = NULL;
+    pthread_mutex_unlock(&c->mu);
+    while (x != NULL) {
+        struct xfer *next = x->wait_next;
+        struct gw_send_result res = {.status = x->status,
+                                     .error = x->error,
+                                     .retry_after_s = x->retry_after_s};
         x->body[x->body_len] = '\0';
         res.body = x->body;
         res.body_len = x->body_len;
@@ -217,20 +282,18 @@ static void check_done(struct gw_httpc *c)
             res.cache_control = x->cache_control;
             res.content_type = x->content_type;
         }
-        curl_multi_remove_handle(c->multi, x->easy);
-        unlink_xfer(c, x);
-        x->host->active--;
-        c->active--;
+        if (res.status == 0 && res.error == NULL)
+            res.error = "no answer";
         x->cb(x->arg, &res);
-        slot_freed(c, x->host);
         /* Handles are reused: creating one per delivery showed in the fan-out profile. */
-        if (c->nspare < (int)(sizeof(c->spare) / sizeof(c->spare[0])))
+        pthread_mutex_lock(&c->mu);
+        if (c->nspare < (int)(sizeof(c->spare) / sizeof(c->spare[0]))) {
             c->spare[c->nspare++] = x->easy;
-        else
-            curl_easy_cleanup(x->easy);
-        curl_slist_free_all(x->headers);
-        free(x->doc);
-        free(x);
+            x->easy = NULL;
+        }
+        pthread_mutex_unlock(&c->mu);
+        free_xfer(x);
+        x = next;
     }
 }
 
@@ -374,6 +437,70 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* On the client's thread: a new transfer goes to curl, or waits for a slot of its host. */
+static void start(struct gw_httpc *c, struct xfer *x)
+{
+    x->next = c->xfers;
+    x->prev = NULL;
+    if (c->xfers)
+        c->xfers->prev = x;
+    c->xfers = x;
+    struct host *h = host_get(c, x->hostkey);
+    if (h == NULL) {
+        fail_now(c, x, "out of memory");
+        return;
+    }
+    x->host = h;
+    x->wait_next = NULL;
+    if (h->wait_head == NULL && h->active < c->max_host && c->active < c->max_total) {
+        if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
+            fail_now(c, x, "cannot start the request");
+            host_release(c, h);
+            return;
+        }
+        x->started = 1;
+        h->active++;
+        c->active++;
+    } else {
+        if (h->wait_tail)
+            h->wait_tail->wait_next = x;
+        else
+            h->wait_head = x;
+        h->wait_tail = x;
+        admit(c, h); /* only notes a host held back by the total cap: there is no room */
+    }
+}
+
+/* On the client's thread, woken by send_req: starts what the inbox holds. */
+static void on_inbox(struct gw_loop *loop, void *arg)
+{
+    (void)loop;
+    struct gw_httpc *c = arg;
+    pthread_mutex_lock(&c->mu);
+    struct xfer *x = c->in_head;
+    c->in_head = c->in_tail = NULL;
+    pthread_mutex_unlock(&c->mu);
+    while (x != NULL) {
+        struct xfer *next = x->wait_next;
+        start(c, x);
+        x = next;
+    }
+    /* curl learns of the new handles through its timer callback; run it now rather than a
+     * round later */
+    int running;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+}
+
+static void *run(void *arg)
+{
+    struct gw_httpc *c = arg;
+    gw_loop_run(c->loop);
+    return NULL;
+}
+
+/* On the owner's thread: the request is prepared here (its easy handle, headers and a copy of
+ * its body), then handed to the client's thread. */
 static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_cb cb, void *arg)
 {
     struct gw_httpc *c = (struct gw_httpc *)s;
@@ -383,12 +510,14 @@ static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_
     x->c = c;
     x->cb = cb;
     x->arg = arg;
-    if (c->nspare > 0) {
+    pthread_mutex_lock(&c->mu);
+    if (c->nspare > 0)
         x->easy = c->spare[--c->nspare];
+    pthread_mutex_unlock(&c->mu);
+    if (x->easy != NULL)
         curl_easy_reset(x->easy);
-    } else {
+    else
         x->easy = curl_easy_init();
-    }
     if (x->easy == NULL) {
         free(x);
         return -1;
@@ -426,33 +555,18 @@ static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_
     } else {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }
-    struct host *h = host_get(c, req->url);
-    if (h == NULL) {
-        free_xfer(x);
-        return -1;
-    }
-    x->host = h;
-    if (h->wait_head == NULL && h->active < c->max_host && c->active < c->max_total) {
-        if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
-            free_xfer(x);
-            host_release(c, h);
-            return -1;
-        }
-        x->started = 1;
-        h->active++;
-        c->active++;
-    } else {
-        if (h->wait_tail)
-            h->wait_tail->wait_next = x;
-        else
-            h->wait_head = x;
-        h->wait_tail = x;
-        admit(c, h); /* only notes a host held back by the total cap: there is no room */
-    }
-    x->next = c->xfers;
-    if (c->xfers)
-        c->xfers->prev = x;
-    c->xfers = x;
+    host_key(req->url, x->hostkey, sizeof(x->hostkey));
+    x->wait_next = NULL;
+    pthread_mutex_lock(&c->mu);
+    int was_empty = c->in_head == NULL;
+    if (c->in_tail)
+        c->in_tail->wait_next = x;
+    else
+        c->in_head = x;
+    c->in_tail = x;
+    pthread_mutex_unlock(&c->mu);
+    if (was_empty)
+        gw_loop_wake(c->loop);
     return 0;
 }
 
@@ -466,14 +580,18 @@ struct gw_httpc *gw_httpc_new(struct gw_loop *loop, long max_host, long max_tota
      * keeps that off the loop. */
     if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
         gw_warn("this libcurl resolves names synchronously: a slow DNS server will stall the "
-                "gateway during deliveries");
+                "gateway's deliveries");
     c->sender.send = send_req;
-    c->loop = loop;
+    c->home = loop;
+    c->done_fd = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    c->loop = gw_loop_new();
     c->multi = curl_multi_init();
-    if (c->multi == NULL) {
-        free(c);
-        return NULL;
-    }
+    c->hosts = gw_hmap_new();
+    c->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->loop == NULL || c->multi == NULL || c->hosts == NULL || c->done_fd < 0 ||
+        gw_loop_watch(loop, c->done_fd, POLLIN, on_answers, c) != 0)
+        goto fail;
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -482,13 +600,24 @@ struct gw_httpc *gw_httpc_new(struct gw_loop *loop, long max_host, long max_tota
     curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_total);
     c->max_host = max_host > 0 ? max_host : 1;
     c->max_total = max_total > 0 ? max_total : 1;
-    c->hosts = gw_hmap_new();
-    if (c->hosts == NULL) {
-        curl_multi_cleanup(c->multi);
-        free(c);
-        return NULL;
-    }
+    gw_loop_on_wake(c->loop, on_inbox, c);
+    if (pthread_create(&c->thread, NULL, run, c) != 0)
+        goto fail;
+    c->started = 1;
     return c;
+fail:
+    if (c->done_fd >= 0) {
+        gw_loop_watch(loop, c->done_fd, 0, NULL, NULL);
+        close(c->done_fd);
+    }
+    gw_hmap_free(c->hosts);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    gw_loop_free(c->loop);
+    pthread_mutex_destroy(&c->mu);
+    curl_global_cleanup();
+    free(c);
+    return NULL;
 }
 
 void gw_httpc_set_policy(struct gw_httpc *c, const struct gw_cidr *allow, size_t nallow)
@@ -513,10 +642,23 @@ void gw_httpc_free(struct gw_httpc *c)
 {
     if (c == NULL)
         return;
+    /* The client's thread ends first: what it held is then this thread's to finish. */
+    if (c->started) {
+        gw_loop_stop(c->loop);
+        pthread_join(c->thread, NULL);
+    }
     if (c->timer)
         gw_loop_timer_cancel(c->loop, c->timer);
-    while (c->nspare > 0)
-        curl_easy_cleanup(c->spare[--c->nspare]);
+    pthread_mutex_lock(&c->mu);
+    struct xfer *in = c->in_head;
+    c->in_head = c->in_tail = NULL;
+    pthread_mutex_unlock(&c->mu);
+    while (in != NULL) { /* never reached the client's thread */
+        struct xfer *next = in->wait_next;
+        in->error = "the gateway is stopping";
+        post_answer(c, in);
+        in = next;
+    }
     while (c->xfers) {
         struct xfer *x = c->xfers;
         if (x->started)
@@ -524,9 +666,16 @@ void gw_httpc_free(struct gw_httpc *c)
         /* The owner hears of the end like of any failed transfer and frees its state. */
         fail_now(c, x, "the gateway is stopping");
     }
+    on_answers(c->home, c->done_fd, POLLIN, c);
+    gw_loop_watch(c->home, c->done_fd, 0, NULL, NULL);
+    close(c->done_fd);
+    while (c->nspare > 0)
+        curl_easy_cleanup(c->spare[--c->nspare]);
     gw_hmap_each(c->hosts, free_host, NULL);
     gw_hmap_free(c->hosts);
     curl_multi_cleanup(c->multi);
+    gw_loop_free(c->loop);
+    pthread_mutex_destroy(&c->mu);
     curl_global_cleanup();
     free(c);
 }
