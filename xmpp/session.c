@@ -70,6 +70,9 @@ struct gw_xmpp {
     void *node_arg;
     gw_xmpp_event_cb event_cb;
     void *event_arg;
+    /* Events read in this round, handed on together when it ends (or before an answer that
+     * may depend on them): the registry then stores them in one transaction, not one each. */
+    json_t *events;
     gw_xmpp_state_cb state_cb;
     void *state_arg;
     /* Stanzas sent during a loop round, written together at its end: one send() and one TCP
@@ -315,6 +318,8 @@ static int answered_by(struct gw_xmpp *x, const char *to, const char *from)
     return strcasecmp(to, x->bare) == 0 || (domain && strcasecmp(to, domain + 1) == 0);
 }
 
+static void flush_events(struct gw_xmpp *x);
+
 static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
 {
     (void)conn;
@@ -355,6 +360,11 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
         iq = iq->next;
     if (iq == NULL)
         return 1;
+    /* Events read before this answer are handed on first, as they came, unless it answers a
+     * publish (nothing there depends on them, and publishing with callbacks would otherwise
+     * store each event alone). */
+    if (iq->cmd == NULL || iq->cmd->op != GW_OP_PUBLISH)
+        flush_events(x);
     unlink_iq(x, iq);
     gw_hist_observe(&gw_status.xmpp_rtt, now_us() - iq->sent_us);
     free(iq->to);
@@ -371,8 +381,20 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
 
 static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata);
 
+/* Hands on the events read so far, in the order they came. */
+static void flush_events(struct gw_xmpp *x)
+{
+    json_t *events = x->events;
+    x->events = NULL;
+    if (events != NULL && json_array_size(events) > 0 && x->event_cb != NULL)
+        x->event_cb(events, x->event_arg);
+    json_decref(events);
+}
+
 static void set_state(struct gw_xmpp *x, enum state st)
 {
+    if (st != ST_UP)
+        flush_events(x); /* what was read before the session went is taken all the same */
     int was_up = x->state == ST_UP;
     if (st != ST_UP)
         x->outlen = 0; /* what was not written goes with the session */
@@ -729,6 +751,7 @@ static int on_round(struct gw_loop *loop, void *arg)
     if (x->conn && xmpp_conn_is_secured(x->conn))
         for (int i = 0; i < 3; i++)
             xmpp_run_once(x->ctx, 0);
+    flush_events(x);
     if (x->fd >= 0 && x->state != ST_DOWN) {
         short events = POLLIN;
         if (x->state == ST_CONNECTING || xmpp_conn_send_queue_len(x->conn) > 0)
@@ -885,6 +908,7 @@ void gw_xmpp_shutdown(struct gw_xmpp *x)
         /* Flush </stream> and let libstrophe close the socket; bounded, never a hang. */
         for (int i = 0; i < 20 && !xmpp_conn_is_disconnected(x->conn); i++)
             xmpp_run_once(x->ctx, 10);
+        flush_events(x);
     }
     unwatch(x);
 }
@@ -903,6 +927,7 @@ void gw_xmpp_free(struct gw_xmpp *x)
     if (x->ctx)
         xmpp_ctx_free(x->ctx);
     xmpp_shutdown();
+    json_decref(x->events);
     free(x->out);
     free(x);
 }
@@ -975,8 +1000,11 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userd
             json_object_set_new(ev, "_key", json_string(key));
         }
     }
-    if (events != NULL && x->event_cb != NULL)
-        x->event_cb(events, x->event_arg);
-    json_decref(events);
+    if (events != NULL && x->events == NULL) {
+        x->events = events; /* handed on at the end of the round (flush_events) */
+    } else if (events != NULL) {
+        json_array_extend(x->events, events);
+        json_decref(events);
+    }
     return 1;
 }
