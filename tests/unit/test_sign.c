@@ -32,6 +32,13 @@ int main(void)
                           "The quick brown fox jumps over the lazy dog", 43, hex),
               0);
     CHECK_STR(hex, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    /* An empty key, and one longer than SHA-256's block (hashed first), as Python's hmac. */
+    CHECK_INT(gw_hmac_hex((const unsigned char *)"", 0, "abc", 3, hex), 0);
+    CHECK_STR(hex, "fd7adb152c05ef80dccf50a1fa4c05d5a3ec6da95575fc312ae7c5d091836351");
+    unsigned char longkey[100];
+    memset(longkey, 'k', sizeof(longkey));
+    CHECK_INT(gw_hmac_hex(longkey, sizeof(longkey), "abc", 3, hex), 0);
+    CHECK_STR(hex, "b58b2b694fdba0dd76da3ebe99174f728d327560f36ece224e90867972479922");
     CHECK(gw_const_eq("abc", "abc"));
     CHECK(!gw_const_eq("abc", "abd"));
     CHECK(!gw_const_eq("abc", "ab"));
