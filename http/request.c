@@ -58,6 +58,9 @@ int gw_valid_jid(const char *jid)
 }
 
 /* Data-form values as JSON: an object of strings, numbers, booleans or arrays of strings. */
+static const char unfit_text[] =
+    "holds a character XML cannot carry (a control character, U+FFFE or U+FFFF)";
+
 static int form_check(json_t *form, const char *field, char *err, size_t errlen)
 {
     if (!json_is_object(form)) {
@@ -73,6 +76,11 @@ static int form_check(json_t *form, const char *field, char *err, size_t errlen)
             snprintf(err, errlen, "%s: field names must be 1 to 256 characters", field);
             return -1;
         }
+        if (json_is_string(value) &&
+            !gw_valid_xml_text(json_string_value(value), json_string_length(value))) {
+            snprintf(err, errlen, "%s.%s: %s", field, key, unfit_text);
+            return -1;
+        }
         if (json_is_string(value) || json_is_number(value) || json_is_boolean(value))
             continue;
         if (json_is_array(value)) {
@@ -82,6 +90,10 @@ static int form_check(json_t *form, const char *field, char *err, size_t errlen)
             {
                 if (!json_is_string(v)) {
                     snprintf(err, errlen, "%s.%s[%zu]: expected a string", field, key, i);
+                    return -1;
+                }
+                if (!gw_valid_xml_text(json_string_value(v), json_string_length(v))) {
+                    snprintf(err, errlen, "%s.%s[%zu]: %s", field, key, i, unfit_text);
                     return -1;
                 }
             }

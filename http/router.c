@@ -136,6 +136,20 @@ int gw_valid_utf8(const char *s, size_t len)
     return 1;
 }
 
+int gw_valid_xml_text(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        unsigned long cp;
+        size_t n = utf8_next(p + i, len - i, &cp);
+        if (n == 0 || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE ||
+            cp == 0xFFFF)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
 int gw_valid_id(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -88,5 +88,9 @@ int gw_valid_id(const char *s, size_t len);
 
 /* 1 when s is valid UTF-8 (any characters but NUL), else 0. */
 int gw_valid_utf8(const char *s, size_t len);
+/* 1 when s (len bytes) is UTF-8 that XML 1.0 text can carry: no control character but tab,
+ * newline and carriage return, no U+FFFE or U+FFFF (one such character in a stanza makes the
+ * server end the whole XMPP stream). */
+int gw_valid_xml_text(const char *s, size_t len);
 
 #endif

@@ -100,21 +100,48 @@ int gw_payload_check_xml(const char *xml, size_t len, size_t *start, char *err, 
     return rc;
 }
 
+/* JSON text as XML can carry it: U+FFFE and U+FFFF, which no XML document may hold in any
+ * form (a server would end the whole stream on one), become the JSON escapes \ufffe and
+ * \uffff, which mean the same (raw, they can only stand inside a string). A new string, or
+ * NULL when out of memory. */
+static char *json_for_xml(const char *json_text)
+{
+    size_t n = strlen(json_text);
+    char *out = malloc(n * 2 + 1); /* 3 bytes become 6 at most */
+    if (out == NULL)
+        return NULL;
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)json_text; *p; p++) {
+        if (p[0] == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF)) {
+            memcpy(out + k, p[2] == 0xBE ? "\\ufffe" : "\\uffff", 6);
+            k += 6;
+            p += 2;
+        } else {
+            out[k++] = (char)*p;
+        }
+    }
+    out[k] = '\0';
+    return out;
+}
+
 xmpp_stanza_t *gw_payload_json_element(xmpp_ctx_t *ctx, const char *json_text)
 {
     xmpp_stanza_t *el = xmpp_stanza_new(ctx);
     xmpp_stanza_t *text = xmpp_stanza_new(ctx);
-    if (el == NULL || text == NULL)
+    char *safe = json_for_xml(json_text);
+    if (el == NULL || text == NULL || safe == NULL)
         goto fail;
     /* libstrophe escapes text and attribute values when it serializes. */
     if (xmpp_stanza_set_name(el, "json") != XMPP_EOK ||
         xmpp_stanza_set_ns(el, GW_JSON_NS) != XMPP_EOK ||
-        xmpp_stanza_set_text(text, json_text) != XMPP_EOK ||
+        xmpp_stanza_set_text(text, safe) != XMPP_EOK ||
         xmpp_stanza_add_child(el, text) != XMPP_EOK)
         goto fail;
+    free(safe);
     xmpp_stanza_release(text);
     return el;
 fail:
+    free(safe);
     if (text)
         xmpp_stanza_release(text);
     if (el)

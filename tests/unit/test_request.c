@@ -135,6 +135,20 @@ int main(void)
     rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/vnd.pubsubgw.publish+json",
               "{\"payload\":1,\"publish_options\":{\"k\":{}}}", NULL, 0, &cmd, &reply);
     expect_fail(rc, &reply, 400, "publish_options.k");
+    /* A value XML cannot carry would make the server end the XMPP stream: refused here. */
+    rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/vnd.pubsubgw.publish+json",
+              "{\"payload\":1,\"publish_options\":{\"pubsub#title\":\"a\\u0001\"}}", NULL, 0,
+              &cmd, &reply);
+    expect_fail(rc, &reply, 400, "publish_options.pubsub#title");
+    rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/vnd.pubsubgw.publish+json",
+              "{\"payload\":1,\"publish_options\":{\"k\":[\"ok\",\"\\ufffe\"]}}", NULL, 0,
+              &cmd, &reply);
+    expect_fail(rc, &reply, 400, "publish_options.k[1]");
+    rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/vnd.pubsubgw.publish+json",
+              "{\"payload\":1,\"publish_options\":{\"k\":\"tab\\tnewline\\n\"}}", NULL, 0,
+              &cmd, &reply);
+    CHECK_INT(rc, 0);
+    gw_cmd_free(cmd);
     rc = prep(GW_ROUTE_ITEM_PUBLISH, "n", "application/vnd.pubsubgw.publish+json", "[1]", NULL, 0,
               &cmd, &reply);
     expect_fail(rc, &reply, 400, "body");
