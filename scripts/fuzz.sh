@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 command -v clang >/dev/null || { echo "clang is needed (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DPUBSUBGW_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_request fuzz_payload fuzz_event
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_request fuzz_payload fuzz_event fuzz_publish
 mkdir -p build-fuzz/artifacts
 status=0
-for target in request payload event; do
+for target in request payload event publish; do
     work=$(mktemp -d)
     echo "== fuzz_$target for ${seconds}s"
     if ! build-fuzz/tests/fuzz_$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \

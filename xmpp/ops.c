@@ -124,6 +124,24 @@ static void on_no_content(struct gw_xmpp *x, struct gw_cmd *cmd, xmpp_stanza_t *
 static int send_publish(struct gw_xmpp *x, struct gw_cmd *cmd, int validate_only)
 {
     xmpp_ctx_t *ctx = gw_xmpp_ctx(x);
+    /* The hot path, a JSON item without publish-options, is written as text: building the
+     * stanza tree and serializing it was a tenth of the gateway's CPU per publish. */
+    if (cmd->payload_kind == GW_PAYLOAD_JSON && json_object_size(cmd->config) == 0) {
+        if (validate_only)
+            return 0; /* any JSON text can be carried */
+        char id[24];
+        gw_xmpp_new_id(x, id);
+        const char *service = gw_xmpp_service(x, cmd);
+        size_t len = 0;
+        char *text =
+            gw_pubsub_publish_text(id, service, cmd->node, cmd->item_id, cmd->payload, &len);
+        if (text != NULL) {
+            gw_xmpp_send_iq_text(x, text, len, id, service, cmd, on_publish, 0);
+            return 0;
+        }
+        /* refused (a value XML cannot carry, which the HTTP layer keeps out) or out of memory:
+         * the stanza path decides */
+    }
     char err[256];
     xmpp_stanza_t *payload = NULL;
     if (cmd->payload_kind == GW_PAYLOAD_JSON) {

@@ -22,6 +22,12 @@
 xmpp_stanza_t *gw_pubsub_publish(xmpp_ctx_t *ctx, const char *id, const char *service,
                                  const char *node, const char *item_id, xmpp_stanza_t *payload,
                                  json_t *options);
+/* The same publish as text, for a JSON payload (json_text, carried in <json/> of XEP-0335)
+ * without publish-options: what serializing gw_pubsub_publish's stanza would give, without
+ * building it. item_id and service may be NULL. NULL when out of memory or a value holds a
+ * character XML cannot carry (the stanza path then decides). */
+char *gw_pubsub_publish_text(const char *id, const char *service, const char *node,
+                             const char *item_id, const char *json_text, size_t *len);
 /* <items node max_items?><item id?/></items> */
 xmpp_stanza_t *gw_pubsub_items(xmpp_ctx_t *ctx, const char *id, const char *service,
                                const char *node, int max_items, const char *item_id);

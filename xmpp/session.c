@@ -82,6 +82,25 @@ struct gw_xmpp {
     size_t outlen, outcap;
 };
 
+/* Queues stanza text for the end of the round (see out). */
+static void send_text(struct gw_xmpp *x, const char *text, size_t len)
+{
+    x->need_run = 1;
+    if (x->outlen + len + 1 > x->outcap) { /* + NUL: libstrophe logs what it sends with %s */
+        size_t cap = x->outcap ? x->outcap : 16384;
+        while (cap < x->outlen + len + 1)
+            cap *= 2;
+        char *grown = realloc(x->out, cap);
+        if (grown == NULL)
+            return; /* as if lost on the wire: the request times out */
+        x->out = grown;
+        x->outcap = cap;
+    }
+    memcpy(x->out + x->outlen, text, len);
+    x->outlen += len;
+    x->out[x->outlen] = '\0';
+}
+
 /* Queues a stanza for the end of the round (see out). */
 static void send_stanza(struct gw_xmpp *x, xmpp_stanza_t *stanza)
 {
@@ -90,21 +109,7 @@ static void send_stanza(struct gw_xmpp *x, xmpp_stanza_t *stanza)
     x->need_run = 1;
     if (xmpp_stanza_to_text(stanza, &text, &len) != XMPP_EOK)
         return;
-    if (x->outlen + len + 1 > x->outcap) { /* + NUL: libstrophe logs what it sends with %s */
-        size_t cap = x->outcap ? x->outcap : 16384;
-        while (cap < x->outlen + len + 1)
-            cap *= 2;
-        char *grown = realloc(x->out, cap);
-        if (grown == NULL) {
-            xmpp_free(x->ctx, text);
-            return; /* as if lost on the wire: the request times out */
-        }
-        x->out = grown;
-        x->outcap = cap;
-    }
-    memcpy(x->out + x->outlen, text, len);
-    x->outlen += len;
-    x->out[x->outlen] = '\0';
+    send_text(x, text, len);
     xmpp_free(x->ctx, text);
 }
 
@@ -221,35 +226,28 @@ static void fail_all_pending(struct gw_xmpp *x, const char *why)
     }
 }
 
-void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *stanza, struct gw_cmd *cmd, gw_iq_cb cb,
-                     int step)
+/* Admits an IQ about to be sent and tracks its answer; 0, or -1 when cmd was failed. */
+static int track_iq(struct gw_xmpp *x, const char *id, const char *to, struct gw_cmd *cmd,
+                    gw_iq_cb cb, int step)
 {
-    if (stanza == NULL) {
-        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
-        return;
-    }
     if (x->state != ST_UP) {
-        xmpp_stanza_release(stanza);
         gw_cmd_fail_unavailable(cmd, "the gateway is not connected to its XMPP server");
-        return;
+        return -1;
     }
     if (x->npending >= x->cfg->max_inflight) {
-        xmpp_stanza_release(stanza);
         cmd->retry_after = 1;
         gw_cmd_fail(cmd, 503, "Too many requests in flight",
                     "the gateway is waiting for as many XMPP answers as it allows (--max-inflight)",
                     NULL);
-        return;
+        return -1;
     }
     struct gw_iq *iq = calloc(1, sizeof(*iq));
-    if (iq == NULL) {
-        xmpp_stanza_release(stanza);
+    if (iq == NULL || (to != NULL && (iq->to = strdup(to)) == NULL)) {
+        free(iq);
         gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
-        return;
+        return -1;
     }
-    snprintf(iq->id, sizeof(iq->id), "%s", xmpp_stanza_get_id(stanza));
-    const char *to = xmpp_stanza_get_to(stanza);
-    iq->to = to ? strdup(to) : NULL;
+    snprintf(iq->id, sizeof(iq->id), "%s", id);
     iq->deadline = gw_now_ms() + x->cfg->iq_timeout_ms;
     iq->sent_us = now_us();
     iq->cmd = cmd;
@@ -262,10 +260,37 @@ void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *stanza, struct gw_cmd *cm
         x->head = iq;
     x->tail = iq;
     x->npending++;
-    send_stanza(x, stanza);
+    return 0;
+}
+
+void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *stanza, struct gw_cmd *cmd, gw_iq_cb cb,
+                     int step)
+{
+    if (stanza == NULL) {
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    if (track_iq(x, xmpp_stanza_get_id(stanza), xmpp_stanza_get_to(stanza), cmd, cb, step) == 0) {
+        send_stanza(x, stanza);
+        atomic_fetch_add(&gw_status.iq_sent, 1);
+        arm_expiry(x);
+    }
     xmpp_stanza_release(stanza);
-    atomic_fetch_add(&gw_status.iq_sent, 1);
-    arm_expiry(x);
+}
+
+void gw_xmpp_send_iq_text(struct gw_xmpp *x, char *text, size_t len, const char *id,
+                          const char *to, struct gw_cmd *cmd, gw_iq_cb cb, int step)
+{
+    if (text == NULL) {
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    if (track_iq(x, id, to, cmd, cb, step) == 0) {
+        send_text(x, text, len);
+        atomic_fetch_add(&gw_status.iq_sent, 1);
+        arm_expiry(x);
+    }
+    free(text);
 }
 
 void gw_xmpp_fail_from_error(struct gw_cmd *cmd, xmpp_stanza_t *answer)

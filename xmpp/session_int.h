@@ -25,6 +25,10 @@ void gw_xmpp_new_id(struct gw_xmpp *x, char *buf);
  * A NULL iq (out of memory) fails cmd with 500. */
 void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *iq, struct gw_cmd *cmd, gw_iq_cb cb,
                      int step);
+/* The same for an IQ already written as text (len bytes, freed here; NULL: out of memory),
+ * whose id and to (may be NULL) are given. */
+void gw_xmpp_send_iq_text(struct gw_xmpp *x, char *text, size_t len, const char *id,
+                          const char *to, struct gw_cmd *cmd, gw_iq_cb cb, int step);
 
 /* The nodes known to exist, keyed "service NUL node" (see ops.c). */
 struct gw_hmap *gw_xmpp_known_nodes(struct gw_xmpp *x);
