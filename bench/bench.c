@@ -562,6 +562,12 @@ int main(int argc, char **argv)
         it_receiver_stop(rcv);
         return 0;
     }
+    if (getenv("BENCH_ONLY_BACKLOG") != NULL) { /* profiling aid: one callback's backlog */
+        for (int i = 0; i < 3; i++)
+            printf("one callback draining a backlog of %d events: %.0f events/s\n",
+                   smoke ? 200 : 5000, one_callback_backlog(pub, smoke ? 200 : 5000, NULL));
+        return 0;
+    }
     if (getenv("BENCH_ONLY_CALLBACK") != NULL) { /* profiling aid: publish with a callback */
         /* Four runs side by side: through the gateway to a node without and with one callback,
          * and from a direct client to a node without and with one direct subscriber; for each,
@@ -640,6 +646,18 @@ int main(int argc, char **argv)
     printf("| publish to a node with one callback vs without, %d items, %d in flight (items/s; "
            "every item delivered) | %.0f | %.0f (without) | %.2fx | >= 0.9x |\n",
            n, conc, with_cb, without, with_cb / without);
+    /* The same comparison for a direct client and one direct subscriber: what notifying one
+     * subscriber costs the service itself. */
+    const char *dbare = it_unique("dnosub"), *dnode = it_unique("dwithsub");
+    make_node(dbare, 100);
+    make_node(dnode, 100);
+    double d_without = direct_publish(pub, dbare, n, conc);
+    it_xmpp_subscribe(sub, "pubsub.localhost", dnode);
+    double d_with = direct_notify_rate(pub, sub, dnode, n);
+    it_xmpp_unsubscribe(sub, "pubsub.localhost", dnode);
+    printf("| the same for a direct client: a node with one direct subscriber vs without (items/s; "
+           "every notification received) | | %.0f / %.0f | %.2fx | |\n",
+           d_with, d_without, d_with / d_without);
     const char *bnode = it_unique("notifybase");
     make_node(bnode, 100);
     it_xmpp_subscribe(sub, "pubsub.localhost", bnode);
