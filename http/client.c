@@ -59,9 +59,9 @@ struct gw_httpc {
     size_t nallow;
     /* shared between the two threads, under mu */
     pthread_mutex_t mu;
-    struct xfer *in_head, *in_tail;     /* requests for the client's thread */
-    struct xfer *out_head, *out_tail;   /* answers for the owner */
-    CURL *spare[64]; /* finished easy handles kept for reuse (curl_easy_reset) */
+    struct xfer *in_head, *in_tail;   /* requests for the client's thread */
+    struct xfer *out_head, *out_tail; /* answers for the owner */
+    CURL *spare[64];                  /* finished easy handles kept for reuse (curl_easy_reset) */
     int nspare;
 };
 
@@ -150,18 +150,26 @@ static void free_xfer(struct xfer *x)
     free(x);
 }
 
-/* Hands a finished transfer (its outcome set) to the owner's thread. */
-static void post_answer(struct gw_httpc *c, struct xfer *x)
+/* Appends x to the inbox or the outbox (head, tail) under the lock; 1 when it was empty (its
+ * reader is then to be woken). */
+static int push_locked(struct gw_httpc *c, struct xfer **head, struct xfer **tail, struct xfer *x)
 {
     x->wait_next = NULL;
     pthread_mutex_lock(&c->mu);
-    int was_empty = c->out_head == NULL;
-    if (c->out_tail)
-        c->out_tail->wait_next = x;
+    int was_empty = *head == NULL;
+    if (*tail)
+        (*tail)->wait_next = x;
     else
-        c->out_head = x;
-    c->out_tail = x;
+        *head = x;
+    *tail = x;
     pthread_mutex_unlock(&c->mu);
+    return was_empty;
+}
+
+/* Hands a finished transfer (its outcome set) to the owner's thread. */
+static void post_answer(struct gw_httpc *c, struct xfer *x)
+{
+    int was_empty = push_locked(c, &c->out_head, &c->out_tail, x);
     if (was_empty) {
         uint64_t one = 1;
         ssize_t w = write(c->done_fd, &one, sizeof(one));
@@ -267,9 +275,8 @@ static void on_answers(struct gw_loop *loop, int fd, int revents, void *arg)
     pthread_mutex_unlock(&c->mu);
     while (x != NULL) {
         struct xfer *next = x->wait_next;
-        struct gw_send_result res = {.status = x->status,
-                                     .error = x->error,
-                                     .retry_after_s = x->retry_after_s};
+        struct gw_send_result res = {
+            .status = x->status, .error = x->error, .retry_after_s = x->retry_after_s};
         x->body[x->body_len] = '\0';
         res.body = x->body;
         res.body_len = x->body_len;
@@ -556,16 +563,7 @@ static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }
     host_key(req->url, x->hostkey, sizeof(x->hostkey));
-    x->wait_next = NULL;
-    pthread_mutex_lock(&c->mu);
-    int was_empty = c->in_head == NULL;
-    if (c->in_tail)
-        c->in_tail->wait_next = x;
-    else
-        c->in_head = x;
-    c->in_tail = x;
-    pthread_mutex_unlock(&c->mu);
-    if (was_empty)
+    if (push_locked(c, &c->in_head, &c->in_tail, x))
         gw_loop_wake(c->loop);
     return 0;
 }

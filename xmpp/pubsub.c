@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../gateway/textbuf.h"
 #include "payload.h"
 
 /* Adds a new child element; the parent holds the only reference afterwards. */
@@ -85,64 +86,31 @@ xmpp_stanza_t *gw_pubsub_publish(xmpp_ctx_t *ctx, const char *id, const char *se
     return iq;
 }
 
-/* A growing text buffer for gw_pubsub_publish_text. */
-struct text {
-    char *buf;
-    size_t len, cap;
-    int bad; /* out of memory, or a character XML cannot carry */
-};
-
-static void put(struct text *t, const char *s, size_t n)
-{
-    if (t->bad)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 512;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *b = realloc(t->buf, cap);
-        if (b == NULL) {
-            t->bad = 1;
-            return;
-        }
-        t->buf = b;
-        t->cap = cap;
-    }
-    memcpy(t->buf + t->len, s, n);
-    t->len += n;
-    t->buf[t->len] = '\0';
-}
-
-static void put_s(struct text *t, const char *s)
-{
-    put(t, s, strlen(s));
-}
-
 /* s as XML character data or a double-quoted attribute value: & < > " escaped. Control
  * characters are refused (an attribute value cannot hold any: XML would normalise tab and
  * newline to spaces; text keeps tab, newline and carriage return, as &#13; for the last, which
  * a parser would otherwise turn into a newline). U+FFFE and U+FFFF, which XML cannot hold at
  * all, are refused too, or in JSON text written as the JSON escapes meaning the same (see
  * gw_payload_json_element). */
-static void put_escaped(struct text *t, const char *s, int attribute, int json)
+static void put_escaped(struct gw_textbuf *t, const char *s, int attribute, int json)
 {
     const char *run = s;
     for (const unsigned char *p = (const unsigned char *)s;; p++) {
         const char *rep = NULL;
         if (*p == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF)) {
             if (!json) {
-                t->bad = 1;
+                t->failed = 1;
                 return;
             }
-            put(t, run, (size_t)((const char *)p - run));
-            put_s(t, p[2] == 0xBE ? "\\ufffe" : "\\uffff");
+            gw_textbuf_put_n(t, run, (size_t)((const char *)p - run));
+            gw_textbuf_put(t, p[2] == 0xBE ? "\\ufffe" : "\\uffff");
             p += 2;
             run = (const char *)p + 1;
             continue;
         }
         switch (*p) {
         case '\0':
-            put(t, run, (size_t)((const char *)p - run));
+            gw_textbuf_put_n(t, run, (size_t)((const char *)p - run));
             return;
         case '&':
             rep = "&amp;";
@@ -161,17 +129,17 @@ static void put_escaped(struct text *t, const char *s, int attribute, int json)
             break;
         default:
             if (*p < 0x20 && (attribute || (*p != '\t' && *p != '\n'))) {
-                t->bad = 1;
+                t->failed = 1;
                 return;
             }
             continue;
         }
         if (attribute && *p == '\r') {
-            t->bad = 1;
+            t->failed = 1;
             return;
         }
-        put(t, run, (size_t)((const char *)p - run));
-        put_s(t, rep);
+        gw_textbuf_put_n(t, run, (size_t)((const char *)p - run));
+        gw_textbuf_put(t, rep);
         run = (const char *)p + 1;
     }
 }
@@ -179,30 +147,30 @@ static void put_escaped(struct text *t, const char *s, int attribute, int json)
 char *gw_pubsub_publish_text(const char *id, const char *service, const char *node,
                              const char *item_id, const char *json_text, size_t *len)
 {
-    struct text t = {0};
-    put_s(&t, "<iq type=\"set\" id=\"");
+    struct gw_textbuf t = {0};
+    gw_textbuf_put(&t, "<iq type=\"set\" id=\"");
     put_escaped(&t, id, 1, 0);
     if (service != NULL) {
-        put_s(&t, "\" to=\"");
+        gw_textbuf_put(&t, "\" to=\"");
         put_escaped(&t, service, 1, 0);
     }
-    put_s(&t, "\"><pubsub xmlns=\"" GW_NS_PUBSUB "\"><publish node=\"");
+    gw_textbuf_put(&t, "\"><pubsub xmlns=\"" GW_NS_PUBSUB "\"><publish node=\"");
     put_escaped(&t, node, 1, 0);
-    put_s(&t, "\"><item");
+    gw_textbuf_put(&t, "\"><item");
     if (item_id != NULL) {
-        put_s(&t, " id=\"");
+        gw_textbuf_put(&t, " id=\"");
         put_escaped(&t, item_id, 1, 0);
-        put_s(&t, "\"");
+        gw_textbuf_put(&t, "\"");
     }
-    put_s(&t, "><json xmlns=\"" GW_JSON_NS "\">");
+    gw_textbuf_put(&t, "><json xmlns=\"" GW_JSON_NS "\">");
     put_escaped(&t, json_text, 0, 1);
-    put_s(&t, "</json></item></publish></pubsub></iq>");
-    if (t.bad) {
-        free(t.buf);
+    gw_textbuf_put(&t, "</json></item></publish></pubsub></iq>");
+    if (t.failed) {
+        free(t.p);
         return NULL;
     }
     *len = t.len;
-    return t.buf;
+    return t.p;
 }
 
 xmpp_stanza_t *gw_pubsub_items(xmpp_ctx_t *ctx, const char *id, const char *service,

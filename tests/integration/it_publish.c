@@ -25,6 +25,21 @@ static xmpp_stanza_t *event_child(xmpp_stanza_t *msg, const char *what)
     return gw_stanza_child(items, what, NULL);
 }
 
+/* 1 when the item's XEP-0335 payload is the JSON value of text. */
+static int json_payload_is(struct it_xmpp *c, xmpp_stanza_t *item, const char *text)
+{
+    xmpp_stanza_t *jel = gw_stanza_child(item, "json", GW_JSON_NS);
+    char *got_text = jel ? xmpp_stanza_get_text(jel) : NULL;
+    json_t *got = got_text ? json_loads(got_text, 0, NULL) : NULL;
+    json_t *want = json_loads(text, 0, NULL);
+    int same = got != NULL && want != NULL && json_equal(got, want);
+    json_decref(got);
+    json_decref(want);
+    if (got_text)
+        xmpp_free(it_xmpp_ctx(c), got_text);
+    return same;
+}
+
 int main(void)
 {
     int xport = it_server_port();
@@ -65,16 +80,7 @@ int main(void)
     CHECK(item != NULL);
     if (item != NULL) {
         CHECK_STR(xmpp_stanza_get_id(item), json_id);
-        xmpp_stanza_t *jel = gw_stanza_child(item, "json", GW_JSON_NS);
-        CHECK(jel != NULL);
-        char *text = jel ? xmpp_stanza_get_text(jel) : NULL;
-        json_t *got = text ? json_loads(text, 0, NULL) : NULL;
-        json_t *want = json_loads(payload, 0, NULL);
-        CHECK(got != NULL && json_equal(got, want));
-        json_decref(got);
-        json_decref(want);
-        if (text)
-            xmpp_free(it_xmpp_ctx(alice), text);
+        CHECK(json_payload_is(alice, item, payload));
     }
     if (msg)
         xmpp_stanza_release(msg);
@@ -91,18 +97,7 @@ int main(void)
     it_resp_free(&r);
     msg = it_xmpp_next_event(alice, node, 5000);
     item = msg ? event_child(msg, "item") : NULL;
-    CHECK(item != NULL);
-    if (item != NULL) {
-        xmpp_stanza_t *jel = gw_stanza_child(item, "json", GW_JSON_NS);
-        char *text = jel ? xmpp_stanza_get_text(jel) : NULL;
-        json_t *got = text ? json_loads(text, 0, NULL) : NULL;
-        json_t *want = json_loads(nonchar, 0, NULL);
-        CHECK(got != NULL && want != NULL && json_equal(got, want));
-        json_decref(got);
-        json_decref(want);
-        if (text)
-            xmpp_free(it_xmpp_ctx(alice), text);
-    }
+    CHECK(item != NULL && json_payload_is(alice, item, nonchar));
     if (msg)
         xmpp_stanza_release(msg);
 
