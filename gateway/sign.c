@@ -1,5 +1,5 @@
-/* Signing with OpenSSL's HMAC (EVP_MAC) and base64 (EVP_EncodeBlock/EVP_DecodeBlock): no hand-written
- * cryptography. */
+/* Signing with OpenSSL's HMAC (EVP_MAC) and base64 (EVP_EncodeBlock/EVP_DecodeBlock): no
+ * hand-written cryptography. */
 #include "sign.h"
 
 #include <openssl/core_names.h>

@@ -134,8 +134,7 @@ xmpp_stanza_t *gw_payload_json_element(xmpp_ctx_t *ctx, const char *json_text)
     /* libstrophe escapes text and attribute values when it serializes. */
     if (xmpp_stanza_set_name(el, "json") != XMPP_EOK ||
         xmpp_stanza_set_ns(el, GW_JSON_NS) != XMPP_EOK ||
-        xmpp_stanza_set_text(text, safe) != XMPP_EOK ||
-        xmpp_stanza_add_child(el, text) != XMPP_EOK)
+        xmpp_stanza_set_text(text, safe) != XMPP_EOK || xmpp_stanza_add_child(el, text) != XMPP_EOK)
         goto fail;
     free(safe);
     xmpp_stanza_release(text);

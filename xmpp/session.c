@@ -278,8 +278,8 @@ void gw_xmpp_send_iq(struct gw_xmpp *x, xmpp_stanza_t *stanza, struct gw_cmd *cm
     xmpp_stanza_release(stanza);
 }
 
-void gw_xmpp_send_iq_text(struct gw_xmpp *x, char *text, size_t len, const char *id,
-                          const char *to, struct gw_cmd *cmd, gw_iq_cb cb, int step)
+void gw_xmpp_send_iq_text(struct gw_xmpp *x, char *text, size_t len, const char *id, const char *to,
+                          struct gw_cmd *cmd, gw_iq_cb cb, int step)
 {
     if (text == NULL) {
         gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);

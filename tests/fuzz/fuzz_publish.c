@@ -74,8 +74,8 @@ static int read_values(xmpp_stanza_t *iq, struct values *v)
     xmpp_stanza_t *ps = xmpp_stanza_get_child_by_name_and_ns(iq, "pubsub", GW_NS_PUBSUB);
     xmpp_stanza_t *pub = ps ? xmpp_stanza_get_child_by_name(ps, "publish") : NULL;
     xmpp_stanza_t *item = pub ? xmpp_stanza_get_child_by_name(pub, "item") : NULL;
-    xmpp_stanza_t *json = item ? xmpp_stanza_get_child_by_name_and_ns(item, "json", GW_JSON_NS)
-                               : NULL;
+    xmpp_stanza_t *json =
+        item ? xmpp_stanza_get_child_by_name_and_ns(item, "json", GW_JSON_NS) : NULL;
     if (json == NULL || strcmp(xmpp_stanza_get_name(iq), "iq") != 0 ||
         !same(xmpp_stanza_get_type(iq), "set"))
         return -1;
@@ -100,8 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* an empty item id means none; the service is always named */
     const char *id = f[0], *service = f[1][0] ? f[1] : "pubsub.example", *node = f[2];
     const char *item = f[3] && f[3][0] ? f[3] : NULL, *json = f[4];
-    if (!utf8_ok(id) || !utf8_ok(service) || !utf8_ok(node) ||
-        (item && !utf8_ok(item)) || !utf8_ok(json) || strlen(id) >= 24) {
+    if (!utf8_ok(id) || !utf8_ok(service) || !utf8_ok(node) || (item && !utf8_ok(item)) ||
+        !utf8_ok(json) || strlen(id) >= 24) {
         free(in);
         return 0;
     }
