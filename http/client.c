@@ -166,6 +166,16 @@ static int push_locked(struct gw_httpc *c, struct xfer **head, struct xfer **tai
     return was_empty;
 }
 
+/* Takes the whole inbox or outbox (head, tail) under the lock. */
+static struct xfer *take_locked(struct gw_httpc *c, struct xfer **head, struct xfer **tail)
+{
+    pthread_mutex_lock(&c->mu);
+    struct xfer *x = *head;
+    *head = *tail = NULL;
+    pthread_mutex_unlock(&c->mu);
+    return x;
+}
+
 /* Hands a finished transfer (its outcome set) to the owner's thread. */
 static void post_answer(struct gw_httpc *c, struct xfer *x)
 {
@@ -269,10 +279,7 @@ static void on_answers(struct gw_loop *loop, int fd, int revents, void *arg)
     uint64_t n;
     ssize_t r = read(fd, &n, sizeof(n));
     (void)r;
-    pthread_mutex_lock(&c->mu);
-    struct xfer *x = c->out_head;
-    c->out_head = c->out_tail = NULL;
-    pthread_mutex_unlock(&c->mu);
+    struct xfer *x = take_locked(c, &c->out_head, &c->out_tail);
     while (x != NULL) {
         struct xfer *next = x->wait_next;
         struct gw_send_result res = {
@@ -483,10 +490,7 @@ static void on_inbox(struct gw_loop *loop, void *arg)
 {
     (void)loop;
     struct gw_httpc *c = arg;
-    pthread_mutex_lock(&c->mu);
-    struct xfer *x = c->in_head;
-    c->in_head = c->in_tail = NULL;
-    pthread_mutex_unlock(&c->mu);
+    struct xfer *x = take_locked(c, &c->in_head, &c->in_tail);
     while (x != NULL) {
         struct xfer *next = x->wait_next;
         start(c, x);
@@ -647,10 +651,7 @@ void gw_httpc_free(struct gw_httpc *c)
     }
     if (c->timer)
         gw_loop_timer_cancel(c->loop, c->timer);
-    pthread_mutex_lock(&c->mu);
-    struct xfer *in = c->in_head;
-    c->in_head = c->in_tail = NULL;
-    pthread_mutex_unlock(&c->mu);
+    struct xfer *in = take_locked(c, &c->in_head, &c->in_tail);
     while (in != NULL) { /* never reached the client's thread */
         struct xfer *next = in->wait_next;
         in->error = "the gateway is stopping";
