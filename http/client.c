@@ -57,12 +57,12 @@ struct gw_httpc {
     int policy; /* check addresses (set before the first request, then only read) */
     const struct gw_cidr *allow;
     size_t nallow;
+    CURL *spare[64]; /* finished easy handles kept for reuse (curl_easy_reset) */
+    int nspare;
     /* shared between the two threads, under mu */
     pthread_mutex_t mu;
     struct xfer *in_head, *in_tail;   /* requests for the client's thread */
     struct xfer *out_head, *out_tail; /* answers for the owner */
-    CURL *spare[64];                  /* finished easy handles kept for reuse (curl_easy_reset) */
-    int nspare;
 };
 
 struct xfer {
@@ -71,7 +71,11 @@ struct xfer {
     char hostkey[256];
     int started;            /* handed to curl */
     struct xfer *wait_next; /* in its host's queue, the inbox or the outbox */
-    CURL *easy;
+    CURL *easy;             /* set up and owned by the client's thread */
+    /* the request, as the owner handed it */
+    char *url, *post; /* post: the body of a POST, else NULL */
+    size_t post_len;
+    long timeout_ms;
     struct curl_slist *headers;
     gw_send_cb cb;
     void *arg;
@@ -145,9 +149,21 @@ static void host_release(struct gw_httpc *c, struct host *h)
 static void free_xfer(struct xfer *x)
 {
     curl_easy_cleanup(x->easy);
+    free(x->url);
+    free(x->post);
     curl_slist_free_all(x->headers);
     free(x->doc);
     free(x);
+}
+
+/* On the client's thread: x's easy handle is kept for the next transfer (creating one per
+ * delivery showed in the fan-out profile). */
+static void spare_easy(struct gw_httpc *c, struct xfer *x)
+{
+    if (x->easy != NULL && c->nspare < (int)(sizeof(c->spare) / sizeof(c->spare[0]))) {
+        c->spare[c->nspare++] = x->easy;
+        x->easy = NULL;
+    }
 }
 
 /* Appends x to the inbox or the outbox (head, tail) under the lock; 1 when it was empty (its
@@ -191,6 +207,7 @@ static void post_answer(struct gw_httpc *c, struct xfer *x)
 static void fail_now(struct gw_httpc *c, struct xfer *x, const char *why)
 {
     unlink_xfer(c, x);
+    spare_easy(c, x);
     x->status = 0;
     x->error = why;
     post_answer(c, x);
@@ -261,6 +278,7 @@ static void check_done(struct gw_httpc *c)
             x->error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(msg->data.result);
         }
         curl_multi_remove_handle(c->multi, x->easy);
+        spare_easy(c, x);
         unlink_xfer(c, x);
         struct host *h = x->host;
         h->active--;
@@ -299,13 +317,6 @@ static void on_answers(struct gw_loop *loop, int fd, int revents, void *arg)
         if (res.status == 0 && res.error == NULL)
             res.error = "no answer";
         x->cb(x->arg, &res);
-        /* Handles are reused: creating one per delivery showed in the fan-out profile. */
-        pthread_mutex_lock(&c->mu);
-        if (c->nspare < (int)(sizeof(c->spare) / sizeof(c->spare[0]))) {
-            c->spare[c->nspare++] = x->easy;
-            x->easy = NULL;
-        }
-        pthread_mutex_unlock(&c->mu);
         free_xfer(x);
         x = next;
     }
@@ -451,6 +462,50 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* On the client's thread: x's easy handle, set up for its request; 0 or -1. */
+static int setup(struct gw_httpc *c, struct xfer *x)
+{
+    if (c->nspare > 0) {
+        x->easy = c->spare[--c->nspare];
+        curl_easy_reset(x->easy);
+    } else {
+        x->easy = curl_easy_init();
+    }
+    CURL *e = x->easy;
+    if (e == NULL)
+        return -1;
+    curl_easy_setopt(e, CURLOPT_URL, x->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, x->body_max > 0 ? on_doc : on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    if (x->body_max > 0) {
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    }
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, x->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, x->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, x->body_max > 0 ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "pubsubgw/" PUBSUBGW_VERSION);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    if (x->post != NULL) {
+        /* x owns the body until the transfer ends: curl need not copy it */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->post_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->post);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
+    return 0;
+}
+
 /* On the client's thread: a new transfer goes to curl, or waits for a slot of its host. */
 static void start(struct gw_httpc *c, struct xfer *x)
 {
@@ -459,6 +514,10 @@ static void start(struct gw_httpc *c, struct xfer *x)
     if (c->xfers)
         c->xfers->prev = x;
     c->xfers = x;
+    if (setup(c, x) != 0) {
+        fail_now(c, x, "out of memory");
+        return;
+    }
     struct host *h = host_get(c, x->hostkey);
     if (h == NULL) {
         fail_now(c, x, "out of memory");
@@ -510,8 +569,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-/* On the owner's thread: the request is prepared here (its easy handle, headers and a copy of
- * its body), then handed to the client's thread. */
+/* On the owner's thread: the request is copied (URL, headers, body) and handed to the client's
+ * thread, which sets up its transfer. */
 static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_cb cb, void *arg)
 {
     struct gw_httpc *c = (struct gw_httpc *)s;
@@ -521,50 +580,25 @@ static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_
     x->c = c;
     x->cb = cb;
     x->arg = arg;
-    pthread_mutex_lock(&c->mu);
-    if (c->nspare > 0)
-        x->easy = c->spare[--c->nspare];
-    pthread_mutex_unlock(&c->mu);
-    if (x->easy != NULL)
-        curl_easy_reset(x->easy);
-    else
-        x->easy = curl_easy_init();
-    if (x->easy == NULL) {
-        free(x);
-        return -1;
+    x->url = strdup(req->url);
+    int post = strcmp(req->method, "POST") == 0;
+    if (post) {
+        x->post = malloc(req->body_len + 1);
+        if (x->post != NULL) {
+            if (req->body_len > 0)
+                memcpy(x->post, req->body, req->body_len);
+            x->post[req->body_len] = '\0';
+            x->post_len = req->body_len;
+        }
     }
+    x->timeout_ms = req->timeout_ms;
+    x->body_max = req->body_max;
     for (const char *const *h = req->headers; h && *h; h++)
         x->headers = curl_slist_append(x->headers, *h);
     x->headers = curl_slist_append(x->headers, "Expect:");
-    CURL *e = x->easy;
-    curl_easy_setopt(e, CURLOPT_URL, req->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, req->body_max > 0 ? on_doc : on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    if (req->body_max > 0) {
-        x->body_max = req->body_max;
-        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    }
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, req->body_max > 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "pubsubgw/" PUBSUBGW_VERSION);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
-    if (strcmp(req->method, "POST") == 0) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
-    } else {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    if (x->url == NULL || (post && x->post == NULL) || x->headers == NULL) {
+        free_xfer(x);
+        return -1;
     }
     host_key(req->url, x->hostkey, sizeof(x->hostkey));
     if (push_locked(c, &c->in_head, &c->in_tail, x))
