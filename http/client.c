@@ -685,13 +685,6 @@ void gw_httpc_free(struct gw_httpc *c)
     }
     if (c->timer)
         gw_loop_timer_cancel(c->loop, c->timer);
-    struct xfer *in = take_locked(c, &c->in_head, &c->in_tail);
-    while (in != NULL) { /* never reached the client's thread */
-        struct xfer *next = in->wait_next;
-        in->error = "the gateway is stopping";
-        post_answer(c, in);
-        in = next;
-    }
     while (c->xfers) {
         struct xfer *x = c->xfers;
         if (x->started)
@@ -699,7 +692,20 @@ void gw_httpc_free(struct gw_httpc *c)
         /* The owner hears of the end like of any failed transfer and frees its state. */
         fail_now(c, x, "the gateway is stopping");
     }
-    on_answers(c->home, c->done_fd, POLLIN, c);
+    /* Requests that never reached the client's thread end the same way; a callback may send
+     * again, which ends so too (a bounded number of rounds: a callback cannot keep it open). */
+    for (int round = 0; round < 100; round++) {
+        struct xfer *in = take_locked(c, &c->in_head, &c->in_tail);
+        while (in != NULL) {
+            struct xfer *next = in->wait_next;
+            in->error = "the gateway is stopping";
+            post_answer(c, in);
+            in = next;
+        }
+        on_answers(c->home, c->done_fd, POLLIN, c);
+        if (c->in_head == NULL)
+            break;
+    }
     gw_loop_watch(c->home, c->done_fd, 0, NULL, NULL);
     close(c->done_fd);
     while (c->nspare > 0)
