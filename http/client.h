@@ -1,6 +1,7 @@
-/* Outbound HTTP on the libcurl multi interface, driven by the gateway loop: curl's sockets are
- * watched by the loop and its timer is a loop timer, so no thread and no polling. Redirects are
- * never followed; only http and https are allowed. */
+/* Outbound HTTP on the libcurl multi interface, on a thread of its own: curl's sockets and timer
+ * are watches and timers of that thread's loop (no polling); requests come from the owner's loop
+ * and each answer's callback runs there. Redirects are never followed, except for documents
+ * fetched (body_max); only http and https are allowed. */
 #ifndef GW_HTTP_CLIENT_H
 #define GW_HTTP_CLIENT_H
 
@@ -10,7 +11,8 @@
 struct gw_loop;
 struct gw_httpc;
 
-/* Returns a client, or NULL. max_host/max_total cap connections per host and in total. */
+/* Returns a client whose callbacks run on loop (its thread is started here), or NULL.
+ * max_host/max_total cap connections per host and in total. */
 struct gw_httpc *gw_httpc_new(struct gw_loop *loop, long max_host, long max_total);
 /* Connects only to addresses gw_addr_allowed() accepts with this allow-list (the check happens
  * on the address actually connected to, so DNS cannot be switched between check and use).
