@@ -78,9 +78,17 @@ static void run(int json)
     CHECK_INT(r.status, 201);
     it_resp_free(&r);
     CHECK_INT(it_receiver_wait(rc, 1, 5000), 1);
-    /* The attempts log: the failed attempt and the delivery, newest first, paged. */
+    /* The attempts log: the failed attempt and the delivery, newest first, paged. The receiver
+     * counts the delivery when the request arrives; the gateway logs the attempt once it has
+     * read the answer, a moment later. */
     snprintf(url, sizeof(url), "%s/v1/subscriptions/%s/attempts", gw.base, sub);
-    it_http_ex("GET", url, NULL, NULL, 0, h1, 1, &r);
+    for (int k = 0;; k++) {
+        it_http_ex("GET", url, NULL, NULL, 0, h1, 1, &r);
+        if (json_array_size(json_object_get(r.json, "attempts")) >= 2 || k == 100)
+            break;
+        it_resp_free(&r);
+        usleep(20000);
+    }
     CHECK_INT(r.status, 200);
     json_t *att = json_object_get(r.json, "attempts");
     CHECK_INT(json_array_size(att), 2);
