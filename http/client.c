@@ -161,6 +161,8 @@ static void free_xfer(struct xfer *x)
 static void spare_easy(struct gw_httpc *c, struct xfer *x)
 {
     if (x->easy != NULL && c->nspare < (int)(sizeof(c->spare) / sizeof(c->spare[0]))) {
+        /* x's error text is read on the owner's thread: the handle no longer points at it */
+        curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, NULL);
         c->spare[c->nspare++] = x->easy;
         x->easy = NULL;
     }
