@@ -1,7 +1,7 @@
 /* libcurl multi glue, on a thread of its own. The transfers run on the client's loop, in its
  * thread: curl tells which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to call it back
- * (CURLMOPT_TIMERFUNCTION), both mapped onto that loop. The owner's thread only prepares a
- * request (its easy handle and headers) and hears the answer: requests go to the client's thread
+ * (CURLMOPT_TIMERFUNCTION), both mapped onto that loop. The owner's thread only copies a
+ * request (URL, headers, body) and hears the answer: requests go to the client's thread
  * through an inbox, finished transfers come back through an outbox and an eventfd that the
  * owner's loop watches, and each callback runs there. Sockets, HTTP parsing and connection
  * handling for thousands of deliveries a second thus cost the owner's loop nothing but the

@@ -100,10 +100,15 @@ int gw_payload_check_xml(const char *xml, size_t len, size_t *start, char *err, 
     return rc;
 }
 
-/* JSON text as XML can carry it: U+FFFE and U+FFFF, which no XML document may hold in any
- * form (a server would end the whole stream on one), become the JSON escapes \ufffe and
- * \uffff, which mean the same (raw, they can only stand inside a string). A new string, or
- * NULL when out of memory. */
+const char *gw_json_nonchar_escape(const unsigned char *p)
+{
+    if (p[0] != 0xEF || p[1] != 0xBF || (p[2] != 0xBE && p[2] != 0xBF))
+        return NULL;
+    return p[2] == 0xBE ? "\\ufffe" : "\\uffff";
+}
+
+/* JSON text as XML can carry it: U+FFFE and U+FFFF as their JSON escapes (see
+ * gw_json_nonchar_escape). A new string, or NULL when out of memory. */
 static char *json_for_xml(const char *json_text)
 {
     size_t n = strlen(json_text);
@@ -112,8 +117,9 @@ static char *json_for_xml(const char *json_text)
         return NULL;
     size_t k = 0;
     for (const unsigned char *p = (const unsigned char *)json_text; *p; p++) {
-        if (p[0] == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF)) {
-            memcpy(out + k, p[2] == 0xBE ? "\\ufffe" : "\\uffff", 6);
+        const char *esc = gw_json_nonchar_escape(p);
+        if (esc != NULL) {
+            memcpy(out + k, esc, 6);
             k += 6;
             p += 2;
         } else {

@@ -20,6 +20,11 @@ int gw_payload_check_xml(const char *xml, size_t len, size_t *start, char *err, 
  * accepted by gw_payload_check_xml(). Returns a new stanza (caller releases) or NULL with a reason.
  */
 xmpp_stanza_t *gw_payload_json_element(xmpp_ctx_t *ctx, const char *json_text);
+/* U+FFFE and U+FFFF cannot stand in any XML document (a server ends the whole stream on one),
+ * but in JSON text they can only stand inside a string, where the escapes \ufffe and \uffff
+ * mean the same: at p (NUL-terminated), the 6-byte escape to write instead of the 3 bytes of
+ * either, or NULL when p starts neither. */
+const char *gw_json_nonchar_escape(const unsigned char *p);
 xmpp_stanza_t *gw_payload_xml_element(xmpp_ctx_t *ctx, const char *xml, char *err, size_t errlen);
 
 /* Converts one <item/> into {"id":…,"payload":…} or {"id":…,"xml":"…"}; an item without a

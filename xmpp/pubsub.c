@@ -91,19 +91,19 @@ xmpp_stanza_t *gw_pubsub_publish(xmpp_ctx_t *ctx, const char *id, const char *se
  * newline to spaces; text keeps tab, newline and carriage return, as &#13; for the last, which
  * a parser would otherwise turn into a newline). U+FFFE and U+FFFF, which XML cannot hold at
  * all, are refused too, or in JSON text written as the JSON escapes meaning the same (see
- * gw_payload_json_element). */
+ * gw_json_nonchar_escape). */
 static void put_escaped(struct gw_textbuf *t, const char *s, int attribute, int json)
 {
     const char *run = s;
     for (const unsigned char *p = (const unsigned char *)s;; p++) {
-        const char *rep = NULL;
-        if (*p == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF)) {
+        const char *rep = NULL, *esc = gw_json_nonchar_escape(p);
+        if (esc != NULL) {
             if (!json) {
                 t->failed = 1;
                 return;
             }
             gw_textbuf_put_n(t, run, (size_t)((const char *)p - run));
-            gw_textbuf_put(t, p[2] == 0xBE ? "\\ufffe" : "\\uffff");
+            gw_textbuf_put(t, esc);
             p += 2;
             run = (const char *)p + 1;
             continue;
