@@ -251,7 +251,8 @@ static void tick(struct gw_loop *loop, void *arg)
         h->nparts = 0;
     }
     int up = gw_store_up(h->store);
-    if (up && json_array_size(h->spool) > 0 && gw_hooks_spool_drain(h) != 0)
+    if (up && (json_array_size(h->spool) > 0 || atomic_load(&h->intake_broken)) &&
+        gw_hooks_spool_drain(h) != 0)
         up = 0;
     if (up && !atomic_load(&gw_status.store_up)) {
         /* In case more came than could wait, or the gateway could not tell it was away. */

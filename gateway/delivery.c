@@ -42,9 +42,59 @@ static void queue_clear(struct hsub *s)
     free(s->q);
     s->q = NULL;
     s->qn = s->qpos = 0;
+    s->stale = s->fetching; /* a read under way started before this */
 }
 
-/* The oldest live delivery of s not yet answered 2xx, or NULL (none, or the store failed). */
+/* Reading a subscription's next deliveries, on the store's thread. */
+struct fetch {
+    struct gw_hooks *h;
+    struct hsub *s; /* kept (not freed) while s->fetching */
+    struct gw_store *st;
+    char *sub_id;
+    int64_t after;
+    int limit, n;
+    struct gw_store_delivery q[];
+};
+
+static void fetch_job(void *arg)
+{
+    struct fetch *f = arg;
+    f->n = gw_store_delivery_next(f->st, f->sub_id, f->after, f->limit, f->q);
+}
+
+static void fetch_done(void *arg)
+{
+    struct fetch *f = arg;
+    struct hsub *s = f->s;
+    s->fetching = 0;
+    int use = !s->stale && !s->gone && f->n > 0, again = s->stale;
+    s->stale = 0;
+    if (use) {
+        s->q = calloc((size_t)f->n, sizeof(*s->q));
+        if (s->q != NULL) {
+            memcpy(s->q, f->q, (size_t)f->n * sizeof(*s->q));
+            s->qn = f->n;
+            s->qpos = 0;
+        } else {
+            use = 0;
+        }
+    }
+    if (!use)
+        for (int i = 0; i < f->n; i++)
+            gw_store_delivery_clear(&f->q[i]);
+    free(f->sub_id);
+    free(f);
+    if (s->gone) {
+        if (!s->inflight)
+            gw_hsub_free(s);
+        return;
+    }
+    if (use || again) /* with what came, or to read again (the queue was reset meanwhile) */
+        gw_delivery_kick(s->hn->hooks, s);
+}
+
+/* The oldest live delivery of s not yet answered 2xx, or NULL: none, or being read (the kick
+ * comes again when it is there), or the store failed. */
 static struct gw_store_delivery *queue_head(struct gw_hooks *h, struct hsub *s)
 {
     while (s->qpos < s->qn && s->q[s->qpos].seq <= s->done_seq)
@@ -53,15 +103,20 @@ static struct gw_store_delivery *queue_head(struct gw_hooks *h, struct hsub *s)
         return &s->q[s->qpos];
     queue_clear(s);
     int limit = s->pending > 1 ? (s->batch_max > QUEUE_MAX ? s->batch_max : QUEUE_MAX) : 1;
-    s->q = calloc((size_t)limit, sizeof(*s->q));
-    int n = s->q ? gw_store_delivery_next(h->store, s->id, s->done_seq, limit, s->q) : -1;
-    if (n <= 0) {
-        free(s->q);
-        s->q = NULL;
+    struct fetch *f = calloc(1, sizeof(*f) + (size_t)limit * sizeof(f->q[0]));
+    if (f == NULL || (f->sub_id = strdup(s->id)) == NULL) {
+        free(f);
         return NULL;
     }
-    s->qn = n;
-    return &s->q[0];
+    f->h = h;
+    f->s = s;
+    f->st = h->store;
+    f->after = s->done_seq;
+    f->limit = limit;
+    s->fetching = 1;
+    s->stale = 0;
+    gw_store_submit(h->store, fetch_job, fetch_done, f);
+    return NULL;
 }
 
 /* The head delivery seq left the live ones (dead letter): the queue moves past it. */
@@ -106,7 +161,7 @@ int gw_delivery_detach(struct gw_hooks *h, struct hsub *s)
         s->lease_timer = 0;
     }
     s->gone = 1;
-    return !s->inflight;
+    return !s->inflight && !s->fetching;
 }
 
 static void on_timer(struct gw_loop *loop, void *arg)
@@ -210,6 +265,54 @@ static void record_attempt(struct gw_hooks *h, struct hsub *s, const struct atte
         h->flush_timer = gw_loop_timer_add(h->loop, FLUSH_DELAY_MS, on_flush_timer, h);
 }
 
+/* Failed attempts recorded on the store's thread: the rows of one POST (a batch dies as a
+ * unit), then the subscription's dead letters capped when asked. */
+struct failed {
+    struct gw_store *st;
+    char *sub_id; /* with keep > 0: cap its dead letters at keep */
+    int attempts, dead, n, keep;
+    int64_t next_at;
+    char error[300];
+    int64_t seqs[];
+};
+
+static void failed_job(void *arg)
+{
+    struct failed *f = arg;
+    for (int i = 0; i < f->n; i++)
+        gw_store_delivery_failed(f->st, f->seqs[i], f->attempts, f->next_at, f->error, f->dead);
+    int n;
+    if (f->keep > 0 && f->sub_id != NULL)
+        do
+            n = gw_store_dead_prune_count(f->st, f->sub_id, f->keep, 256);
+        while (n == 256);
+}
+
+static void failed_free(void *arg)
+{
+    struct failed *f = arg;
+    free(f->sub_id);
+    free(f);
+}
+
+static void record_failed(struct gw_hooks *h, const int64_t *seqs, int n, int attempts,
+                          int64_t next_at, const char *error, int dead)
+{
+    struct failed *f = calloc(1, sizeof(*f) + (size_t)n * sizeof(int64_t));
+    if (f == NULL) {
+        gw_error("out of memory recording a failed delivery; it is made again");
+        return;
+    }
+    f->st = h->store;
+    f->n = n;
+    memcpy(f->seqs, seqs, (size_t)n * sizeof(int64_t));
+    f->attempts = attempts;
+    f->next_at = next_at;
+    f->dead = dead;
+    snprintf(f->error, sizeof(f->error), "%s", error);
+    gw_store_submit(h->store, failed_job, failed_free, f);
+}
+
 static void on_result(void *arg, const struct gw_send_result *res)
 {
     struct attempt *a = arg;
@@ -219,7 +322,8 @@ static void on_result(void *arg, const struct gw_send_result *res)
     /* Removed while in flight, or the gateway is stopping: the delivery stays in the outbox
      * unless it was the subscription that went. */
     if (s->gone) {
-        gw_hsub_free(s);
+        if (!s->fetching)
+            gw_hsub_free(s);
         free(a);
         return;
     }
@@ -283,9 +387,8 @@ static void on_result(void *arg, const struct gw_send_result *res)
         attempts >= h->cfg->retry_attempts || now - a->created_ms >= h->cfg->retry_max_age_ms;
     int64_t delay = gw_retry_delay_ms(h->cfg, attempts, res->status, res->retry_after_s);
     /* A batch is retried, and dies, as a unit. */
+    record_failed(h, a->seqs, a->n, attempts, dead ? now : now + delay, error, dead);
     for (int i = 0; i < a->n; i++) {
-        gw_store_delivery_failed(h->store, a->seqs[i], attempts, dead ? now : now + delay, error,
-                                 dead);
         for (int k = s->qpos; k < s->qn; k++) { /* the queue's entries, as stored now */
             if (s->q[k].seq == a->seqs[i]) {
                 s->q[k].attempts = attempts;
@@ -320,10 +423,14 @@ void gw_dead_letter_added(struct gw_hooks *h, struct hsub *s)
     if (++s->dead_added < every)
         return;
     s->dead_added = 0;
-    int n;
-    do
-        n = gw_store_dead_prune_count(h->store, s->id, h->cfg->dead_letter_max, 256);
-    while (n == 256);
+    struct failed *f = calloc(1, sizeof(*f));
+    if (f == NULL || (f->sub_id = strdup(s->id)) == NULL) {
+        free(f);
+        return; /* capped the next time */
+    }
+    f->st = h->store;
+    f->keep = h->cfg->dead_letter_max;
+    gw_store_submit(h->store, failed_job, failed_free, f);
 }
 
 /* The delivery body: the stored event plus this subscription's id. The stored event is a compact
@@ -397,7 +504,7 @@ static void on_batch_timer(struct gw_loop *loop, void *arg)
 
 void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
 {
-    if (s->inflight || s->timer || s->gone || !s->owned || h->stopping)
+    if (s->inflight || s->fetching || s->timer || s->gone || !s->owned || h->stopping)
         return;
     struct gw_store_delivery *hd = queue_head(h, s);
     if (hd == NULL)
@@ -444,7 +551,7 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         /* A stored event that cannot be composed would block the queue forever. */
         gw_error("subscription %s: cannot compose event %s; moved to dead letters", s->id,
                  d.event_id);
-        gw_store_delivery_failed(h->store, d.seq, d.attempts, now, "cannot compose", 1);
+        record_failed(h, &d.seq, 1, d.attempts, now, "cannot compose", 1);
         gw_pending_add(h, s, -1);
         queue_drop(s, d.seq);
         free(body);
@@ -496,54 +603,117 @@ void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n)
     atomic_store_explicit(&gw_status.pending, (long)h->pending_total, memory_order_relaxed);
 }
 
-void gw_delivery_flush_in_tx(struct gw_hooks *h)
+/* A batch of removals and attempts, taken from the loop's buffers to be written. */
+struct gw_flush {
+    struct gw_store *st;
+    size_t ndone, nrec, nprune;
+    int64_t *seqs, *events;
+    struct attempt_rec *recs;
+    char **prune; /* subscriptions whose attempts are capped at keep */
+    int keep;
+};
+
+struct gw_flush *gw_delivery_flush_take(struct gw_hooks *h)
 {
     if (h->flush_timer) {
         gw_loop_timer_cancel(h->loop, h->flush_timer);
         h->flush_timer = 0;
     }
-    if (h->ndone > 0) {
-        int64_t *seqs = malloc(h->ndone * sizeof(*seqs) * 2);
-        if (seqs != NULL) {
-            int64_t *events = seqs + h->ndone;
-            for (size_t i = 0; i < h->ndone; i++) {
-                seqs[i] = h->done[i].seq;
-                events[i] = h->done[i].event;
-            }
-            gw_store_delivery_done_many(h->store, seqs, events, h->ndone);
-            free(seqs);
-        } else {
-            for (size_t i = 0; i < h->ndone; i++)
-                gw_store_delivery_done(h->store, h->done[i].seq, h->done[i].event);
-        }
+    if (h->ndone == 0 && h->nrec == 0)
+        return NULL;
+    struct gw_flush *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL; /* written with a later batch */
+    f->st = h->store;
+    f->seqs = malloc(h->ndone * sizeof(int64_t) * 2 + 1);
+    f->prune = calloc(h->nrec + 1, sizeof(char *));
+    if (f->seqs == NULL || f->prune == NULL) {
+        free(f->seqs);
+        free(f->prune);
+        free(f);
+        return NULL;
     }
+    f->events = f->seqs + h->ndone;
+    for (size_t i = 0; i < h->ndone; i++) {
+        f->seqs[i] = h->done[i].seq;
+        f->events[i] = h->done[i].event;
+    }
+    f->ndone = h->ndone;
     h->ndone = 0;
+    /* The attempts move with their array; each subscription keeps its newest --attempts-max,
+     * capped every tenth of that. */
+    f->recs = h->recs;
+    f->nrec = h->nrec;
+    h->recs = NULL;
+    h->nrec = h->caprec = 0;
+    f->keep = h->cfg->attempts_max;
     int every = h->cfg->attempts_max / 10 > 0 ? h->cfg->attempts_max / 10 : 1;
-    for (size_t i = 0; i < h->nrec; i++) {
-        struct attempt_rec *r = &h->recs[i];
-        struct gw_store_attempt a = {0,         r->sub_id, r->at_ms,       r->event_id, r->number,
-                                     r->status, r->error,  r->duration_ms, r->answer};
-        gw_store_attempt_add(h->store, &a);
-        /* Each subscription keeps its newest --attempts-max attempts. */
-        struct hsub *sub = gw_hooks_sub(h, r->sub_id);
+    for (size_t i = 0; i < f->nrec; i++) {
+        struct hsub *sub = gw_hooks_sub(h, f->recs[i].sub_id);
         if (sub != NULL && ++sub->attempts_added >= every) {
             sub->attempts_added = 0;
-            gw_store_attempts_prune_count(h->store, sub->id, h->cfg->attempts_max);
+            f->prune[f->nprune++] = f->recs[i].sub_id;
         }
+    }
+    return f;
+}
+
+void gw_delivery_flush_run(struct gw_flush *f)
+{
+    if (f->ndone > 0)
+        gw_store_delivery_done_many(f->st, f->seqs, f->events, f->ndone);
+    for (size_t i = 0; i < f->nrec; i++) {
+        struct attempt_rec *r = &f->recs[i];
+        struct gw_store_attempt a = {0,         r->sub_id, r->at_ms,       r->event_id, r->number,
+                                     r->status, r->error,  r->duration_ms, r->answer};
+        gw_store_attempt_add(f->st, &a);
+    }
+    for (size_t i = 0; i < f->nprune; i++)
+        gw_store_attempts_prune_count(f->st, f->prune[i], f->keep);
+}
+
+void gw_delivery_flush_free(struct gw_flush *f)
+{
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < f->nrec; i++) {
+        struct attempt_rec *r = &f->recs[i];
         free(r->sub_id);
         free(r->event_id);
         free(r->error);
         free(r->answer);
     }
-    h->nrec = 0;
+    free(f->recs);
+    free(f->prune);
+    free(f->seqs);
+    free(f);
+}
+
+void gw_delivery_flush_in_tx(struct gw_hooks *h)
+{
+    struct gw_flush *f = gw_delivery_flush_take(h);
+    if (f != NULL)
+        gw_delivery_flush_run(f);
+    gw_delivery_flush_free(f);
+}
+
+static void flush_job(void *arg)
+{
+    struct gw_flush *f = arg;
+    int tx = gw_store_begin(f->st) == 0;
+    gw_delivery_flush_run(f);
+    if (tx && gw_store_commit(f->st) != 0)
+        gw_store_rollback(f->st);
+}
+
+static void flush_free(void *arg)
+{
+    gw_delivery_flush_free(arg);
 }
 
 void gw_delivery_flush(struct gw_hooks *h)
 {
-    if (h->ndone == 0 && h->nrec == 0)
-        return;
-    int tx = gw_store_begin(h->store) == 0;
-    gw_delivery_flush_in_tx(h);
-    if (tx && gw_store_commit(h->store) != 0)
-        gw_store_rollback(h->store);
+    struct gw_flush *f = gw_delivery_flush_take(h);
+    if (f != NULL)
+        gw_store_submit(h->store, flush_job, flush_free, f);
 }

@@ -241,6 +241,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "pubsubgw: cannot load the webhook subscriptions\n");
         goto out;
     }
+    /* From here on the loop hands the store's hot work (events in, deliveries read and
+     * written) to the store's own thread. */
+    if (gw_store_thread_start(app.store, app.loop) != 0) {
+        fprintf(stderr, "pubsubgw: cannot start the store's thread\n");
+        goto out;
+    }
     gw_xmpp_set_event_cb(app.xmpp, on_events, &app);
     gw_xmpp_set_state_cb(app.xmpp, on_xmpp_state, &app);
     gw_xmpp_set_node_cb(app.xmpp, on_node_appeared, &app);

@@ -1,7 +1,8 @@
 /* Durable state: webhook subscriptions, the event outbox with one delivery row per event and
  * subscription, dead letters, delivery attempts, and the item ids already turned into events
  * (for catch-up after downtime). Two backends behind this one interface: SQLite (WAL, the
- * embedded default; one gateway per database file) and PostgreSQL. Loop thread only. */
+ * embedded default; one gateway per database file) and PostgreSQL. Loop thread only, except
+ * jobs, which run on the store's own thread (see gw_store_thread_start). */
 #ifndef GW_STORE_H
 #define GW_STORE_H
 
@@ -55,6 +56,24 @@ const char *gw_store_kind(const struct gw_store *st);
 int gw_store_up(struct gw_store *st);
 /* 0 when url names a store this build can open, else -1 with the reason in err. */
 int gw_store_url_check(const char *url, char *err, size_t errlen);
+
+/* The store's own thread, so that the loop need not wait on the database: a job submitted runs
+ * there, jobs one at a time in the order submitted, and its done callback then runs on the
+ * loop, in the same order. Jobs use the gw_store_* calls below as the loop does (a transaction
+ * of a job is the job's own); they must not touch what the loop owns, only what arg carries.
+ * Any other call from the loop waits until the thread has finished every job submitted before
+ * it (so a read sees what earlier jobs wrote) and keeps the thread waiting meanwhile (from a
+ * begin to its commit or rollback, for a transaction). Without the thread (not started, or
+ * stopped) a job and its done callback run at once. */
+struct gw_loop;
+typedef void (*gw_store_job_fn)(void *arg);
+typedef void (*gw_store_done_fn)(void *arg);
+int gw_store_thread_start(struct gw_store *st, struct gw_loop *loop);
+void gw_store_submit(struct gw_store *st, gw_store_job_fn job, gw_store_done_fn done, void *arg);
+/* Waits for every job submitted and runs the done callbacks not run yet (loop thread). */
+void gw_store_settle(struct gw_store *st);
+/* Runs what is queued and its done callbacks, then stops the thread (gw_store_close does). */
+void gw_store_thread_stop(struct gw_store *st);
 
 int gw_store_begin(struct gw_store *st);
 int gw_store_commit(struct gw_store *st);

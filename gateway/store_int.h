@@ -68,8 +68,11 @@ struct gw_store_ops {
                      void *arg);
 };
 
+struct gw_store_thread;
+
 struct gw_store {
     const struct gw_store_ops *ops;
+    struct gw_store_thread *thr; /* the store's thread, once started */
 };
 
 struct gw_store *gw_store_sqlite_open(const char *path, char *err, size_t errlen);

@@ -286,131 +286,334 @@ void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe)
         gw_hsub_free(s);
 }
 
-int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *extra,
-                    struct hsub *only_sub, int mark_seen, int in_tx)
+/* An intake in three steps: built on the loop from the events and the registry (what to
+ * store for whom), stored (on the store's thread, or inline), finished on the loop (counts,
+ * dead letters, kicks). What is stored carries no pointer into the registry: a subscription
+ * removed meanwhile is looked up by id and found gone. */
+struct intake_tgt {
+    char *sub_id;
+    unsigned char full;  /* straight to the dead letters (outbox full) */
+    unsigned char owned; /* this gateway delivers it (counted pending), else told to the other */
+    unsigned char kick;  /* the first of its deliveries in this intake */
+};
+
+struct intake_ev {
+    char *claim, *service, *node, *body, *seen;
+    char id[40];
+    int seen_keep; /* > 0: prune the node's seen ids to this many */
+    size_t t0, nt; /* its targets */
+    int64_t row;
+};
+
+struct intake {
+    struct gw_hooks *h;
+    struct gw_store *st;
+    struct gw_flush *flush; /* removals and attempts written in the same transaction */
+    int64_t now;
+    int in_tx, live, rc;
+    size_t nev, ntgt, captgt;
+    struct intake_ev *ev;
+    struct intake_tgt *tgt;
+    /* live events on a shared store: kept to wait in the spool if the store fails them */
+    json_t *copy;
+    char (*ids)[40];
+};
+
+static void intake_free(struct intake *in)
 {
-    /* The subscriptions given new deliveries, each once, kicked after the commit. */
-    uint64_t mark = ++h->intake_mark;
-    size_t ntouched = 0;
-    int overflow = 0;
-    if (!in_tx && gw_store_begin(h->store) != 0)
+    for (size_t i = 0; i < in->nev; i++) {
+        free(in->ev[i].claim);
+        free(in->ev[i].service);
+        free(in->ev[i].node);
+        free(in->ev[i].body);
+        free(in->ev[i].seen);
+    }
+    for (size_t i = 0; i < in->ntgt; i++)
+        free(in->tgt[i].sub_id);
+    free(in->ev);
+    free(in->tgt);
+    gw_delivery_flush_free(in->flush);
+    json_decref(in->copy);
+    free(in->ids);
+    free(in);
+}
+
+static int intake_target(struct intake *in, struct hsub *s, int full, int kick)
+{
+    if (in->ntgt == in->captgt) {
+        size_t cap = in->captgt ? in->captgt * 2 : 16;
+        struct intake_tgt *t = realloc(in->tgt, cap * sizeof(*t));
+        if (t == NULL)
+            return -1;
+        in->tgt = t;
+        in->captgt = cap;
+    }
+    struct intake_tgt *t = &in->tgt[in->ntgt];
+    if ((t->sub_id = strdup(s->id)) == NULL)
         return -1;
-    gw_delivery_flush_in_tx(h); /* the same pages are written anyway */
+    t->full = (unsigned char)full;
+    t->owned = s->owned;
+    t->kick = (unsigned char)kick;
+    in->ntgt++;
+    return 0;
+}
+
+/* What to store, from the loop's view of the registry. NULL when out of memory. */
+static struct intake *intake_build(struct gw_hooks *h, json_t *events, char (*ids)[40],
+                                   const char *extra, struct hsub *only_sub, int mark_seen)
+{
+    uint64_t mark = ++h->intake_mark;
+    struct intake *in = calloc(1, sizeof(*in));
+    size_t n = json_array_size(events);
+    if (in == NULL || (in->ev = calloc(n ? n : 1, sizeof(*in->ev))) == NULL) {
+        free(in);
+        return NULL;
+    }
+    in->h = h;
+    in->st = h->store;
+    in->now = gw_wall_ms();
+    char stamp[GW_ISO_LEN];
+    gw_iso_time(in->now, stamp, sizeof(stamp));
     size_t i;
     json_t *ev;
-    int64_t now = gw_wall_ms();
-    char stamp[GW_ISO_LEN];
-    gw_iso_time(now, stamp, sizeof(stamp));
     json_array_foreach(events, i, ev)
     {
+        struct intake_ev *e = &in->ev[in->nev];
         /* The claim key travels in the event only as far as here (see gw_cluster_claim). */
-        char claim[1200] = "";
         const char *key = json_string_value(json_object_get(ev, "_key"));
         if (key != NULL) {
-            snprintf(claim, sizeof(claim), "%s", key);
+            if (h->shared && (e->claim = strdup(key)) == NULL)
+                goto fail;
             json_object_del(ev, "_key");
         }
         const char *service = json_string_value(json_object_get(ev, "service"));
         const char *node = json_string_value(json_object_get(ev, "node"));
         const char *type = json_string_value(json_object_get(ev, "type"));
         struct hnode *hn = gw_hooks_event_node(h, ev);
-        if (hn == NULL)
+        if (hn == NULL) {
+            free(e->claim);
+            e->claim = NULL;
             continue;
+        }
+        in->nev++;
+        if ((e->service = strdup(service)) == NULL || (e->node = strdup(node)) == NULL)
+            goto fail;
         const char *item_id = json_string_value(json_object_get(json_object_get(ev, "item"), "id"));
         if (mark_seen && item_id && strcmp(type, "item.published") == 0) {
-            gw_store_seen_add(h->store, service, node, item_id);
+            if ((e->seen = strdup(item_id)) == NULL)
+                goto fail;
             /* Catch-up looks at no more than --catchup-max items, so twice that many seen ids
              * per node are all it needs; pruned as they come, not only at reconnects. */
             int keep = 2 * h->cfg->catchup_max > 16 ? 2 * h->cfg->catchup_max : 16;
             if (++hn->seen_added >= keep / 2) {
                 hn->seen_added = 0;
-                gw_store_seen_prune(h->store, service, node, keep);
+                e->seen_keep = keep;
             }
         }
         unsigned bit = type_bit(type);
-        int64_t row = 0;
+        e->t0 = in->ntgt;
         for (struct hsub *s = hn->subs; s; s = s->node_next) {
             if (!(s->events & bit) || (only_sub && s != only_sub))
                 continue;
-            if (row == 0) {
-                char id[40] = "msg_";
+            if (e->body == NULL) {
+                memcpy(e->id, "msg_", 5);
                 if (ids != NULL)
-                    memcpy(id, ids[i], sizeof(id));
+                    memcpy(e->id, ids[i], sizeof(e->id));
                 else
-                    gw_itemid_new(id + 4);
+                    gw_itemid_new(e->id + 4);
                 if (json_object_get(ev, "timestamp") == NULL)
                     json_object_set_new(ev, "timestamp", json_string(stamp));
                 if (extra)
                     json_object_set_new(ev, extra, json_true());
-                char *body = json_dumps(ev, JSON_COMPACT);
-                /* On a shared store the event is claimed by its key as it is stored: when
-                 * another gateway took it first, none of it is this one's. An event without a
-                 * key (a test event) came to this gateway alone and is not claimed. */
-                row = body ? gw_store_event_add_claimed(h->store,
-                                                        h->shared && claim[0] ? claim : NULL, id,
-                                                        service, node, body, now)
-                           : -1;
-                free(body);
-                if (row < 0)
+                if ((e->body = json_dumps(ev, JSON_COMPACT)) == NULL)
                     goto fail;
-                if (row == 0)
-                    break;
             }
             /* A subscription whose callback cannot keep up does not grow the outbox without
              * bound: past its cap, events go straight to its dead letters. (Only the gateway
-             * that delivers a subscription knows its backlog; the others tell it, below.) */
+             * that delivers a subscription knows its backlog; the others tell it.) */
             int full = s->owned && s->pending >= h->cfg->max_pending_sub;
-            if (gw_store_delivery_add(h->store, s->id, row, now, full ? "outbox full" : NULL) != 0)
+            int kick = s->owned && !full && s->mark != mark;
+            if (intake_target(in, s, full, kick) != 0)
                 goto fail;
-            if (full) {
-                gw_dead_letter_added(h, s);
-                continue;
-            }
-            if (!s->owned) { /* its gateway is told, once the transaction commits */
-                if (s->mark != mark && gw_store_notify(h->store, 'w', s->id) != 0)
-                    goto fail;
+            if (s->owned && !full) {
+                gw_pending_add(h, s, 1); /* taken back if it is not stored */
                 s->mark = mark;
-                continue;
             }
-            gw_pending_add(h, s, 1);
-            if (s->mark == mark)
-                continue;
-            s->mark = mark;
-            if (ntouched == h->touched_cap) {
-                size_t cap = h->touched_cap ? h->touched_cap * 2 : 64;
-                struct hsub **t = realloc(h->touched, cap * sizeof(*t));
-                if (t == NULL) {
-                    overflow = 1; /* every subscription is kicked instead */
-                    continue;
-                }
-                h->touched = t;
-                h->touched_cap = cap;
-            }
-            h->touched[ntouched++] = s;
         }
+        e->nt = in->ntgt - e->t0;
     }
-    if (in_tx)
-        return 0; /* the caller commits, then kicks */
-    if (gw_store_commit(h->store) != 0)
-        goto fail;
-    /* Only after the commit: an event is on disk before any delivery of it starts. */
-    if (overflow) {
-        for (struct hsub *s = h->first; s; s = s->next)
-            gw_delivery_kick(h, s);
-    } else {
-        for (size_t k = 0; k < ntouched; k++)
-            gw_delivery_kick(h, h->touched[k]);
-    }
-    return 0;
+    return in;
 fail:
-    if (!in_tx) {
-        gw_error("could not store events; they will be recovered by catch-up");
-        gw_store_rollback(h->store);
+    for (size_t k = 0; k < in->ntgt; k++) { /* counted above: taken back */
+        struct hsub *s =
+            in->tgt[k].owned && !in->tgt[k].full ? gw_hooks_sub(h, in->tgt[k].sub_id) : NULL;
+        if (s != NULL)
+            gw_pending_add(h, s, -1);
     }
-    return -1;
+    intake_free(in);
+    return NULL;
 }
 
+/* Writes the intake: in its own transaction unless in_tx. Sets in->rc. Any thread. */
+static void intake_store(struct intake *in)
+{
+    struct gw_store *st = in->st;
+    struct gw_hmap *told = NULL; /* the other gateways' subscriptions already told */
+    in->rc = -1;
+    if (!in->in_tx && gw_store_begin(st) != 0)
+        return;
+    if (in->flush != NULL)
+        gw_delivery_flush_run(in->flush); /* the same pages are written anyway */
+    for (size_t i = 0; i < in->nev; i++) {
+        struct intake_ev *e = &in->ev[i];
+        if (e->seen != NULL) {
+            gw_store_seen_add(st, e->service, e->node, e->seen);
+            if (e->seen_keep > 0)
+                gw_store_seen_prune(st, e->service, e->node, e->seen_keep);
+        }
+        if (e->nt == 0)
+            continue;
+        /* On a shared store the event is claimed by its key as it is stored: when another
+         * gateway took it first, none of it is this one's. An event without a key (a test
+         * event) came to this gateway alone and is not claimed. */
+        e->row =
+            gw_store_event_add_claimed(st, e->claim, e->id, e->service, e->node, e->body, in->now);
+        if (e->row < 0)
+            goto fail;
+        for (size_t k = e->t0; e->row > 0 && k < e->t0 + e->nt; k++) {
+            struct intake_tgt *t = &in->tgt[k];
+            if (gw_store_delivery_add(st, t->sub_id, e->row, in->now,
+                                      t->full ? "outbox full" : NULL) != 0)
+                goto fail;
+            if (t->owned || t->full)
+                continue;
+            /* its gateway is told, once the transaction commits */
+            size_t len = strlen(t->sub_id);
+            if (told == NULL && (told = gw_hmap_new()) == NULL)
+                goto fail;
+            if (gw_hmap_get(told, t->sub_id, len) != NULL)
+                continue;
+            if (gw_store_notify(st, 'w', t->sub_id) != 0 ||
+                gw_hmap_put(told, t->sub_id, len, t) != 0)
+                goto fail;
+        }
+    }
+    gw_hmap_free(told);
+    if (in->in_tx || gw_store_commit(st) == 0) {
+        in->rc = 0;
+        return;
+    }
+    told = NULL;
+fail:
+    gw_hmap_free(told);
+    if (!in->in_tx)
+        gw_store_rollback(st);
+}
+
+/* Back on the loop: what was not stored is not pending; deliveries start after the commit. */
+static void intake_finish(struct intake *in)
+{
+    struct gw_hooks *h = in->h;
+    for (size_t i = 0; i < in->nev; i++) {
+        struct intake_ev *e = &in->ev[i];
+        for (size_t k = e->t0; k < e->t0 + e->nt; k++) {
+            struct intake_tgt *t = &in->tgt[k];
+            if (!t->owned)
+                continue;
+            struct hsub *s = gw_hooks_sub(h, t->sub_id);
+            if (s == NULL)
+                continue;
+            if (in->rc != 0 || e->row <= 0) {
+                if (!t->full)
+                    gw_pending_add(h, s, -1);
+            } else if (t->full) {
+                gw_dead_letter_added(h, s);
+            }
+        }
+    }
+    if (in->rc != 0 || in->in_tx)
+        return; /* in_tx: the caller commits, then kicks */
+    /* Only after the commit: an event is on disk before any delivery of it starts. */
+    for (size_t k = 0; k < in->ntgt; k++) {
+        if (!in->tgt[k].kick)
+            continue;
+        struct hsub *s = gw_hooks_sub(h, in->tgt[k].sub_id);
+        if (s != NULL)
+            gw_delivery_kick(h, s);
+    }
+}
+
+int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *extra,
+                    struct hsub *only_sub, int mark_seen, int in_tx)
+{
+    struct intake *in = intake_build(h, events, ids, extra, only_sub, mark_seen);
+    if (in == NULL) {
+        gw_error("could not store events (out of memory); they will be recovered by catch-up");
+        return -1;
+    }
+    in->in_tx = in_tx;
+    in->flush = gw_delivery_flush_take(h);
+    intake_store(in);
+    intake_finish(in);
+    int rc = in->rc;
+    if (rc != 0 && !in_tx)
+        gw_error("could not store events; they will be recovered by catch-up");
+    intake_free(in);
+    return rc;
+}
+
+/* Live events go to the store's thread. On a shared store a failed intake waits in the spool,
+ * and so does every one queued behind it (they fail at once: order holds) until the spool is
+ * drained. */
 static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_t n);
+
+static void live_job(void *arg)
+{
+    struct intake *in = arg;
+    if (in->copy != NULL && atomic_load(&in->h->intake_broken)) {
+        in->rc = -1;
+        return;
+    }
+    intake_store(in);
+    if (in->rc != 0 && in->copy != NULL)
+        atomic_store(&in->h->intake_broken, 1);
+}
+
+static void live_done(void *arg)
+{
+    struct intake *in = arg;
+    intake_finish(in);
+    if (in->rc != 0 && in->copy != NULL) {
+        spool_add(in->h, in->copy, in->ids, json_array_size(in->copy));
+        in->copy = NULL;
+    } else if (in->rc != 0) {
+        gw_error("could not store events; they will be recovered by catch-up");
+    }
+    intake_free(in);
+}
+
+static void intake_live(struct gw_hooks *h, json_t *events, char (*ids)[40])
+{
+    size_t n = json_array_size(events);
+    json_t *copy = h->shared ? json_deep_copy(events) : NULL; /* the intake takes the keys out */
+    struct intake *in = intake_build(h, events, ids, NULL, NULL, 1);
+    if (in == NULL) {
+        if (copy != NULL)
+            spool_add(h, copy, ids, n);
+        else
+            gw_error("could not store events (out of memory); they will be recovered by catch-up");
+        return;
+    }
+    in->copy = copy;
+    if (copy != NULL && (in->ids = malloc((n ? n : 1) * sizeof(*ids))) != NULL)
+        memcpy(in->ids, ids, n * sizeof(*ids));
+    else if (copy != NULL) { /* cannot wait in the spool: only catch-up could bring it back */
+        json_decref(copy);
+        in->copy = NULL;
+    }
+    in->flush = gw_delivery_flush_take(h);
+    gw_store_submit(h->store, live_job, live_done, in);
+}
 
 /* Events taken live from XMPP: one id and one timestamp per event, shared by webhooks and
  * streams. */
@@ -427,17 +630,10 @@ void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events)
         gw_itemid_new(ids[i] + 4);
         json_object_set_new(json_array_get(events, i), "timestamp", json_string(stamp));
     }
-    if (!h->shared) {
-        gw_hooks_intake(h, events, ids, NULL, NULL, 1, 0);
-    } else if (json_array_size(h->spool) > 0) {
+    if (h->shared && json_array_size(h->spool) > 0)
         spool_add(h, json_deep_copy(events), ids, n); /* behind those waiting: order holds */
-    } else {
-        json_t *copy = json_deep_copy(events); /* the intake takes the claim keys out */
-        if (gw_hooks_intake(h, events, ids, NULL, NULL, 1, 0) != 0)
-            spool_add(h, copy, ids, n);
-        else
-            json_decref(copy);
-    }
+    else
+        intake_live(h, events, ids);
     gw_streams_publish(h, events, ids);
     free(ids);
 }
@@ -471,6 +667,8 @@ static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_
 
 int gw_hooks_spool_drain(struct gw_hooks *h)
 {
+    /* Live intakes failed on the store's thread join the spool first, in their order. */
+    gw_store_settle(h->store);
     size_t waited = h->spooled;
     while (json_array_size(h->spool) > 0) {
         json_t *entry = json_array_get(h->spool, 0);
@@ -491,6 +689,7 @@ int gw_hooks_spool_drain(struct gw_hooks *h)
     if (waited != 0)
         gw_info("store back: the %zu events that waited are in the outbox", waited);
     h->spooled = 0;
+    atomic_store(&h->intake_broken, 0); /* live intakes go to the store again */
     return 0;
 }
 
@@ -736,15 +935,16 @@ void gw_hooks_free(struct gw_hooks *h)
         gw_loop_timer_cancel(h->loop, h->heartbeat_timer);
     if (h->dead_age_timer)
         gw_loop_timer_cancel(h->loop, h->dead_age_timer);
+    h->stopping = 1; /* what the store's thread still answers starts nothing */
     gw_delivery_flush(h);
     gw_feeds_free(h);
     gw_cluster_stop(h);
+    gw_store_settle(h->store);
     if (h->spooled > 0)
         gw_error("stopping with %zu events that waited for the store: catch-up from the nodes "
                  "brings them at the next start",
                  h->spooled);
     json_decref(h->spool);
-    free(h->touched);
     free(h->done);
     free(h->recs);
     struct hsub *s = h->first;

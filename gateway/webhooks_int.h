@@ -7,6 +7,7 @@
 #include "stream.h"
 #include "webhooks.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct hnode;
@@ -38,6 +39,8 @@ struct hsub {
     unsigned char batch_ready; /* the batch waited its max_wait_ms: it goes now */
     unsigned char gone;        /* removed while a delivery was in flight: freed when it ends */
     unsigned char owned;       /* this gateway delivers it (always, unless the store is shared) */
+    unsigned char fetching;    /* its next deliveries are being read (on the store's thread) */
+    unsigned char stale;       /* ... and what comes back is out of date (the queue was reset) */
     size_t batch_bytes;
     int64_t done_seq; /* delivered up to here; the outbox rows go in the next batch */
     int64_t pending;  /* live deliveries in the outbox */
@@ -123,11 +126,10 @@ struct gw_hooks {
     unsigned char *parts; /* the partitions this gateway holds */
     int nparts;
     uint64_t cluster_timer;
-    int stopping;  /* the gateway is stopping: no delivery starts */
-    json_t *spool; /* events waiting for a shared store to be back (webhooks.c) */
+    int stopping;             /* the gateway is stopping: no delivery starts */
+    json_t *spool;            /* events waiting for a shared store to be back (webhooks.c) */
+    atomic_int intake_broken; /* a live intake failed: those behind it go to the spool too */
     uint64_t intake_mark;
-    struct hsub **touched; /* the intake's subscriptions with new deliveries */
-    size_t touched_cap;
     size_t spooled;
     struct feed *feeds; /* feeds polled into nodes (feeds.c) */
 };
@@ -154,6 +156,12 @@ void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n);
  * transaction; _in_tx within the caller's. */
 void gw_delivery_flush(struct gw_hooks *h);
 void gw_delivery_flush_in_tx(struct gw_hooks *h);
+/* The same in parts: taken from the loop's buffers (NULL when there is nothing), written (on
+ * any thread, inside the caller's transaction), freed. */
+struct gw_flush;
+struct gw_flush *gw_delivery_flush_take(struct gw_hooks *h);
+void gw_delivery_flush_run(struct gw_flush *f);
+void gw_delivery_flush_free(struct gw_flush *f);
 
 /* webhooks.c */
 /* Removes a subscription: from the store in one transaction, then from the registry (and the
