@@ -2,13 +2,18 @@
  * database on the suite's PostgreSQL (PUBSUBGW_TEST_PG). Every call the core makes, with the
  * answers it relies on: order, dead letters, retry, pruning, attempts, seen items, rollback,
  * and a reopen that finds everything again. On PostgreSQL also: several gateways starting at
- * once migrate the schema exactly once. */
+ * once migrate the schema exactly once. And the store's thread: jobs in order, off the calling
+ * thread, done callbacks on the loop in the same order; a call from the loop waits for the jobs
+ * before it, and a transaction of the loop keeps jobs waiting until it ends. */
 #include "harness.h"
 #include "receiver.h"
 
+#include "gateway/loop.h"
 #include "gateway/store.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -105,6 +110,112 @@ static int64_t add_event(struct gw_store *st, const char *id, const char *sub1, 
         CHECK_INT(gw_store_delivery_add(st, sub2, ev, 0, NULL), 0);
     CHECK_INT(gw_store_commit(st), 0);
     return ev;
+}
+
+/* The store's thread: each job stores an event for sub_b and says where it ran. */
+#define JOBS 20
+struct tjob {
+    struct gw_store *st;
+    struct gw_loop *loop;
+    int n;
+    int64_t row;
+    pthread_t ran_on;
+};
+static int jobs_done[JOBS + 1], njobs_done;
+static atomic_int jobs_run;
+static int off_thread = 1; /* jobs are expected to run on the store's thread */
+
+static void tjob_run(void *arg)
+{
+    struct tjob *j = arg;
+    j->ran_on = pthread_self();
+    char id[32];
+    snprintf(id, sizeof(id), "msg_thread_%d", j->n);
+    if (gw_store_begin(j->st) == 0) {
+        j->row = gw_store_event_add(j->st, id, "pubsub.localhost", "news", "{}", 1000);
+        if (j->row > 0 && gw_store_delivery_add(j->st, "sub_b", j->row, 0, NULL) != 0)
+            j->row = -1;
+        if (gw_store_commit(j->st) != 0)
+            j->row = -1;
+    }
+    atomic_fetch_add(&jobs_run, 1);
+}
+
+static void tjob_done(void *arg)
+{
+    struct tjob *j = arg;
+    CHECK_INT(pthread_equal(j->ran_on, pthread_self()) != 0, !off_thread);
+    CHECK(j->row > 0);
+    jobs_done[njobs_done++] = j->n;
+    if (j->loop != NULL && njobs_done == JOBS)
+        gw_loop_stop(j->loop);
+    free(j);
+}
+
+static void tjob_submit(struct gw_store *st, struct gw_loop *loop, int n)
+{
+    struct tjob *j = calloc(1, sizeof(*j));
+    j->st = st;
+    j->loop = loop;
+    j->n = n;
+    gw_store_submit(st, tjob_run, tjob_done, j);
+}
+
+static void on_stuck(struct gw_loop *loop, void *arg)
+{
+    (void)arg;
+    gw_loop_stop(loop);
+}
+
+static void thread_checks(struct gw_store *st)
+{
+    struct gw_loop *loop = gw_loop_new();
+    CHECK(loop != NULL);
+    pending_b = 0;
+    CHECK_INT(gw_store_pending_each(st, count_pending, NULL), 0);
+    int64_t before = pending_b;
+    CHECK_INT(gw_store_thread_start(st, loop), 0);
+
+    /* Jobs run in order on the thread; a read from the loop sees all of them. */
+    for (int i = 0; i < JOBS; i++)
+        tjob_submit(st, loop, i);
+    pending_b = 0;
+    CHECK_INT(gw_store_pending_each(st, count_pending, NULL), 0);
+    CHECK_INT(pending_b, before + JOBS);
+    CHECK_INT(atomic_load(&jobs_run), JOBS);
+    /* Their done callbacks come through the loop, in order. */
+    uint64_t t = gw_loop_timer_add(loop, 10000, on_stuck, NULL);
+    gw_loop_run(loop);
+    gw_loop_timer_cancel(loop, t);
+    CHECK_INT(njobs_done, JOBS);
+    for (int i = 0; i < njobs_done; i++)
+        CHECK_INT(jobs_done[i], i);
+
+    /* A transaction of the loop keeps a job waiting until it ends. */
+    atomic_store(&jobs_run, 0);
+    njobs_done = 0;
+    CHECK_INT(gw_store_begin(st), 0);
+    tjob_submit(st, NULL, 100);
+    usleep(100 * 1000);
+    CHECK_INT(atomic_load(&jobs_run), 0);
+    CHECK_INT(gw_store_seen_add(st, "pubsub.localhost", "news", "thread-item"), 0);
+    CHECK_INT(gw_store_commit(st), 0);
+    gw_store_settle(st);
+    CHECK_INT(atomic_load(&jobs_run), 1);
+    CHECK_INT(njobs_done, 1);
+    CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "thread-item"), 1);
+
+    /* Stopping runs what is queued, and its done callbacks. */
+    njobs_done = 0;
+    for (int i = 0; i < 5; i++)
+        tjob_submit(st, NULL, i);
+    gw_store_thread_stop(st);
+    CHECK_INT(njobs_done, 5);
+    /* Without the thread a job runs at once. */
+    off_thread = 0;
+    tjob_submit(st, NULL, 6);
+    CHECK_INT(njobs_done, 6);
+    gw_loop_free(loop);
 }
 
 static int schema_versions(const char *url)
@@ -410,6 +521,7 @@ int main(void)
     CHECK_INT(gw_store_delivery_head(st, "sub_b", 0, &d), 1);
     CHECK_STR(d.event_id, "msg_1");
     gw_store_delivery_clear(&d);
+    thread_checks(st);
     gw_store_close(st);
 
     if (!pg) {
