@@ -45,8 +45,20 @@ static int part_of(const char *id)
 
 static void tick(struct gw_loop *loop, void *arg);
 
+struct tick_up {
+    struct gw_hooks *h;
+    struct gw_store *st;
+    int up, connecting;
+};
+static void up_job(void *arg);
+static void up_done(void *arg);
+
 static void soon(struct gw_hooks *h)
 {
+    if (h->cluster_asking) { /* a tick is under way: another follows it at once */
+        h->cluster_again = 1;
+        return;
+    }
     if (h->cluster_timer)
         gw_loop_timer_cancel(h->loop, h->cluster_timer);
     h->cluster_timer = gw_loop_timer_add(h->loop, 0, tick, h);
@@ -178,7 +190,9 @@ static void balance(struct gw_hooks *h)
         for (struct hsub *s = h->first; s; s = s->next)
             if (s->inflight)
                 busy[part_of(s->id)] = 1;
-        gw_delivery_flush(h); /* what was delivered leaves the outbox before another takes it */
+        /* What was delivered leaves the outbox before another takes it. */
+        gw_delivery_flush(h);
+        gw_store_settle(h->store);
         for (int p = PARTS - 1; p >= 0 && held > share; p--) {
             if (!h->parts[p] || busy[p])
                 continue;
@@ -217,6 +231,8 @@ static void tick(struct gw_loop *loop, void *arg)
 {
     struct gw_hooks *h = arg;
     h->cluster_timer = 0;
+    if (h->cluster_asking)
+        return;
     int fd = gw_store_notify_fd(h->store);
     unsigned epoch = gw_store_epoch(h->store);
     if (epoch != h->epoch) {
@@ -250,7 +266,35 @@ static void tick(struct gw_loop *loop, void *arg)
         memset(h->parts, 0, PARTS);
         h->nparts = 0;
     }
-    int up = gw_store_up(h->store);
+    /* Whether the store answers, asked on its thread (the question may wait on the server); the
+     * tick goes on when the answer is back. */
+    struct tick_up *t = malloc(sizeof(*t));
+    if (t == NULL) {
+        h->cluster_timer = gw_loop_timer_add(loop, TICK_MS, tick, h);
+        return;
+    }
+    t->h = h;
+    t->st = h->store;
+    h->cluster_asking = 1;
+    gw_store_submit(h->store, up_job, up_done, t);
+}
+
+static void up_job(void *arg)
+{
+    struct tick_up *t = arg;
+    t->up = gw_store_up(t->st);
+    t->connecting = gw_store_connecting(t->st);
+}
+
+static void up_done(void *arg)
+{
+    struct tick_up *t = arg;
+    struct gw_hooks *h = t->h;
+    int up = t->up, connecting = t->connecting;
+    free(t);
+    h->cluster_asking = 0;
+    if (h->stopping || h->parts == NULL)
+        return;
     if (up && (json_array_size(h->spool) > 0 || atomic_load(&h->intake_broken)) &&
         gw_hooks_spool_drain(h) != 0)
         up = 0;
@@ -263,9 +307,11 @@ static void tick(struct gw_loop *loop, void *arg)
     atomic_store(&gw_status.replicas, h->replicas);
     atomic_store(&gw_status.delivering, h->owned);
     atomic_store(&gw_status.partitions, h->nparts);
-    /* A connection being made again moves on at each tick: soon, not in a second. */
-    h->cluster_timer =
-        gw_loop_timer_add(loop, gw_store_connecting(h->store) ? 10 : TICK_MS, tick, h);
+    /* A connection being made again moves on at each tick: soon, not in a second; a tick asked
+     * for while this one waited comes at once. */
+    int64_t next = h->cluster_again ? 0 : connecting ? 10 : TICK_MS;
+    h->cluster_again = 0;
+    h->cluster_timer = gw_loop_timer_add(h->loop, next, tick, h);
 }
 
 void gw_cluster_start(struct gw_hooks *h)

@@ -188,6 +188,7 @@ char *gw_status_metrics_text(void)
             feed_not_modified);
     COUNTER("feed_failures_total", "Feed fetches that failed or brought no feed.", feed_failures);
     COUNTER("feed_items_total", "Items published from feeds.", feed_items);
+    COUNTER("store_jobs_total", "Store jobs run on the store's own thread.", store_jobs);
 #undef COUNTER
     fprintf(f,
             "# HELP pubsubgw_streams_open Event stream clients connected.\n"
@@ -212,6 +213,15 @@ char *gw_status_metrics_text(void)
             "# TYPE pubsubgw_deliveries_oldest_pending_age_seconds gauge\n"
             "pubsubgw_deliveries_oldest_pending_age_seconds %.3f\n",
             oldest > 0 && now_ms > oldest ? (double)(now_ms - oldest) / 1000.0 : 0.0);
+    fprintf(f,
+            "# HELP pubsubgw_store_jobs_queued Store jobs waiting for the store's thread.\n"
+            "# TYPE pubsubgw_store_jobs_queued gauge\npubsubgw_store_jobs_queued %ld\n"
+            "# HELP pubsubgw_store_loop_seconds_total Time the event loop spent in store calls "
+            "of its own (the hot paths run on the store's thread).\n"
+            "# TYPE pubsubgw_store_loop_seconds_total counter\n"
+            "pubsubgw_store_loop_seconds_total %.6f\n",
+            atomic_load(&gw_status.store_queue),
+            (double)atomic_load(&gw_status.store_loop_us) / 1e6);
     long long bytes = store_bytes();
     if (bytes >= 0)
         fprintf(f,

@@ -38,6 +38,11 @@ struct gw_status {
     atomic_int replicas;
     atomic_int delivering;
     atomic_int partitions;
+    /* the store's thread: jobs run, jobs waiting, and the time the loop spent in the store's
+     * calls of its own (waiting for the thread to finish what was queued, then its queries) */
+    atomic_ulong store_jobs;
+    atomic_long store_queue;
+    atomic_ullong store_loop_us;
     struct gw_hist delivery_latency;          /* event stored -> callback answered 2xx */
     struct gw_hist xmpp_rtt;                  /* IQ sent -> answered */
     struct gw_hist http[GW_STATUS_ROUTES][4]; /* [route][2xx, 3xx, 4xx, 5xx] */

@@ -1,6 +1,7 @@
 /* The store interface: picks the backend from the URL and calls through its table, and the
  * store's own thread (see gw_store_thread_start). */
 #include "loop.h"
+#include "status.h"
 #include "store_int.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct job {
@@ -30,7 +32,8 @@ struct gw_store_thread {
     int busy, holds, stopping, tx_hold;
     pthread_t thread;
     int running;
-    int done_fd; /* eventfd: jobs are done (watched by the loop) */
+    int64_t hold_since; /* monotonic us when the loop's outermost hold began */
+    int done_fd;        /* eventfd: jobs are done (watched by the loop) */
     struct gw_loop *loop;
 };
 
@@ -39,15 +42,24 @@ static int on_thread(const struct gw_store_thread *t)
     return t->running && pthread_equal(pthread_self(), t->thread);
 }
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void hold(struct gw_store *st)
 {
     struct gw_store_thread *t = st->thr;
     if (t == NULL || on_thread(t))
         return;
+    int64_t since = t->holds == 0 ? mono_us() : 0; /* holds changes on this thread only */
     pthread_mutex_lock(&t->lock);
     while (t->holds == 0 && (t->busy || t->todo != NULL))
         pthread_cond_wait(&t->idle, &t->lock);
-    t->holds++;
+    if (t->holds++ == 0)
+        t->hold_since = since;
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -57,9 +69,14 @@ static void release(struct gw_store *st)
     if (t == NULL || on_thread(t))
         return;
     pthread_mutex_lock(&t->lock);
-    if (--t->holds == 0 && t->todo != NULL)
+    int last = --t->holds == 0;
+    if (last && t->todo != NULL)
         pthread_cond_signal(&t->work);
     pthread_mutex_unlock(&t->lock);
+    if (last)
+        atomic_fetch_add_explicit(&gw_status.store_loop_us,
+                                  (unsigned long long)(mono_us() - t->hold_since),
+                                  memory_order_relaxed);
 }
 
 #define GUARDED(st, type, expr)                                                                    \
@@ -85,7 +102,9 @@ static void *store_main(void *arg)
             t->todo_tail = NULL;
         t->busy = 1;
         pthread_mutex_unlock(&t->lock);
+        atomic_fetch_sub_explicit(&gw_status.store_queue, 1, memory_order_relaxed);
         j->job(j->arg);
+        atomic_fetch_add_explicit(&gw_status.store_jobs, 1, memory_order_relaxed);
         pthread_mutex_lock(&t->lock);
         t->busy = 0;
         j->next = NULL;
@@ -178,6 +197,7 @@ void gw_store_submit(struct gw_store *st, gw_store_job_fn job, gw_store_done_fn 
     j->done = done;
     j->arg = arg;
     j->next = NULL;
+    atomic_fetch_add_explicit(&gw_status.store_queue, 1, memory_order_relaxed);
     pthread_mutex_lock(&t->lock);
     if (t->todo_tail)
         t->todo_tail->next = j;
@@ -212,8 +232,10 @@ void gw_store_thread_stop(struct gw_store *st)
     t->running = 0;
     st->thr = NULL;
     /* Jobs still queued (the thread stops only between jobs) run here, then every done. */
-    for (struct job *j = t->todo; j != NULL; j = j->next)
+    for (struct job *j = t->todo; j != NULL; j = j->next) {
+        atomic_fetch_sub_explicit(&gw_status.store_queue, 1, memory_order_relaxed);
         j->job(j->arg);
+    }
     if (t->todo != NULL) {
         if (t->done_tail)
             t->done_tail->next = t->todo;
@@ -499,40 +521,41 @@ int gw_store_shared(const struct gw_store *st)
     return st->ops->notify_fd != NULL;
 }
 
+/* The control connection is the loop's alone: these calls do not wait for the thread. */
 int gw_store_notify_fd(struct gw_store *st)
 {
-    GUARDED(st, int, st->ops->notify_fd ? st->ops->notify_fd(st) : -1);
+    return st->ops->notify_fd ? st->ops->notify_fd(st) : -1;
 }
 
 int gw_store_notify_read(struct gw_store *st, void (*cb)(char kind, const char *id, void *arg),
                          void *arg)
 {
-    GUARDED(st, int, st->ops->notify_read ? st->ops->notify_read(st, cb, arg) : -1);
+    return st->ops->notify_read ? st->ops->notify_read(st, cb, arg) : -1;
 }
 
 unsigned gw_store_epoch(struct gw_store *st)
 {
-    GUARDED(st, unsigned, st->ops->epoch ? st->ops->epoch(st) : 0);
+    return st->ops->epoch ? st->ops->epoch(st) : 0;
 }
 
 int gw_store_lock_try(struct gw_store *st, uint32_t key)
 {
-    GUARDED(st, int, st->ops->lock_try ? st->ops->lock_try(st, key) : -1);
+    return st->ops->lock_try ? st->ops->lock_try(st, key) : -1;
 }
 
 int gw_store_lock_release(struct gw_store *st, uint32_t key)
 {
-    GUARDED(st, int, st->ops->lock_release ? st->ops->lock_release(st, key) : -1);
+    return st->ops->lock_release ? st->ops->lock_release(st, key) : -1;
 }
 
 int gw_store_locks_free(struct gw_store *st, int n, int *out)
 {
-    GUARDED(st, int, st->ops->locks_free ? st->ops->locks_free(st, n, out) : -1);
+    return st->ops->locks_free ? st->ops->locks_free(st, n, out) : -1;
 }
 
 int gw_store_replicas(struct gw_store *st)
 {
-    GUARDED(st, int, st->ops->replicas ? st->ops->replicas(st) : -1);
+    return st->ops->replicas ? st->ops->replicas(st) : -1;
 }
 
 int64_t gw_store_event_add_claimed(struct gw_store *st, const char *claim, const char *event_id,

@@ -176,7 +176,8 @@ int gw_store_feed_each(struct gw_store *st, void (*cb)(const struct gw_store_fee
 /* Several gateways on one store. PostgreSQL only: with SQLite a gateway is alone, shared() is 0
  * and the others answer -1. Each gateway keeps a control connection of its own for these: it
  * listens for the changes other gateways make, holds the advisory locks that say which gateway
- * delivers a subscription, and one that says it is alive. */
+ * delivers a subscription, and one that says it is alive. The loop alone uses it: notify_fd,
+ * notify_read, epoch, the locks and replicas do not wait for the store's thread. */
 int gw_store_shared(const struct gw_store *st);
 /* The control connection's socket to watch for notifications (changes by other gateways), or
  * -1 while it is down. It changes when the connection is made again. */

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,9 @@ struct pg_store {
      * without waiting, and their answers read at the commit, or when a statement's result is
      * needed, or every PIPE_MAX statements. A failure among them fails the commit. */
     int tx, pipe, queued, pipe_failed;
+    /* the main connection's backend, for the control connection to tell this gateway's own
+     * notifications (read without the main connection, which the store's thread may be using) */
+    atomic_int self_pid;
 };
 
 #define PIPE_MAX 256
@@ -366,6 +370,7 @@ static int ensure(struct pg_store *s)
     }
     gw_info("store: postgresql connection back");
     s->up = 1;
+    atomic_store(&s->self_pid, PQbackendPID(s->conn));
     return 1;
 }
 
@@ -653,6 +658,7 @@ struct gw_store *gw_store_pg_open(const char *url, char *err, size_t errlen)
     if (migrate(s->conn, err, errlen) != 0 || prepare_all(s, err, errlen) != 0)
         goto fail;
     s->up = 1;
+    atomic_store(&s->self_pid, PQbackendPID(s->conn));
     s->last_try = mono_ms();
     s->ctl_last_try = s->last_try;
     s->ctl = connect_url(url); /* at start the gateway may wait; later it never does */
@@ -1147,7 +1153,7 @@ static int pg_notify_read(struct gw_store *g, void (*cb)(char kind, const char *
     if (s->ctl == NULL || PQconsumeInput(s->ctl) == 0 || PQstatus(s->ctl) != CONNECTION_OK)
         return -1;
     PGnotify *n;
-    int self = s->conn != NULL ? PQbackendPID(s->conn) : 0;
+    int self = atomic_load(&s->self_pid);
     while ((n = PQnotifies(s->ctl)) != NULL) {
         /* What this gateway changed itself, it knows already. */
         if (n->extra != NULL && n->extra[0] != '\0' && n->be_pid != self)

@@ -126,7 +126,8 @@ struct gw_hooks {
     unsigned char *parts; /* the partitions this gateway holds */
     int nparts;
     uint64_t cluster_timer;
-    int stopping;             /* the gateway is stopping: no delivery starts */
+    unsigned char cluster_asking, cluster_again; /* a tick waits for the store's answer */
+    int stopping;                                /* the gateway is stopping: no delivery starts */
     json_t *spool;            /* events waiting for a shared store to be back (webhooks.c) */
     atomic_int intake_broken; /* a live intake failed: those behind it go to the spool too */
     uint64_t intake_mark;
