@@ -874,17 +874,53 @@ static void load_one(const struct gw_store_sub *st, void *arg)
 
 /* Every 15 s: dead letters and logged attempts past their age leave (a few hundred at a time,
  * at once again while there are more), and the age of the oldest pending event is sampled. */
+struct aging {
+    struct gw_hooks *h;
+    struct gw_store *st;
+    int64_t dead_before, attempts_before, oldest;
+    int want_oldest, more;
+};
+
+static void aging_job(void *arg)
+{
+    struct aging *a = arg;
+    a->more = gw_store_dead_prune_age(a->st, a->dead_before, 256) == 256;
+    /* ... and so do logged delivery attempts past --attempts-max-age */
+    if (gw_store_attempts_prune_age(a->st, a->attempts_before) == 1000)
+        a->more = 1;
+    a->oldest = a->want_oldest ? gw_store_oldest_pending_ms(a->st) : 0;
+}
+
+static void on_dead_age(struct gw_loop *loop, void *arg);
+
+static void aging_done(void *arg)
+{
+    struct aging *a = arg;
+    struct gw_hooks *h = a->h;
+    int more = a->more;
+    atomic_store(&gw_status.oldest_pending_ms, (long long)(a->oldest > 0 ? a->oldest : 0));
+    free(a);
+    if (h->stopping)
+        return;
+    gw_cluster_housekeeping(h);
+    h->dead_age_timer = gw_loop_timer_add(h->loop, more ? 10 : 15000, on_dead_age, h);
+}
+
 static void on_dead_age(struct gw_loop *loop, void *arg)
 {
     struct gw_hooks *h = arg;
-    int n = gw_store_dead_prune_age(h->store, gw_wall_ms() - h->cfg->dead_letter_max_age_ms, 256);
-    /* ... and so do logged delivery attempts past --attempts-max-age */
-    if (gw_store_attempts_prune_age(h->store, gw_wall_ms() - h->cfg->attempts_max_age_ms) == 1000)
-        n = 256;
-    gw_cluster_housekeeping(h);
-    atomic_store(&gw_status.oldest_pending_ms,
-                 (long long)(h->pending_total > 0 ? gw_store_oldest_pending_ms(h->store) : 0));
-    h->dead_age_timer = gw_loop_timer_add(loop, n == 256 ? 10 : 15000, on_dead_age, h);
+    h->dead_age_timer = 0;
+    struct aging *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        h->dead_age_timer = gw_loop_timer_add(loop, 15000, on_dead_age, h);
+        return;
+    }
+    a->h = h;
+    a->st = h->store;
+    a->dead_before = gw_wall_ms() - h->cfg->dead_letter_max_age_ms;
+    a->attempts_before = gw_wall_ms() - h->cfg->attempts_max_age_ms;
+    a->want_oldest = h->pending_total > 0;
+    gw_store_submit(h->store, aging_job, aging_done, a);
 }
 
 struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
