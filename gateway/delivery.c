@@ -67,8 +67,8 @@ static void fetch_done(void *arg)
     struct fetch *f = arg;
     struct hsub *s = f->s;
     s->fetching = 0;
-    int use = !s->stale && !s->gone && f->n > 0, again = s->stale;
-    s->stale = 0;
+    int use = !s->stale && !s->gone && f->n > 0, again = s->stale || s->rekick;
+    s->stale = s->rekick = 0;
     if (use) {
         s->q = calloc((size_t)f->n, sizeof(*s->q));
         if (s->q != NULL) {
@@ -89,7 +89,7 @@ static void fetch_done(void *arg)
             gw_hsub_free(s);
         return;
     }
-    if (use || again) /* with what came, or to read again (the queue was reset meanwhile) */
+    if (use || again) /* with what came, or to read again (reset or kicked meanwhile) */
         gw_delivery_kick(s->hn->hooks, s);
 }
 
@@ -114,7 +114,7 @@ static struct gw_store_delivery *queue_head(struct gw_hooks *h, struct hsub *s)
     f->after = s->done_seq;
     f->limit = limit;
     s->fetching = 1;
-    s->stale = 0;
+    s->stale = s->rekick = 0;
     gw_store_submit(h->store, fetch_job, fetch_done, f);
     return NULL;
 }
@@ -504,7 +504,11 @@ static void on_batch_timer(struct gw_loop *loop, void *arg)
 
 void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
 {
-    if (s->inflight || s->fetching || s->timer || s->gone || !s->owned || h->stopping)
+    if (s->fetching) {
+        s->rekick = 1; /* what the read under way brings may predate why it was kicked */
+        return;
+    }
+    if (s->inflight || s->timer || s->gone || !s->owned || h->stopping)
         return;
     struct gw_store_delivery *hd = queue_head(h, s);
     if (hd == NULL)
