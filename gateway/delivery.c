@@ -531,6 +531,15 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
             bytes += strlen(s->q[s->qpos + n].body) + 64;
             n++;
         }
+        /* More are stored than the queue holds (stored after it was read): read it again, once,
+         * and batch what is there. */
+        if (n < s->batch_max && s->pending > n && s->qpos + n == s->qn && !s->reread) {
+            s->reread = 1;
+            queue_clear(s);
+            queue_head(h, s); /* being read: the kick comes again */
+            return;
+        }
+        s->reread = 0;
         if (n < s->batch_max && s->batch_wait_ms > 0 && !s->batch_ready &&
             now < d.created_ms + s->batch_wait_ms && s->pending <= n) {
             s->timer = gw_loop_timer_add(h->loop, d.created_ms + s->batch_wait_ms - now,

@@ -435,21 +435,13 @@ static struct intake *intake_build(struct gw_hooks *h, json_t *events, char (*id
             int kick = s->owned && !full && s->mark != mark;
             if (intake_target(in, s, full, kick) != 0)
                 goto fail;
-            if (s->owned && !full) {
-                gw_pending_add(h, s, 1); /* taken back if it is not stored */
+            if (kick)
                 s->mark = mark;
-            }
         }
         e->nt = in->ntgt - e->t0;
     }
     return in;
 fail:
-    for (size_t k = 0; k < in->ntgt; k++) { /* counted above: taken back */
-        struct hsub *s =
-            in->tgt[k].owned && !in->tgt[k].full ? gw_hooks_sub(h, in->tgt[k].sub_id) : NULL;
-        if (s != NULL)
-            gw_pending_add(h, s, -1);
-    }
     intake_free(in);
     return NULL;
 }
@@ -510,25 +502,23 @@ fail:
         gw_store_rollback(st);
 }
 
-/* Back on the loop: what was not stored is not pending; deliveries start after the commit. */
+/* Back on the loop: what was stored is pending (counted only now, so that a subscription's
+ * count never runs ahead of the rows a read of its queue finds); deliveries start after the
+ * commit. */
 static void intake_finish(struct intake *in)
 {
     struct gw_hooks *h = in->h;
-    for (size_t i = 0; i < in->nev; i++) {
+    for (size_t i = 0; in->rc == 0 && i < in->nev; i++) {
         struct intake_ev *e = &in->ev[i];
-        for (size_t k = e->t0; k < e->t0 + e->nt; k++) {
+        for (size_t k = e->t0; e->row > 0 && k < e->t0 + e->nt; k++) {
             struct intake_tgt *t = &in->tgt[k];
-            if (!t->owned)
-                continue;
-            struct hsub *s = gw_hooks_sub(h, t->sub_id);
+            struct hsub *s = t->owned ? gw_hooks_sub(h, t->sub_id) : NULL;
             if (s == NULL)
                 continue;
-            if (in->rc != 0 || e->row <= 0) {
-                if (!t->full)
-                    gw_pending_add(h, s, -1);
-            } else if (t->full) {
+            if (t->full)
                 gw_dead_letter_added(h, s);
-            }
+            else
+                gw_pending_add(h, s, 1);
         }
     }
     if (in->rc != 0 || in->in_tx)

@@ -42,6 +42,7 @@ struct hsub {
     unsigned char fetching;    /* its next deliveries are being read (on the store's thread) */
     unsigned char stale;       /* ... and what comes back is out of date (the queue was reset) */
     unsigned char rekick;      /* ... and it was kicked meanwhile (more may have come) */
+    unsigned char reread;      /* read again for a batch that the last read cut short */
     size_t batch_bytes;
     int64_t done_seq; /* delivered up to here; the outbox rows go in the next batch */
     int64_t pending;  /* live deliveries in the outbox */

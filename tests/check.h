@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int check_failures __attribute__((unused));
-static int check_count __attribute__((unused));
+static _Atomic int check_failures __attribute__((unused)); /* checks may run on threads */
+static _Atomic int check_count __attribute__((unused));
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -44,7 +44,7 @@ static int check_count __attribute__((unused));
 /* Ends main(): a program that checked nothing fails too. */
 #define CHECK_DONE()                                                                               \
     do {                                                                                           \
-        fprintf(stderr, "%d checks, %d failed\n", check_count, check_failures);                    \
+        fprintf(stderr, "%d checks, %d failed\n", (int)check_count, (int)check_failures);          \
         return check_count == 0 ? 1 : (check_failures > 100 ? 100 : check_failures);               \
     } while (0)
 

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -36,7 +37,8 @@ static void serving(void)
 
 /* A TCP "callback" that resets the connection or answers garbage, as told. */
 struct rogue {
-    int fd, port, garbage, stop;
+    int fd, port, garbage;
+    atomic_int stop;
     pthread_t t;
 };
 

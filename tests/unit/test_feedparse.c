@@ -113,9 +113,11 @@ int main(void)
 
     /* Refused: a DTD (entities), not a feed, malformed, too deep, not JSON Feed. */
     char err[300];
-    const char *bad[] = {
+    static const char dtd[] =
         "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">]><rss><channel><item>"
-        "<title>&lol;</title></item></channel></rss>",
+        "<title>&lol;</title></item></channel></rss>";
+    const char *bad[] = {
+        dtd,
         "<html><body>not a feed</body></html>",
         "<rss><channel><item><title>x</item></channel></rss>",
         "{\"version\":\"1\",\"items\":[]}",
