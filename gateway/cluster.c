@@ -351,8 +351,10 @@ static void count_owned(const char *sub_id, int64_t n, void *arg)
 {
     struct gw_hooks *h = arg;
     struct hsub *s = gw_hooks_sub(h, sub_id);
-    if (s != NULL && s->owned)
+    if (s != NULL && s->owned) {
         gw_pending_add(h, s, n - s->pending);
+        gw_delivery_kick(h, s); /* in case its queue stopped at a count too low */
+    }
 }
 
 void gw_cluster_housekeeping(struct gw_hooks *h)

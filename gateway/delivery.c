@@ -102,6 +102,10 @@ static struct gw_store_delivery *queue_head(struct gw_hooks *h, struct hsub *s)
     if (s->qpos < s->qn)
         return &s->q[s->qpos];
     queue_clear(s);
+    /* Nothing stored for it: what stores some kicks it. (On a shared store the count of what
+     * other gateways stored is only a lower bound: read all the same.) */
+    if (s->pending <= 0 && !h->shared)
+        return NULL;
     int limit = s->pending > 1 ? (s->batch_max > QUEUE_MAX ? s->batch_max : QUEUE_MAX) : 1;
     struct fetch *f = calloc(1, sizeof(*f) + (size_t)limit * sizeof(f->q[0]));
     if (f == NULL || (f->sub_id = strdup(s->id)) == NULL) {

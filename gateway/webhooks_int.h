@@ -36,13 +36,13 @@ struct hsub {
     /* batched delivery (0: one event per POST): events and bytes per POST, wait for company */
     int batch_max;
     int batch_wait_ms;
-    unsigned char batch_ready; /* the batch waited its max_wait_ms: it goes now */
-    unsigned char gone;        /* removed while a delivery was in flight: freed when it ends */
-    unsigned char owned;       /* this gateway delivers it (always, unless the store is shared) */
-    unsigned char fetching;    /* its next deliveries are being read (on the store's thread) */
-    unsigned char stale;       /* ... and what comes back is out of date (the queue was reset) */
-    unsigned char rekick;      /* ... and it was kicked meanwhile (more may have come) */
-    unsigned char reread;      /* read again for a batch that the last read cut short */
+    unsigned batch_ready : 1; /* the batch waited its max_wait_ms: it goes now */
+    unsigned gone : 1;        /* removed while a delivery was in flight: freed when it ends */
+    unsigned owned : 1;       /* this gateway delivers it (always, unless the store is shared) */
+    unsigned fetching : 1;    /* its next deliveries are being read (on the store's thread) */
+    unsigned stale : 1;       /* ... and what comes back is out of date (the queue was reset) */
+    unsigned rekick : 1;      /* ... and it was kicked meanwhile (more may have come) */
+    unsigned reread : 1;      /* read again for a batch that the last read cut short */
     size_t batch_bytes;
     int64_t done_seq; /* delivered up to here; the outbox rows go in the next batch */
     int64_t pending;  /* live deliveries in the outbox */
