@@ -424,21 +424,110 @@ static void count_into(const char *sub_id, int64_t n, void *arg)
     json_object_set_new(arg, sub_id, json_integer(n));
 }
 
-/* Sets "dead_letters" on each subscription of list, when the store can count them; one_id: the
- * list holds that subscription alone, so only its letters are counted. */
-static void add_dead_counts(struct gw_hooks *h, json_t *list, const char *one_id)
+/* Reads that answer a request, made on the store's thread: the answer goes out when the rows
+ * are back. What the loop knows (the list of subscriptions) is put together before. */
+enum read_kind { READ_SUBS, READ_SUB, READ_DEAD, READ_ATTEMPTS };
+
+struct read_job {
+    struct gw_hooks *h;
+    struct gw_store *st;
+    struct gw_cmd *cmd;
+    enum read_kind kind;
+    char *sub_id; /* READ_SUBS: NULL (every subscription's dead letters are counted) */
+    int limit;
+    json_int_t before;
+    json_t *list; /* READ_SUBS, READ_SUB: the subscriptions as listed */
+    json_t *rows; /* what was read */
+    int rc;
+};
+
+static void read_run(void *arg)
 {
-    json_t *counts = json_object(), *o;
+    struct read_job *r = arg;
+    switch (r->kind) {
+    case READ_SUBS:
+    case READ_SUB:
+        r->rows = json_object();
+        r->rc = r->rows && gw_store_up(r->st)
+                    ? gw_store_dead_count_each(r->st, r->sub_id, count_into, r->rows)
+                    : -1;
+        break;
+    case READ_DEAD:
+        r->rows = json_array();
+        r->rc = gw_store_dead_each(r->st, r->sub_id, add_letter, r->rows);
+        break;
+    case READ_ATTEMPTS:
+        r->rows = json_array();
+        r->rc = gw_store_attempts_each(r->st, r->sub_id, r->before, r->limit, add_attempt, r->rows);
+        break;
+    }
+}
+
+static void read_done(void *arg)
+{
+    struct read_job *r = arg;
     size_t i;
-    if (counts != NULL && gw_store_up(h->store) &&
-        gw_store_dead_count_each(h->store, one_id, count_into, counts) == 0) {
-        json_array_foreach(list, i, o)
+    json_t *o;
+    switch (r->kind) {
+    case READ_SUBS:
+    case READ_SUB:
+        /* "dead_letters" on each subscription, when the store could count them */
+        json_array_foreach(r->list, i, o)
         {
-            json_t *n = json_object_get(counts, json_string_value(json_object_get(o, "id")));
+            if (r->rc != 0)
+                break;
+            json_t *n = json_object_get(r->rows, json_string_value(json_object_get(o, "id")));
             json_object_set_new(o, "dead_letters", n ? json_incref(n) : json_integer(0));
         }
+        if (r->kind == READ_SUB)
+            gw_cmd_finish(r->cmd, 200, json_incref(json_array_get(r->list, 0)));
+        else
+            gw_cmd_finish(r->cmd, 200, json_pack("{s:O}", "subscriptions", r->list));
+        break;
+    case READ_DEAD:
+        if (r->rc != 0)
+            store_failed(r->h, r->cmd, "the dead letters could not be read");
+        else
+            gw_cmd_finish(r->cmd, 200, json_pack("{s:O}", "dead_letters", r->rows));
+        break;
+    case READ_ATTEMPTS: {
+        if (r->rc != 0) {
+            store_failed(r->h, r->cmd, "the attempts could not be read");
+            break;
+        }
+        /* Newest first; `next` pages on to older ones. */
+        json_t *last = json_array_get(r->rows, json_array_size(r->rows) - 1);
+        json_t *next = json_array_size(r->rows) == (size_t)r->limit && last
+                           ? json_incref(json_object_get(last, "id"))
+                           : json_null();
+        gw_cmd_finish(r->cmd, 200, json_pack("{s:O, s:o}", "attempts", r->rows, "next", next));
+        break;
     }
-    json_decref(counts);
+    }
+    json_decref(r->list);
+    json_decref(r->rows);
+    free(r->sub_id);
+    free(r);
+}
+
+static void read_submit(struct gw_hooks *h, struct gw_cmd *cmd, enum read_kind kind,
+                        const char *sub_id, json_t *list, int limit, json_int_t before)
+{
+    struct read_job *r = calloc(1, sizeof(*r));
+    if (r == NULL || (sub_id != NULL && (r->sub_id = strdup(sub_id)) == NULL)) {
+        free(r);
+        json_decref(list);
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    r->h = h;
+    r->st = h->store;
+    r->cmd = cmd;
+    r->kind = kind;
+    r->list = list;
+    r->limit = limit;
+    r->before = before;
+    gw_store_submit(h->store, read_run, read_done, r);
 }
 
 /* n dead letters of s were made live again: they are older than what was delivered since, so
@@ -570,17 +659,12 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                 continue;
             json_array_append_new(list, sub_view(s));
         }
-        add_dead_counts(h, list, NULL);
-        gw_cmd_finish(cmd, 200, json_pack("{s:o}", "subscriptions", list));
+        read_submit(h, cmd, READ_SUBS, NULL, list, 0, 0);
         return;
     }
     case GW_OP_SUB_GET:
-        if ((s = lookup(h, cmd)) != NULL) {
-            json_t *one = json_pack("[o]", sub_view(s));
-            add_dead_counts(h, one, s->id);
-            gw_cmd_finish(cmd, 200, json_incref(json_array_get(one, 0)));
-            json_decref(one);
-        }
+        if ((s = lookup(h, cmd)) != NULL)
+            read_submit(h, cmd, READ_SUB, s->id, json_pack("[o]", sub_view(s)), 0, 0);
         return;
     case GW_OP_SUB_DELETE:
         if ((s = lookup(h, cmd)) != NULL) {
@@ -595,11 +679,8 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         }
         return;
     case GW_OP_DEAD_LIST:
-        if ((s = lookup(h, cmd)) != NULL) {
-            json_t *list = json_array();
-            gw_store_dead_each(h->store, s->id, add_letter, list);
-            gw_cmd_finish(cmd, 200, json_pack("{s:o}", "dead_letters", list));
-        }
+        if ((s = lookup(h, cmd)) != NULL)
+            read_submit(h, cmd, READ_DEAD, s->id, NULL, 0, 0);
         return;
     case GW_OP_DEAD_RETRY:
         if ((s = lookup(h, cmd)) != NULL) {
@@ -625,18 +706,10 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         return;
     case GW_OP_ATTEMPTS_LIST:
         if ((s = lookup(h, cmd)) != NULL) {
-            /* Newest first; `next` pages on to older ones. */
             gw_delivery_flush(h); /* attempts waiting for their batch are shown too */
             int limit = (int)json_integer_value(json_object_get(cmd->args, "limit"));
             json_int_t before = json_integer_value(json_object_get(cmd->args, "before"));
-            json_t *list = json_array();
-            gw_store_attempts_each(h->store, s->id, before, limit > 0 ? limit : 50, add_attempt,
-                                   list);
-            json_t *last = json_array_get(list, json_array_size(list) - 1);
-            json_t *next = json_array_size(list) == (size_t)(limit > 0 ? limit : 50) && last
-                               ? json_incref(json_object_get(last, "id"))
-                               : json_null();
-            gw_cmd_finish(cmd, 200, json_pack("{s:o, s:o}", "attempts", list, "next", next));
+            read_submit(h, cmd, READ_ATTEMPTS, s->id, NULL, limit > 0 ? limit : 50, before);
         }
         return;
     case GW_OP_STREAM_OPEN:

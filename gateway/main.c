@@ -289,6 +289,7 @@ int main(int argc, char **argv)
     }
     gw_xmpp_shutdown(app.xmpp);
     gw_hooks_close_streams(app.hooks);
+    gw_store_settle(app.store); /* requests waiting for the store's thread are answered */
     gw_http_stop(http);
     http = NULL;
     gw_info("stopped");
