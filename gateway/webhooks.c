@@ -358,6 +358,17 @@ static int intake_target(struct intake *in, struct hsub *s, int full, int kick)
     return 0;
 }
 
+/* The intake's deliveries leave the subscriptions' counts of those being stored. */
+static void intake_untake(struct intake *in)
+{
+    for (size_t k = 0; k < in->ntgt; k++) {
+        struct intake_tgt *t = &in->tgt[k];
+        struct hsub *s = t->owned && !t->full ? gw_hooks_sub(in->h, t->sub_id) : NULL;
+        if (s != NULL && s->taking > 0)
+            s->taking--;
+    }
+}
+
 /* What to store, from the loop's view of the registry. NULL when out of memory. */
 static struct intake *intake_build(struct gw_hooks *h, json_t *events, char (*ids)[40],
                                    const char *extra, struct hsub *only_sub, int mark_seen)
@@ -431,10 +442,12 @@ static struct intake *intake_build(struct gw_hooks *h, json_t *events, char (*id
             /* A subscription whose callback cannot keep up does not grow the outbox without
              * bound: past its cap, events go straight to its dead letters. (Only the gateway
              * that delivers a subscription knows its backlog; the others tell it.) */
-            int full = s->owned && s->pending >= h->cfg->max_pending_sub;
+            int full = s->owned && s->pending + s->taking >= h->cfg->max_pending_sub;
             int kick = s->owned && !full && s->mark != mark;
             if (intake_target(in, s, full, kick) != 0)
                 goto fail;
+            if (s->owned && !full)
+                s->taking++; /* until the intake is finished */
             if (kick)
                 s->mark = mark;
         }
@@ -442,6 +455,7 @@ static struct intake *intake_build(struct gw_hooks *h, json_t *events, char (*id
     }
     return in;
 fail:
+    intake_untake(in);
     intake_free(in);
     return NULL;
 }
@@ -508,6 +522,7 @@ fail:
 static void intake_finish(struct intake *in)
 {
     struct gw_hooks *h = in->h;
+    intake_untake(in);
     for (size_t i = 0; in->rc == 0 && i < in->nev; i++) {
         struct intake_ev *e = &in->ev[i];
         for (size_t k = e->t0; e->row > 0 && k < e->t0 + e->nt; k++) {

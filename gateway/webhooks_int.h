@@ -32,7 +32,9 @@ struct hsub {
     int inflight;
     int dead_added;     /* dead letters since its count was last capped */
     int attempts_added; /* attempts logged since its count was last capped */
-    int qn, qpos;       /* its next deliveries as read from the store, in q (delivery.c) */
+    /* its next deliveries as read from the store, in q (delivery.c; at most 1,000) */
+    uint16_t qn, qpos;
+    int taking; /* deliveries for it in intakes not yet committed (counted against its cap) */
     /* batched delivery (0: one event per POST): events and bytes per POST, wait for company */
     int batch_max;
     int batch_wait_ms;
