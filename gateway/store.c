@@ -126,19 +126,25 @@ static void *store_main(void *arg)
     return NULL;
 }
 
-/* Runs the done callbacks of finished jobs, in order (loop thread). */
+/* Runs the done callbacks of finished jobs, in order (loop thread). One at a time off the
+ * shared list: a callback that settles the store (and so runs the callbacks after its own)
+ * keeps the order. */
 static void run_done(struct gw_store_thread *t)
 {
-    pthread_mutex_lock(&t->lock);
-    struct job *j = t->done;
-    t->done = t->done_tail = NULL;
-    pthread_mutex_unlock(&t->lock);
-    while (j != NULL) {
-        struct job *next = j->next;
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        struct job *j = t->done;
+        if (j != NULL) {
+            t->done = j->next;
+            if (t->done == NULL)
+                t->done_tail = NULL;
+        }
+        pthread_mutex_unlock(&t->lock);
+        if (j == NULL)
+            return;
         if (j->done)
             j->done(j->arg);
         free(j);
-        j = next;
     }
 }
 
@@ -241,6 +247,7 @@ void gw_store_thread_stop(struct gw_store *st)
             t->done_tail->next = t->todo;
         else
             t->done = t->todo;
+        t->done_tail = t->todo_tail;
     }
     t->todo = t->todo_tail = NULL;
     run_done(t);

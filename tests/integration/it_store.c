@@ -152,6 +152,20 @@ static void tjob_done(void *arg)
     free(j);
 }
 
+static void tjob_submit(struct gw_store *st, struct gw_loop *loop, int n);
+
+/* A done callback that submits one more job and settles the store (as the spool's drain does):
+ * the callbacks already due still run before the new job's. */
+static void settling_done(void *arg)
+{
+    struct tjob *j = arg;
+    jobs_done[njobs_done++] = j->n;
+    struct gw_store *st = j->st;
+    free(j);
+    tjob_submit(st, NULL, 3);
+    gw_store_settle(st);
+}
+
 static void tjob_submit(struct gw_store *st, struct gw_loop *loop, int n)
 {
     struct tjob *j = calloc(1, sizeof(*j));
@@ -204,6 +218,19 @@ static void thread_checks(struct gw_store *st)
     CHECK_INT(atomic_load(&jobs_run), 1);
     CHECK_INT(njobs_done, 1);
     CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "thread-item"), 1);
+
+    /* A callback that settles keeps the order of the others. */
+    njobs_done = 0;
+    struct tjob *first = calloc(1, sizeof(*first));
+    first->st = st;
+    gw_store_submit(st, tjob_run, settling_done, first);
+    tjob_submit(st, NULL, 1);
+    tjob_submit(st, NULL, 2);
+    CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "thread-item"), 1); /* all run */
+    gw_store_settle(st);
+    CHECK_INT(njobs_done, 4);
+    for (int i = 0; i < njobs_done; i++)
+        CHECK_INT(jobs_done[i], i);
 
     /* Stopping runs what is queued, and its done callbacks. */
     njobs_done = 0;
