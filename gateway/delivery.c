@@ -46,7 +46,7 @@ static void queue_clear(struct hsub *s)
 }
 
 /* Reading a subscription's next deliveries, on the store's thread. */
-struct fetch {
+struct gw_fetch {
     struct gw_hooks *h;
     struct hsub *s; /* kept (not freed) while s->fetching */
     struct gw_store *st;
@@ -56,15 +56,41 @@ struct fetch {
     struct gw_store_delivery q[];
 };
 
-static void fetch_job(void *arg)
+struct gw_fetch *gw_delivery_fetch_new(struct gw_hooks *h, struct hsub *s, int limit)
 {
-    struct fetch *f = arg;
+    struct gw_fetch *f = calloc(1, sizeof(*f) + (size_t)limit * sizeof(f->q[0]));
+    if (f == NULL || (f->sub_id = strdup(s->id)) == NULL) {
+        free(f);
+        return NULL;
+    }
+    f->h = h;
+    f->s = s;
+    f->st = h->store;
+    f->after = s->done_seq;
+    f->limit = limit;
+    s->fetching = 1;
+    s->stale = s->rekick = 0;
+    return f;
+}
+
+int gw_delivery_can_prefetch(const struct gw_hooks *h, const struct hsub *s)
+{
+    return s->owned && !s->gone && !s->fetching && !s->inflight && !s->timer && !h->stopping &&
+           s->qpos >= s->qn;
+}
+
+void gw_delivery_fetch_run(struct gw_fetch *f)
+{
     f->n = gw_store_delivery_next(f->st, f->sub_id, f->after, f->limit, f->q);
 }
 
-static void fetch_done(void *arg)
+static void fetch_job(void *arg)
 {
-    struct fetch *f = arg;
+    gw_delivery_fetch_run(arg);
+}
+
+void gw_delivery_fetch_done(struct gw_fetch *f)
+{
     struct hsub *s = f->s;
     s->fetching = 0;
     int use = !s->stale && !s->gone && f->n > 0, again = s->stale || s->rekick;
@@ -93,6 +119,16 @@ static void fetch_done(void *arg)
         gw_delivery_kick(s->hn->hooks, s);
 }
 
+static void fetch_done(void *arg)
+{
+    gw_delivery_fetch_done(arg);
+}
+
+int gw_delivery_queue_max(const struct hsub *s)
+{
+    return s->batch_max > QUEUE_MAX ? s->batch_max : QUEUE_MAX;
+}
+
 /* The oldest live delivery of s not yet answered 2xx, or NULL: none, or being read (the kick
  * comes again when it is there), or the store failed. */
 static struct gw_store_delivery *queue_head(struct gw_hooks *h, struct hsub *s)
@@ -106,20 +142,10 @@ static struct gw_store_delivery *queue_head(struct gw_hooks *h, struct hsub *s)
      * other gateways stored is only a lower bound: read all the same.) */
     if (s->pending <= 0 && !h->shared)
         return NULL;
-    int limit = s->pending > 1 ? (s->batch_max > QUEUE_MAX ? s->batch_max : QUEUE_MAX) : 1;
-    struct fetch *f = calloc(1, sizeof(*f) + (size_t)limit * sizeof(f->q[0]));
-    if (f == NULL || (f->sub_id = strdup(s->id)) == NULL) {
-        free(f);
-        return NULL;
-    }
-    f->h = h;
-    f->s = s;
-    f->st = h->store;
-    f->after = s->done_seq;
-    f->limit = limit;
-    s->fetching = 1;
-    s->stale = s->rekick = 0;
-    gw_store_submit(h->store, fetch_job, fetch_done, f);
+    int limit = s->pending > 1 ? gw_delivery_queue_max(s) : 1;
+    struct gw_fetch *f = gw_delivery_fetch_new(h, s, limit);
+    if (f != NULL)
+        gw_store_submit(h->store, fetch_job, fetch_done, f);
     return NULL;
 }
 

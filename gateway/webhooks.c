@@ -295,6 +295,7 @@ struct intake_tgt {
     unsigned char full;  /* straight to the dead letters (outbox full) */
     unsigned char owned; /* this gateway delivers it (counted pending), else told to the other */
     unsigned char kick;  /* the first of its deliveries in this intake */
+    struct gw_fetch *pf; /* its queue, read after the commit in the same job (live intakes) */
 };
 
 struct intake_ev {
@@ -354,8 +355,20 @@ static int intake_target(struct intake *in, struct hsub *s, int full, int kick)
     t->full = (unsigned char)full;
     t->owned = s->owned;
     t->kick = (unsigned char)kick;
+    t->pf = NULL;
     in->ntgt++;
     return 0;
+}
+
+/* The reads of the subscriptions' queues that came with the intake are handed on (after the
+ * counts moved: what was stored is pending by then). */
+static void intake_fetched(struct intake *in)
+{
+    for (size_t k = 0; k < in->ntgt; k++) {
+        if (in->tgt[k].pf != NULL)
+            gw_delivery_fetch_done(in->tgt[k].pf);
+        in->tgt[k].pf = NULL;
+    }
 }
 
 /* The intake's deliveries leave the subscriptions' counts of those being stored. */
@@ -371,7 +384,8 @@ static void intake_untake(struct intake *in)
 
 /* What to store, from the loop's view of the registry. NULL when out of memory. */
 static struct intake *intake_build(struct gw_hooks *h, json_t *events, char (*ids)[40],
-                                   const char *extra, struct hsub *only_sub, int mark_seen)
+                                   const char *extra, struct hsub *only_sub, int mark_seen,
+                                   int prefetch)
 {
     uint64_t mark = ++h->intake_mark;
     struct intake *in = calloc(1, sizeof(*in));
@@ -450,12 +464,17 @@ static struct intake *intake_build(struct gw_hooks *h, json_t *events, char (*id
                 s->taking++; /* until the intake is finished */
             if (kick)
                 s->mark = mark;
+            /* A subscription with nothing queued reads its queue in the intake's own job, after
+             * the commit: one hand-off to the store's thread less per event followed live. */
+            if (kick && prefetch && gw_delivery_can_prefetch(h, s))
+                in->tgt[in->ntgt - 1].pf = gw_delivery_fetch_new(h, s, gw_delivery_queue_max(s));
         }
         e->nt = in->ntgt - e->t0;
     }
     return in;
 fail:
     intake_untake(in);
+    intake_fetched(in); /* nothing read: each is kicked if it was meanwhile */
     intake_free(in);
     return NULL;
 }
@@ -507,6 +526,9 @@ static void intake_store(struct intake *in)
     gw_hmap_free(told);
     if (in->in_tx || gw_store_commit(st) == 0) {
         in->rc = 0;
+        for (size_t k = 0; k < in->ntgt; k++) /* reads after the commit: they see it */
+            if (in->tgt[k].pf != NULL)
+                gw_delivery_fetch_run(in->tgt[k].pf);
         return;
     }
     told = NULL;
@@ -536,6 +558,7 @@ static void intake_finish(struct intake *in)
                 gw_pending_add(h, s, 1);
         }
     }
+    intake_fetched(in);
     if (in->rc != 0 || in->in_tx)
         return; /* in_tx: the caller commits, then kicks */
     /* Only after the commit: an event is on disk before any delivery of it starts. */
@@ -551,7 +574,7 @@ static void intake_finish(struct intake *in)
 int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *extra,
                     struct hsub *only_sub, int mark_seen, int in_tx)
 {
-    struct intake *in = intake_build(h, events, ids, extra, only_sub, mark_seen);
+    struct intake *in = intake_build(h, events, ids, extra, only_sub, mark_seen, 0);
     if (in == NULL) {
         gw_error("could not store events (out of memory); they will be recovered by catch-up");
         return -1;
@@ -601,7 +624,7 @@ static void intake_live(struct gw_hooks *h, json_t *events, char (*ids)[40])
 {
     size_t n = json_array_size(events);
     json_t *copy = h->shared ? json_deep_copy(events) : NULL; /* the intake takes the keys out */
-    struct intake *in = intake_build(h, events, ids, NULL, NULL, 1);
+    struct intake *in = intake_build(h, events, ids, NULL, NULL, 1, 1);
     if (in == NULL) {
         if (copy != NULL)
             spool_add(h, copy, ids, n);

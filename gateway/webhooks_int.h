@@ -160,6 +160,15 @@ void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n);
 /* Removes the outbox rows of the deliveries answered 2xx since the last call, in one
  * transaction; _in_tx within the caller's. */
 void gw_delivery_flush(struct gw_hooks *h);
+/* Reading s's next deliveries (up to limit, its queue being empty) in parts: started on the loop
+ * (s is kept while it runs), run on any thread, done on the loop (the queue filled, s kicked;
+ * f freed). can_prefetch: s could take such a read now; queue_max: the most one reads. */
+struct gw_fetch;
+struct gw_fetch *gw_delivery_fetch_new(struct gw_hooks *h, struct hsub *s, int limit);
+void gw_delivery_fetch_run(struct gw_fetch *f);
+void gw_delivery_fetch_done(struct gw_fetch *f);
+int gw_delivery_can_prefetch(const struct gw_hooks *h, const struct hsub *s);
+int gw_delivery_queue_max(const struct hsub *s);
 void gw_delivery_flush_in_tx(struct gw_hooks *h);
 /* The same in parts: taken from the loop's buffers (NULL when there is nothing), written (on
  * any thread, inside the caller's transaction), freed. */
