@@ -64,6 +64,26 @@ struct syncing {
     int baseline;
 };
 
+struct synced {
+    char *service, *node;
+    unsigned gen;
+    json_t *fetched; /* the item ids the service listed */
+};
+
+static void on_synced(struct gw_hooks *h, size_t missed, void *arg)
+{
+    struct synced *sd = arg;
+    if (missed > 0)
+        gw_info("catch-up of %s/%s: %zu missed items", sd->service, sd->node, missed);
+    struct hnode *hn = gw_hooks_find_node(h, sd->service, sd->node);
+    if (hn != NULL && hn->syncing && hn->sync_gen == sd->gen)
+        end_sync(h, hn, sd->fetched);
+    json_decref(sd->fetched);
+    free(sd->service);
+    free(sd->node);
+    free(sd);
+}
+
 /* The node's items: in a baseline they are only marked seen; in a catch-up those never turned
  * into events (published while the gateway was away) become events now, oldest first. */
 static void on_sync_items(struct gw_cmd *cmd)
@@ -83,44 +103,35 @@ static void on_sync_items(struct gw_cmd *cmd)
         gw_cmd_free(cmd);
         return;
     }
-    json_t *events = json_array(), *fetched = json_object();
+    json_t *fetched = json_object(), *items = json_object_get(cmd->result, "items");
     size_t i;
     json_t *item;
-    if (baseline)
-        gw_store_begin(h->store);
-    json_array_foreach(json_object_get(cmd->result, "items"), i, item)
+    json_array_foreach(items, i, item)
     {
         const char *id = json_string_value(json_object_get(item, "id"));
-        if (id == NULL)
-            continue;
-        json_object_set_new(fetched, id, json_true());
-        if (baseline) {
-            gw_store_seen_add(h->store, cmd->service, cmd->node, id);
-            continue;
-        }
-        if (gw_store_seen_has(h->store, cmd->service, cmd->node, id))
-            continue;
-        /* Several gateways on one store may catch up on the same node at once: one takes it. */
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:O}", "type", "item.published", "service",
-                               cmd->service, "node", cmd->node, "item", item);
-        if (ev != NULL && h->shared) {
-            char key[1200];
-            snprintf(key, sizeof(key), "c|%s|%s|%s", cmd->service, cmd->node, id);
-            json_object_set_new(ev, "_key", json_string(key));
-        }
-        json_array_append_new(events, ev);
+        if (id != NULL)
+            json_object_set_new(fetched, id, json_true());
     }
-    if (baseline && gw_store_commit(h->store) != 0)
-        gw_store_rollback(h->store);
-    if (json_array_size(events) > 0) {
-        gw_info("catch-up of %s/%s: %zu missed items", cmd->service, cmd->node,
-                json_array_size(events));
-        gw_hooks_intake(h, events, NULL, "catchup", NULL, 1, 0);
+    /* The store's part (which items are new, storing them) on its thread; the node's held
+     * events go on when it is done. */
+    struct synced *sd = calloc(1, sizeof(*sd));
+    if (sd == NULL || (sd->service = strdup(cmd->service)) == NULL ||
+        (sd->node = strdup(cmd->node)) == NULL ||
+        gw_hooks_catchup(h, cmd->service, cmd->node, items, baseline, 2 * h->cfg->catchup_max,
+                         on_synced, sd) != 0) {
+        if (sd != NULL) {
+            free(sd->service);
+            free(sd->node);
+        }
+        free(sd);
+        gw_error("catch-up of %s/%s: out of memory", cmd->service, cmd->node);
+        end_sync(h, hn, fetched);
+        json_decref(fetched);
+        gw_cmd_free(cmd);
+        return;
     }
-    gw_store_seen_prune(h->store, cmd->service, cmd->node, 2 * h->cfg->catchup_max);
-    json_decref(events);
-    end_sync(h, hn, fetched);
-    json_decref(fetched);
+    sd->gen = hn->sync_gen;
+    sd->fetched = fetched;
     gw_cmd_free(cmd);
 }
 
@@ -137,6 +148,7 @@ void gw_nodesync_start(struct gw_hooks *h, struct hnode *hn, int baseline)
     sy->h = h;
     sy->baseline = baseline;
     hn->syncing = 1;
+    hn->sync_gen++;
     c->max_items = h->cfg->catchup_max;
     h->exec(h->exec_arg, c);
 }
@@ -206,6 +218,7 @@ static void subscribe_again(struct gw_hooks *h, struct hnode *hn)
         return;
     }
     hn->syncing = 1;
+    hn->sync_gen++;
     hn->probing = 1;
     h->exec(h->exec_arg, c);
 }
@@ -349,7 +362,8 @@ static void start_up(void *value, void *arg)
 {
     struct hnode *hn = value;
     json_object_set_new(arg, hn->service, json_true());
-    hn->syncing = 1; /* from the first stanza of the session: presence may bring re-sends */
+    hn->syncing = 1;
+    hn->sync_gen++; /* from the first stanza of the session: presence may bring re-sends */
 }
 
 void gw_hooks_on_xmpp_up(struct gw_hooks *h)

@@ -129,9 +129,9 @@ static void *store_main(void *arg)
 /* Runs the done callbacks of finished jobs, in order (loop thread). One at a time off the
  * shared list: a callback that settles the store (and so runs the callbacks after its own)
  * keeps the order. */
-static void run_done(struct gw_store_thread *t)
+static int run_done(struct gw_store_thread *t)
 {
-    for (;;) {
+    for (int ran = 0;; ran++) {
         pthread_mutex_lock(&t->lock);
         struct job *j = t->done;
         if (j != NULL) {
@@ -141,7 +141,7 @@ static void run_done(struct gw_store_thread *t)
         }
         pthread_mutex_unlock(&t->lock);
         if (j == NULL)
-            return;
+            return ran;
         if (j->done)
             j->done(j->arg);
         free(j);
@@ -215,14 +215,14 @@ void gw_store_submit(struct gw_store *st, gw_store_job_fn job, gw_store_done_fn 
     pthread_mutex_unlock(&t->lock);
 }
 
-void gw_store_settle(struct gw_store *st)
+int gw_store_settle(struct gw_store *st)
 {
     struct gw_store_thread *t = st->thr;
     if (t == NULL)
-        return;
+        return 0;
     hold(st); /* the thread has finished everything queued */
     release(st);
-    run_done(t);
+    return run_done(t);
 }
 
 void gw_store_thread_stop(struct gw_store *st)

@@ -70,8 +70,9 @@ typedef void (*gw_store_job_fn)(void *arg);
 typedef void (*gw_store_done_fn)(void *arg);
 int gw_store_thread_start(struct gw_store *st, struct gw_loop *loop);
 void gw_store_submit(struct gw_store *st, gw_store_job_fn job, gw_store_done_fn done, void *arg);
-/* Waits for every job submitted and runs the done callbacks not run yet (loop thread). */
-void gw_store_settle(struct gw_store *st);
+/* Waits for every job submitted and runs the done callbacks not run yet (loop thread); returns
+ * how many ran (they may have submitted more). */
+int gw_store_settle(struct gw_store *st);
 /* Runs what is queued and its done callbacks, then stops the thread (gw_store_close does). */
 void gw_store_thread_stop(struct gw_store *st);
 

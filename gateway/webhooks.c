@@ -304,6 +304,7 @@ struct intake_ev {
     int seen_keep; /* > 0: prune the node's seen ids to this many */
     size_t t0, nt; /* its targets */
     int64_t row;
+    int skipped; /* a catch-up's item found seen: nothing of it stored */
 };
 
 struct intake {
@@ -318,6 +319,12 @@ struct intake {
     /* live events on a shared store: kept to wait in the spool if the store fails them */
     json_t *copy;
     char (*ids)[40];
+    /* a catch-up: events of items already seen are dropped in the job; the node's seen ids are
+     * pruned to prune_keep after it; done(missed) is told on the loop */
+    int unseen_only, prune_keep;
+    char *sync_service, *sync_node;
+    void (*done)(struct gw_hooks *h, size_t missed, void *arg);
+    void *done_arg;
 };
 
 static void intake_free(struct intake *in)
@@ -336,6 +343,8 @@ static void intake_free(struct intake *in)
     gw_delivery_flush_free(in->flush);
     json_decref(in->copy);
     free(in->ids);
+    free(in->sync_service);
+    free(in->sync_node);
     free(in);
 }
 
@@ -491,6 +500,11 @@ static void intake_store(struct intake *in)
         gw_delivery_flush_run(in->flush); /* the same pages are written anyway */
     for (size_t i = 0; i < in->nev; i++) {
         struct intake_ev *e = &in->ev[i];
+        if (in->unseen_only && e->seen != NULL &&
+            gw_store_seen_has(st, e->service, e->node, e->seen) == 1) {
+            e->skipped = 1; /* turned into an event before (or seen in a baseline) */
+            continue;
+        }
         if (e->seen != NULL) {
             gw_store_seen_add(st, e->service, e->node, e->seen);
             if (e->seen_keep > 0)
@@ -569,6 +583,95 @@ static void intake_finish(struct intake *in)
         if (s != NULL)
             gw_delivery_kick(h, s);
     }
+}
+
+static void catchup_job(void *arg)
+{
+    struct intake *in = arg;
+    intake_store(in);
+    gw_store_seen_prune(in->st, in->sync_service, in->sync_node, in->prune_keep);
+}
+
+static void catchup_done(void *arg)
+{
+    struct intake *in = arg;
+    intake_finish(in);
+    size_t missed = 0;
+    for (size_t i = 0; i < in->nev; i++)
+        if (in->rc == 0 && in->unseen_only && !in->ev[i].skipped)
+            missed++;
+    if (in->rc != 0)
+        gw_error("could not store the %s of %s/%s; it is made again at the next session",
+                 in->unseen_only ? "catch-up" : "baseline", in->sync_service, in->sync_node);
+    in->done(in->h, missed, in->done_arg);
+    intake_free(in);
+}
+
+int gw_hooks_catchup(struct gw_hooks *h, const char *service, const char *node, json_t *items,
+                     int baseline, int prune_keep,
+                     void (*done)(struct gw_hooks *h, size_t missed, void *arg), void *arg)
+{
+    struct intake *in = NULL;
+    size_t i;
+    json_t *item;
+    if (baseline) { /* only marked seen */
+        size_t n = json_array_size(items);
+        in = calloc(1, sizeof(*in));
+        if (in != NULL && (in->ev = calloc(n ? n : 1, sizeof(*in->ev))) == NULL) {
+            free(in);
+            in = NULL;
+        }
+        json_array_foreach(items, i, item)
+        {
+            const char *id = json_string_value(json_object_get(item, "id"));
+            if (in == NULL || id == NULL)
+                continue;
+            struct intake_ev *e = &in->ev[in->nev++];
+            if ((e->service = strdup(service)) == NULL || (e->node = strdup(node)) == NULL ||
+                (e->seen = strdup(id)) == NULL) {
+                intake_free(in);
+                in = NULL;
+            }
+        }
+        if (in != NULL) {
+            in->h = h;
+            in->st = h->store;
+            in->now = gw_wall_ms();
+        }
+    } else {
+        /* Several gateways on one store may catch up on the same node at once: one takes it. */
+        json_t *events = json_array();
+        json_array_foreach(items, i, item)
+        {
+            const char *id = json_string_value(json_object_get(item, "id"));
+            if (id == NULL)
+                continue;
+            json_t *ev = json_pack("{s:s, s:s, s:s, s:O}", "type", "item.published", "service",
+                                   service, "node", node, "item", item);
+            if (ev != NULL && h->shared) {
+                char key[1200];
+                snprintf(key, sizeof(key), "c|%s|%s|%s", service, node, id);
+                json_object_set_new(ev, "_key", json_string(key));
+            }
+            json_array_append_new(events, ev);
+        }
+        in = events ? intake_build(h, events, NULL, "catchup", NULL, 1, 0) : NULL;
+        json_decref(events);
+        if (in != NULL)
+            in->unseen_only = 1;
+    }
+    if (in != NULL &&
+        ((in->sync_service = strdup(service)) == NULL || (in->sync_node = strdup(node)) == NULL)) {
+        intake_free(in);
+        in = NULL;
+    }
+    if (in == NULL)
+        return -1;
+    in->prune_keep = prune_keep;
+    in->done = done;
+    in->done_arg = arg;
+    gw_store_submit(h->store, catchup_job, catchup_done, in);
+    return 0;
 }
 
 int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *extra,
@@ -1003,7 +1106,8 @@ void gw_hooks_free(struct gw_hooks *h)
     gw_delivery_flush(h);
     gw_feeds_free(h);
     gw_cluster_stop(h);
-    gw_store_settle(h->store);
+    while (gw_store_settle(h->store) > 0) /* done callbacks may queue more (held events) */
+        ;
     if (h->spooled > 0)
         gw_error("stopping with %zu events that waited for the store: catch-up from the nodes "
                  "brings them at the next start",

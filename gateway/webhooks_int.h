@@ -79,10 +79,11 @@ struct hnode {
     int subscribed; /* the service confirmed the XMPP subscription in this session */
     /* synchronisation (nodesync.c) */
     struct gw_hooks *hooks;
-    int missing;  /* the service says the node does not exist (deleted): node_deleted */
-    int syncing;  /* a catch-up or baseline is under way: live events wait in held */
-    int probing;  /* a subscribe to find out whether it exists again is under way */
-    json_t *held; /* live events waiting for the catch-up, oldest first */
+    int missing;       /* the service says the node does not exist (deleted): node_deleted */
+    int syncing;       /* a catch-up or baseline is under way: live events wait in held */
+    unsigned sync_gen; /* counts synchronisations: a late answer for an earlier one is ignored */
+    int probing;       /* a subscribe to find out whether it exists again is under way */
+    json_t *held;      /* live events waiting for the catch-up, oldest first */
     uint64_t probe_timer;
     int probe_ms;
     int seen_added; /* seen item ids stored since the node's were last pruned */
@@ -221,6 +222,13 @@ struct gw_cmd *gw_hooks_xmpp_cmd(enum gw_op op, const char *service, const char 
  * caller's transaction when in_tx, else in one of its own. Returns 0 or -1. */
 int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *flag,
                     struct hsub *only_sub, int mark_seen, int in_tx);
+/* A node's items after a (re)subscription, on the store's thread: with baseline only marked
+ * seen; else those never turned into events become events ("catchup"), oldest first. Then the
+ * node's seen ids are pruned to prune_keep and done(missed) runs on the loop. 0, or -1 when out
+ * of memory (done is then not called). */
+int gw_hooks_catchup(struct gw_hooks *h, const char *service, const char *node, json_t *items,
+                     int baseline, int prune_keep,
+                     void (*done)(struct gw_hooks *h, size_t missed, void *arg), void *arg);
 /* The node's entry, created (without callbacks) when absent; NULL when out of memory. */
 struct hnode *gw_hooks_node(struct gw_hooks *h, const char *service, const char *node);
 /* Frees the node's entry (and ends the XMPP subscription) once nothing uses it. */
