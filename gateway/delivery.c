@@ -47,7 +47,6 @@ static void queue_clear(struct hsub *s)
 
 /* Reading a subscription's next deliveries, on the store's thread. */
 struct gw_fetch {
-    struct gw_hooks *h;
     struct hsub *s; /* kept (not freed) while s->fetching */
     struct gw_store *st;
     char *sub_id;
@@ -63,7 +62,6 @@ struct gw_fetch *gw_delivery_fetch_new(struct gw_hooks *h, struct hsub *s, int l
         free(f);
         return NULL;
     }
-    f->h = h;
     f->s = s;
     f->st = h->store;
     f->after = s->done_seq;

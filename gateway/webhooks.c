@@ -312,7 +312,7 @@ struct intake {
     struct gw_store *st;
     struct gw_flush *flush; /* removals and attempts written in the same transaction */
     int64_t now;
-    int in_tx, live, rc;
+    int in_tx, rc;
     size_t nev, ntgt, captgt;
     struct intake_ev *ev;
     struct intake_tgt *tgt;
