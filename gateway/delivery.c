@@ -205,6 +205,12 @@ static void arm(struct gw_hooks *h, struct hsub *s, int64_t delay_ms)
     s->timer = gw_loop_timer_add(h->loop, delay_ms, on_timer, s);
 }
 
+void gw_delivery_kick_later(struct gw_hooks *h, struct hsub *s, int64_t delay_ms)
+{
+    if (s->timer == 0 && !s->gone)
+        arm(h, s, delay_ms);
+}
+
 /* Exponential backoff from the configured initial interval, capped, with +-20% jitter. */
 static int64_t backoff_ms(const struct gw_config *cfg, int attempts);
 
@@ -396,7 +402,8 @@ static void on_result(void *arg, const struct gw_send_result *res)
     if (res->status == 410) {
         atomic_fetch_add(&gw_status.attempts_gone, 1);
         free(a);
-        gw_hooks_remove(h, s, "the callback answered 410 Gone");
+        if (gw_hooks_remove(h, s, "the callback answered 410 Gone", NULL, NULL) != 0)
+            gw_error("subscription %s: out of memory; it stays", s->id);
         return;
     }
     atomic_fetch_add(&gw_status.deliveries_failed, 1);
@@ -536,7 +543,7 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         s->rekick = 1; /* what the read under way brings may predate why it was kicked */
         return;
     }
-    if (s->inflight || s->timer || s->gone || !s->owned || h->stopping)
+    if (s->inflight || s->timer || s->gone || s->deleting || !s->owned || h->stopping)
         return;
     struct gw_store_delivery *hd = queue_head(h, s);
     if (hd == NULL)

@@ -545,8 +545,8 @@ void gw_feeds_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         f = feed_new(h, &sf);
         if (f == NULL || save(f) != 0) {
             feed_free(f);
-            gw_cmd_fail(cmd, gw_store_up(h->store) ? 500 : 503,
-                        gw_store_up(h->store) ? "Internal error" : "Store unavailable",
+            gw_cmd_fail(cmd, gw_store_known_up(h->store) ? 500 : 503,
+                        gw_store_known_up(h->store) ? "Internal error" : "Store unavailable",
                         "the feed could not be stored", NULL);
             return;
         }
@@ -580,7 +580,7 @@ void gw_feeds_execute(struct gw_hooks *h, struct gw_cmd *cmd)
             return;
         }
         if (gw_store_feed_delete(h->store, f->id) != 0) {
-            gw_cmd_fail(cmd, gw_store_up(h->store) ? 500 : 503, "Store unavailable",
+            gw_cmd_fail(cmd, gw_store_known_up(h->store) ? 500 : 503, "Store unavailable",
                         "the feed could not be removed", NULL);
             return;
         }

@@ -15,13 +15,19 @@
 struct creating {
     struct gw_hooks *h;
     struct gw_cmd *cmd; /* the client's command */
-    struct hsub *s;
+    struct hsub *s;     /* until it is in the registry */
     int replay;
     int generated;
     int fresh;             /* the node was not followed: baseline taken before subscribing */
     uint64_t unsubscribes; /* h->unsubscribes when the node's XMPP subscription was known good */
     json_t *baseline;      /* its items then, oldest first */
     char challenge[65];
+    /* stored on the store's thread: the row (its own copies), the replay, the outcome */
+    struct gw_store_sub row;
+    struct gw_store *st;
+    struct intake *replayed;
+    json_t *answer; /* the 201's body, made before the registry could change */
+    int crossed, rc;
 };
 
 /* 503 with Retry-After: the store is away, the client may simply try again. */
@@ -35,24 +41,20 @@ static void store_unavailable(struct gw_cmd *cmd)
 /* A store that failed: 503 while it is away, else 500. */
 static void store_failed(struct gw_hooks *h, struct gw_cmd *cmd, const char *detail)
 {
-    if (!gw_store_up(h->store))
+    if (!gw_store_known_up(h->store))
         store_unavailable(cmd);
     else
         gw_cmd_fail(cmd, 500, "Internal error", detail, NULL);
-}
-
-/* A subscription whose creation could not be committed leaves memory even when the store
- * cannot be told (its row was never committed). */
-static void unstore(struct gw_hooks *h, struct hsub *s, const char *why)
-{
-    if (gw_hooks_remove(h, s, why) != 0)
-        gw_hooks_forget(h, s, 1);
 }
 
 static void creating_free(struct creating *c)
 {
     gw_hsub_free(c->s);
     json_decref(c->baseline);
+    json_decref(c->answer);
+    if (c->row.secret != NULL)
+        memset(c->row.secret, 0, strlen(c->row.secret));
+    gw_store_sub_clear(&c->row);
     free(c);
 }
 
@@ -74,39 +76,113 @@ void gw_url_encode(const char *s, char *out, size_t cap)
     out[o] = '\0';
 }
 
-static void finish_create(struct creating *c, json_t *replay_items)
+/* One transaction: the row, the baseline's ids (seen: never turned into events), the replay. */
+static void create_job(void *arg)
 {
-    struct gw_hooks *h = c->h;
-    struct hsub *s = c->s;
-    char *websub = s->topic ? gw_websub_describe(s) : NULL;
-    char *options = gw_hsub_options(s);
-    struct gw_store_sub st = {s->id,     s->service,    s->node, s->callback, s->secret,
-                              s->events, s->created_ms, websub,  options};
-    /* The node's last user left while this one was being created, and its unsubscribe went out
-     * after our subscription was made or found: subscribe again, after it. */
-    int crossed =
-        gw_hooks_find_node(h, s->service, s->node) == NULL && h->unsubscribes != c->unsubscribes;
-    if ((s->topic && websub == NULL) || gw_store_begin(h->store) != 0)
+    struct creating *c = arg;
+    struct gw_store *st = c->st;
+    c->rc = -1;
+    if (gw_store_begin(st) != 0)
         goto fail;
-    int stored = gw_store_sub_insert(h->store, &st);
-    free(websub);
-    free(options);
-    websub = options = NULL;
-    if (stored != 0 || gw_hooks_attach(h, s) != 0) {
-        gw_store_rollback(h->store);
-        goto fail;
-    }
-    c->s = NULL; /* the registry owns it now */
-    s->hn->subscribed = 1;
-    s->hn->missing = 0;
+    if (gw_store_sub_insert(st, &c->row) != 0)
+        goto undo;
     size_t k;
     json_t *bi;
     json_array_foreach(c->baseline, k, bi)
     {
         const char *id = json_string_value(json_object_get(bi, "id"));
         if (id != NULL)
-            gw_store_seen_add(h->store, s->service, s->node, id);
+            gw_store_seen_add(st, c->row.service, c->row.node, id);
     }
+    if (c->replayed != NULL && gw_intake_store(c->replayed) != 0)
+        goto undo;
+    if (gw_store_commit(st) == 0) {
+        c->rc = 0;
+        return;
+    }
+undo:
+    gw_store_rollback(st);
+fail:
+    /* Intakes built since it joined the registry name it: they skip it (see gw_hooks_remove). */
+    gw_hmap_put(c->h->removed, c->row.id, strlen(c->row.id), c->h);
+}
+
+static void create_done(void *arg)
+{
+    struct creating *c = arg;
+    struct gw_hooks *h = c->h;
+    struct hsub *s = gw_hooks_sub(h, c->row.id);
+    if (c->replayed != NULL)
+        gw_intake_finish(c->replayed, c->rc == 0);
+    c->replayed = NULL;
+    if (c->rc != 0) {
+        if (s != NULL)
+            gw_hooks_forget(h, s, 1);
+        gw_hooks_unremove(h, c->row.id);
+        store_failed(h, c->cmd, "the subscription could not be stored");
+        creating_free(c);
+        return;
+    }
+    if (s != NULL) { /* (another gateway may have removed it already) */
+        s->creating = 0;
+        /* What was published between the baseline and now is caught up; a re-send of the last
+         * item that the subscribe caused is held and dropped (nodesync.c). */
+        if (c->crossed)
+            gw_nodesync_resubscribe(h, s->hn);
+        else if (c->fresh && !s->hn->syncing)
+            gw_nodesync_start(h, s->hn, 0);
+        gw_delivery_kick(h, s);
+        gw_hsub_drop_secret(s);
+    }
+    gw_info("subscription %s: %s/%s -> %s rid=%s", c->row.id, c->row.service, c->row.node,
+            c->row.callback, c->cmd->rid);
+    gw_cmd_finish(c->cmd, 201, c->answer);
+    c->answer = NULL;
+    creating_free(c);
+}
+
+static char *dup_or_null(const char *v, int *oom)
+{
+    char *d = v ? strdup(v) : NULL;
+    if (v != NULL && d == NULL)
+        *oom = 1;
+    return d;
+}
+
+/* Into the registry now (marked creating: not shown, not delivered to before its row), so that
+ * every event taken from here on gives it a delivery; stored on the store's thread, answered when
+ * committed. */
+static void finish_create(struct creating *c, json_t *replay_items)
+{
+    struct gw_hooks *h = c->h;
+    struct hsub *s = c->s;
+    int oom = 0;
+    struct gw_store_sub *r = &c->row;
+    r->id = dup_or_null(s->id, &oom);
+    r->service = dup_or_null(s->service, &oom);
+    r->node = dup_or_null(s->node, &oom);
+    r->callback = dup_or_null(s->callback, &oom);
+    r->secret = dup_or_null(s->secret, &oom);
+    r->events = s->events;
+    r->created_ms = s->created_ms;
+    r->websub = s->topic ? gw_websub_describe(s) : NULL;
+    r->options = gw_hsub_options(s);
+    c->answer = gw_hsub_json(s);
+    if (c->answer != NULL && c->generated)
+        json_object_set_new(c->answer, "secret", json_string(s->secret)); /* this once only */
+    /* The node's last user left while this one was being created, and its unsubscribe went out
+     * after our subscription was made or found: subscribe again, after it. */
+    c->crossed =
+        gw_hooks_find_node(h, s->service, s->node) == NULL && h->unsubscribes != c->unsubscribes;
+    if (oom || c->answer == NULL || (s->topic && r->websub == NULL) || gw_hooks_attach(h, s) != 0) {
+        gw_cmd_fail(c->cmd, 500, "Internal error", "out of memory", NULL);
+        creating_free(c);
+        return;
+    }
+    c->s = NULL; /* the registry owns it now */
+    s->creating = 1;
+    s->hn->subscribed = 1;
+    s->hn->missing = 0;
     if (replay_items != NULL && json_array_size(replay_items) > 0) {
         json_t *events = json_array();
         size_t i;
@@ -117,44 +193,17 @@ static void finish_create(struct creating *c, json_t *replay_items)
                                   json_pack("{s:s, s:s, s:s, s:O}", "type", "item.published",
                                             "service", s->service, "node", s->node, "item", item));
         }
-        int rc = gw_hooks_intake(h, events, NULL, "replay", s, 0, 1);
+        c->replayed = events ? gw_intake_new(h, events, "replay", s) : NULL;
         json_decref(events);
-        if (rc != 0) {
-            gw_store_rollback(h->store);
-            unstore(h, s, "replay could not be stored");
-            store_failed(h, c->cmd, "the replay could not be stored");
+        if (c->replayed == NULL) {
+            gw_hooks_forget(h, s, 1);
+            gw_cmd_fail(c->cmd, 500, "Internal error", "out of memory", NULL);
             creating_free(c);
             return;
         }
     }
-    if (gw_store_commit(h->store) != 0) {
-        gw_store_rollback(h->store);
-        unstore(h, s, "could not be stored");
-        store_failed(h, c->cmd, "the subscription could not be stored");
-        creating_free(c);
-        return;
-    }
-    /* What was published between the baseline and now is caught up; a re-send of the last
-     * item that the subscribe caused is held and dropped (nodesync.c). */
-    if (crossed)
-        gw_nodesync_resubscribe(h, s->hn);
-    else if (c->fresh && !s->hn->syncing)
-        gw_nodesync_start(h, s->hn, 0);
-    gw_info("subscription %s: %s/%s -> %s rid=%s", s->id, s->service, s->node, s->callback,
-            c->cmd->rid);
-    gw_delivery_kick(h, s);
-    json_t *out = gw_hsub_json(s);
-    if (out && c->generated)
-        json_object_set_new(out, "secret", json_string(s->secret)); /* this once only */
-    gw_hsub_drop_secret(s);
-    gw_cmd_finish(c->cmd, 201, out);
-    creating_free(c);
-    return;
-fail:
-    free(websub);
-    free(options);
-    store_failed(h, c->cmd, "the subscription could not be stored");
-    creating_free(c);
+    c->st = h->store;
+    gw_store_submit(h->store, create_job, create_done, c);
 }
 
 /* A step's XMPP request failed (e.g. 404: no such node): its answer goes to the client as is. */
@@ -372,7 +421,7 @@ void gw_hooks_create(struct gw_hooks *h, struct gw_cmd *cmd, struct hsub *s)
 static struct hsub *lookup(struct gw_hooks *h, struct gw_cmd *cmd)
 {
     struct hsub *s = gw_hooks_sub(h, cmd->sub_id);
-    if (s != NULL && !gw_token_allows_node(cmd->token, s->node))
+    if (s != NULL && (s->creating || !gw_token_allows_node(cmd->token, s->node)))
         s = NULL;
     if (s == NULL)
         gw_cmd_fail(cmd, 404, "Subscription not found", "no subscription with this id", NULL);
@@ -566,62 +615,152 @@ static void add_seq(const struct gw_store_delivery *d, void *arg)
     q->v[q->n++] = d->seq;
 }
 
-/* POST .../dead-letters/retry: every dead letter of s made live again, in one transaction. */
-static void retry_all(struct gw_hooks *h, struct hsub *s, struct gw_cmd *cmd)
+/* Dead letters made live again, on the store's thread: one (seq > 0) or all of a subscription's,
+ * in one transaction. */
+struct retrying {
+    struct gw_hooks *h;
+    struct gw_store *st;
+    struct gw_cmd *cmd;
+    char *sub_id;
+    int64_t seq, now, n; /* n: how many were made live */
+    int rc;
+};
+
+static void retry_job(void *arg)
 {
+    struct retrying *r = arg;
     struct seqs q = {0};
-    int64_t now = gw_wall_ms(), n = 0;
-    if (gw_store_dead_each(h->store, s->id, add_seq, &q) != 0 || q.oom ||
-        gw_store_begin(h->store) != 0) {
+    r->rc = -1;
+    if (r->seq > 0) {
+        int rc = gw_store_dead_retry(r->st, r->sub_id, r->seq, r->now);
+        r->rc = rc < 0 ? -1 : 0;
+        r->n = rc > 0 ? rc : 0;
+        return;
+    }
+    if (gw_store_dead_each(r->st, r->sub_id, add_seq, &q) != 0 || q.oom ||
+        gw_store_begin(r->st) != 0) {
         free(q.v);
-        store_failed(h, cmd, "the dead letters could not be read; nothing was retried");
         return;
     }
     for (size_t i = 0; i < q.n; i++) {
-        int rc = gw_store_dead_retry(h->store, s->id, q.v[i], now);
+        int rc = gw_store_dead_retry(r->st, r->sub_id, q.v[i], r->now);
         if (rc < 0) {
-            gw_store_rollback(h->store);
+            gw_store_rollback(r->st);
             free(q.v);
-            store_failed(h, cmd, "the dead letters could not be retried; nothing was changed");
+            r->n = 0;
             return;
         }
-        n += rc;
+        r->n += rc;
     }
     free(q.v);
-    if (gw_store_commit(h->store) != 0) {
-        gw_store_rollback(h->store);
-        store_failed(h, cmd, "the dead letters could not be retried; nothing was changed");
+    if (gw_store_commit(r->st) != 0) {
+        gw_store_rollback(r->st);
+        r->n = 0;
         return;
     }
-    if (n > 0)
-        requeued(h, s, n);
-    gw_cmd_finish(cmd, 202, json_pack("{s:I, s:s}", "retried", (json_int_t)n, "state", "queued"));
+    r->rc = 0;
+}
+
+static void retry_done(void *arg)
+{
+    struct retrying *r = arg;
+    struct gw_hooks *h = r->h;
+    struct hsub *s = gw_hooks_sub(h, r->sub_id);
+    if (r->rc == 0 && r->n > 0 && s != NULL)
+        requeued(h, s, r->n);
+    if (r->rc != 0)
+        store_failed(h, r->cmd,
+                     r->seq > 0 ? "the dead letter could not be retried"
+                                : "the dead letters could not be retried; nothing was changed");
+    else if (r->seq > 0 && r->n == 0)
+        gw_cmd_fail(r->cmd, 404, "Dead letter not found", "no dead letter with this id", NULL);
+    else if (r->seq > 0)
+        gw_cmd_finish(r->cmd, 202,
+                      json_pack("{s:s, s:s}", "id", r->cmd->letter, "state", "queued"));
+    else
+        gw_cmd_finish(r->cmd, 202,
+                      json_pack("{s:I, s:s}", "retried", (json_int_t)r->n, "state", "queued"));
+    free(r->sub_id);
+    free(r);
+}
+
+/* POST .../dead-letters/retry (seq 0: every one) or .../dead-letters/{id}/retry. */
+static void retry(struct gw_hooks *h, struct hsub *s, struct gw_cmd *cmd, int64_t seq)
+{
+    struct retrying *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->sub_id = strdup(s->id)) == NULL) {
+        free(r);
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    r->h = h;
+    r->st = h->store;
+    r->cmd = cmd;
+    r->seq = seq;
+    r->now = gw_wall_ms();
+    gw_store_submit(h->store, retry_job, retry_done, r);
+}
+
+struct testing {
+    struct gw_cmd *cmd;
+    char id[40], item[40];
+};
+
+static void test_stored(struct gw_hooks *h, int rc, void *arg)
+{
+    struct testing *t = arg;
+    if (rc != 0)
+        store_failed(h, t->cmd, "the test event could not be stored; nothing was sent");
+    else
+        gw_cmd_finish(
+            t->cmd, 202,
+            json_pack("{s:s, s:s, s:s}", "event_id", t->id, "item_id", t->item, "state", "queued"));
+    free(t);
 }
 
 /* POST .../test: an item.published event with "test": true for s alone, whatever its events
  * filter, through the outbox like any other (signed, retried, logged). */
 static void send_test(struct gw_hooks *h, struct hsub *s, struct gw_cmd *cmd)
 {
-    char id[40] = "msg_", item[40] = "test-";
-    if (gw_itemid_new(id + 4) != 0 || gw_itemid_new(item + 5) != 0) {
+    struct testing *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    t->cmd = cmd;
+    memcpy(t->id, "msg_", 5);
+    memcpy(t->item, "test-", 6);
+    if (gw_itemid_new(t->id + 4) != 0 || gw_itemid_new(t->item + 5) != 0) {
+        free(t);
         gw_cmd_fail(cmd, 500, "Internal error", "no id could be made", NULL);
         return;
     }
     json_t *ev = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s, s:s}}}", "type", "item.published",
-                           "service", s->service, "node", s->node, "item", "id", item, "payload",
+                           "service", s->service, "node", s->node, "item", "id", t->item, "payload",
                            "message", "a test event sent through the API", "subscription", s->id);
     json_t *events = ev ? json_pack("[o]", ev) : NULL;
     unsigned filter = s->events;
     s->events |= gw_event_kind_bit("items");
-    int rc = events ? gw_hooks_intake(h, events, &id, "test", s, 0, 0) : -1;
+    char ids[1][40];
+    memcpy(ids[0], t->id, sizeof(ids[0]));
+    int rc = events ? gw_hooks_intake_submit(h, events, ids, "test", s, test_stored, t) : -1;
     s->events = filter;
     json_decref(events);
     if (rc != 0) {
-        store_failed(h, cmd, "the test event could not be stored; nothing was sent");
-        return;
+        free(t);
+        gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
     }
-    gw_cmd_finish(cmd, 202,
-                  json_pack("{s:s, s:s, s:s}", "event_id", id, "item_id", item, "state", "queued"));
+}
+
+static void deleted(struct gw_hooks *h, const char *id, int rc, void *arg)
+{
+    (void)id;
+    struct gw_cmd *cmd = arg;
+    if (rc != 0)
+        store_failed(h, cmd,
+                     "the subscription could not be removed from the store; it is unchanged");
+    else
+        gw_cmd_finish(cmd, 204, NULL);
 }
 
 void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
@@ -633,7 +772,7 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                       cmd->op == GW_OP_ATTEMPTS_LIST || cmd->op == GW_OP_WEBSUB ||
                       cmd->op == GW_OP_FEED_CREATE || cmd->op == GW_OP_FEED_DELETE ||
                       cmd->op == GW_OP_DEAD_RETRY_ALL || cmd->op == GW_OP_SUB_TEST;
-    if (needs_store && !gw_store_up(h->store)) {
+    if (needs_store && !gw_store_known_up(h->store)) {
         store_unavailable(cmd);
         return;
     }
@@ -654,7 +793,7 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         json_t *list = json_array();
         for (s = h->first; s; s = s->next) {
             if ((cmd->node && strcmp(cmd->node, s->node) != 0) ||
-                (cmd->service && strcmp(cmd->service, s->service) != 0) ||
+                (cmd->service && strcmp(cmd->service, s->service) != 0) || s->creating ||
                 !gw_token_allows_node(cmd->token, s->node))
                 continue;
             json_array_append_new(list, sub_view(s));
@@ -670,12 +809,8 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         if ((s = lookup(h, cmd)) != NULL) {
             char why[120];
             snprintf(why, sizeof(why), "deleted through the API (rid=%s)", cmd->rid);
-            if (gw_hooks_remove(h, s, why) != 0)
-                store_failed(h, cmd,
-                             "the subscription could not be removed from the store; it is "
-                             "unchanged");
-            else
-                gw_cmd_finish(cmd, 204, NULL);
+            if (gw_hooks_remove(h, s, why, deleted, cmd) != 0)
+                gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
         }
         return;
     case GW_OP_DEAD_LIST:
@@ -686,19 +821,15 @@ void gw_hooks_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         if ((s = lookup(h, cmd)) != NULL) {
             char *end = NULL;
             long long seq = cmd->letter ? strtoll(cmd->letter, &end, 10) : 0;
-            int found = end && *end == '\0' && seq > 0 &&
-                        gw_store_dead_retry(h->store, s->id, seq, gw_wall_ms()) == 1;
-            if (!found) {
+            if (end == NULL || *end != '\0' || seq <= 0)
                 gw_cmd_fail(cmd, 404, "Dead letter not found", "no dead letter with this id", NULL);
-                return;
-            }
-            requeued(h, s, 1);
-            gw_cmd_finish(cmd, 202, json_pack("{s:s, s:s}", "id", cmd->letter, "state", "queued"));
+            else
+                retry(h, s, cmd, seq);
         }
         return;
     case GW_OP_DEAD_RETRY_ALL:
         if ((s = lookup(h, cmd)) != NULL)
-            retry_all(h, s, cmd);
+            retry(h, s, cmd, 0);
         return;
     case GW_OP_SUB_TEST:
         if ((s = lookup(h, cmd)) != NULL)

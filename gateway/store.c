@@ -296,6 +296,11 @@ const char *gw_store_kind(const struct gw_store *st)
     return st->ops->kind;
 }
 
+int gw_store_known_up(const struct gw_store *st)
+{
+    return atomic_load(&((struct gw_store *)st)->up_known);
+}
+
 int gw_store_up(struct gw_store *st)
 {
     GUARDED(st, int, st->ops->up(st));

@@ -52,8 +52,11 @@ struct gw_store *gw_store_open(const char *url, char *err, size_t errlen);
 void gw_store_close(struct gw_store *st);
 /* "sqlite" or "postgresql". */
 const char *gw_store_kind(const struct gw_store *st);
-/* 1 while the store answers (SQLite: always; PostgreSQL: while its connection is up). */
+/* 1 while the store answers (SQLite: always; PostgreSQL: while its connection is up; it may
+ * connect again, so the loop asks it on the store's thread). */
 int gw_store_up(struct gw_store *st);
+/* Whether the store was reachable at its last use (no round trip, no wait: for the loop). */
+int gw_store_known_up(const struct gw_store *st);
 /* 0 when url names a store this build can open, else -1 with the reason in err. */
 int gw_store_url_check(const char *url, char *err, size_t errlen);
 

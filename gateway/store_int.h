@@ -5,6 +5,8 @@
 
 #include "store.h"
 
+#include <stdatomic.h>
+
 struct gw_store_ops {
     const char *kind; /* "sqlite", "postgresql" */
     void (*close)(struct gw_store *st);
@@ -73,6 +75,7 @@ struct gw_store_thread;
 struct gw_store {
     const struct gw_store_ops *ops;
     struct gw_store_thread *thr; /* the store's thread, once started */
+    atomic_int up_known;         /* connected, as the last call that tried found it */
 };
 
 struct gw_store *gw_store_sqlite_open(const char *path, char *err, size_t errlen);

@@ -352,6 +352,7 @@ static int ensure(struct pg_store *s)
     if (s->up) {
         gw_warn("store: postgresql connection lost");
         s->up = 0;
+        atomic_store(&s->base.up_known, 0);
         s->tx = s->pipe = s->queued = 0;
         PQfinish(s->conn);
         s->conn = NULL;
@@ -370,6 +371,7 @@ static int ensure(struct pg_store *s)
     }
     gw_info("store: postgresql connection back");
     s->up = 1;
+    atomic_store(&s->base.up_known, 1);
     atomic_store(&s->self_pid, PQbackendPID(s->conn));
     return 1;
 }
@@ -658,6 +660,7 @@ struct gw_store *gw_store_pg_open(const char *url, char *err, size_t errlen)
     if (migrate(s->conn, err, errlen) != 0 || prepare_all(s, err, errlen) != 0)
         goto fail;
     s->up = 1;
+    atomic_store(&s->base.up_known, 1);
     atomic_store(&s->self_pid, PQbackendPID(s->conn));
     s->last_try = mono_ms();
     s->ctl_last_try = s->last_try;

@@ -347,6 +347,7 @@ struct gw_store *gw_store_sqlite_open(const char *path, char *err, size_t errlen
         return NULL;
     }
     s->base.ops = &gw_store_sqlite_ops;
+    atomic_store(&s->base.up_known, 1);
     s->lock_fd = -1;
     pthread_mutex_init(&s->ck_lock, NULL);
     pthread_cond_init(&s->ck_cond, NULL);

@@ -245,15 +245,95 @@ struct gw_cmd *gw_hooks_xmpp_cmd(enum gw_op op, const char *service, const char 
     return c;
 }
 
-int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why)
+struct removing {
+    struct gw_hooks *h;
+    char *id, *why;
+    int rc;
+    int wait_only; /* another removal of it is under way: its outcome is this one's */
+    void (*done)(struct gw_hooks *h, const char *id, int rc, void *arg);
+    void *arg;
+};
+
+static void remove_job(void *arg)
 {
-    /* The store first, in one transaction: when it fails, nothing changes anywhere. */
-    if (gw_store_sub_delete(h->store, s->id) != 0) {
-        gw_error("subscription %s could not be removed from the store (%s); it stays", s->id, why);
+    struct removing *r = arg;
+    if (r->wait_only)
+        return;
+    r->rc = gw_store_sub_delete(r->h->store, r->id);
+    if (r->rc == 0 && gw_hmap_put(r->h->removed, r->id, strlen(r->id), r->h) != 0)
+        gw_error("subscription %s: out of memory; events taken during its removal may leave "
+                 "rows behind",
+                 r->id);
+}
+
+static void unremove_job(void *arg)
+{
+    struct removing *r = arg;
+    gw_hmap_del(r->h->removed, r->id, strlen(r->id));
+}
+
+static void removing_free(void *arg)
+{
+    struct removing *r = arg;
+    free(r->id);
+    free(r->why);
+    free(r);
+}
+
+static void remove_done(void *arg)
+{
+    struct removing *r = arg;
+    struct gw_hooks *h = r->h;
+    struct hsub *s = gw_hooks_sub(h, r->id);
+    if (r->wait_only) {
+        r->rc = s != NULL ? -1 : 0; /* the first failed: it is still here */
+    } else if (r->rc != 0) {
+        gw_error("subscription %s could not be removed from the store (%s); it stays", r->id,
+                 r->why);
+        if (s != NULL) { /* what it was given meanwhile goes out, a little later */
+            s->deleting = 0;
+            gw_delivery_kick_later(h, s, 5000);
+        }
+    } else {
+        gw_info("subscription %s removed: %s", r->id, r->why);
+        if (s != NULL)
+            gw_hooks_forget(h, s, 1);
+    }
+    if (r->done != NULL)
+        r->done(h, r->id, r->rc, r->arg);
+    if (!r->wait_only && r->rc == 0)
+        gw_store_submit(h->store, unremove_job, removing_free, r);
+    else
+        removing_free(r);
+}
+
+void gw_hooks_unremove(struct gw_hooks *h, const char *id)
+{
+    struct removing *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->id = strdup(id)) == NULL) {
+        free(r);
+        return; /* the id stays in the set: its intakes skip a subscription that is gone */
+    }
+    r->h = h;
+    gw_store_submit(h->store, unremove_job, removing_free, r);
+}
+
+int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why,
+                    void (*done)(struct gw_hooks *h, const char *id, int rc, void *arg), void *arg)
+{
+    struct removing *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->id = strdup(s->id)) == NULL || (r->why = strdup(why)) == NULL) {
+        if (r != NULL)
+            free(r->id);
+        free(r);
         return -1;
     }
-    gw_info("subscription %s to %s/%s removed: %s", s->id, s->service, s->node, why);
-    gw_hooks_forget(h, s, 1);
+    r->h = h;
+    r->done = done;
+    r->arg = arg;
+    r->wait_only = s->deleting;
+    s->deleting = 1;
+    gw_store_submit(h->store, remove_job, remove_done, r);
     return 0;
 }
 
@@ -325,6 +405,8 @@ struct intake {
     char *sync_service, *sync_node;
     void (*done)(struct gw_hooks *h, size_t missed, void *arg);
     void *done_arg;
+    /* gw_hooks_intake_submit: told on the loop */
+    void (*told)(struct gw_hooks *h, int rc, void *arg);
 };
 
 static void intake_free(struct intake *in)
@@ -521,6 +603,9 @@ static void intake_store(struct intake *in)
             goto fail;
         for (size_t k = e->t0; e->row > 0 && k < e->t0 + e->nt; k++) {
             struct intake_tgt *t = &in->tgt[k];
+            if (gw_hmap_size(in->h->removed) > 0 &&
+                gw_hmap_get(in->h->removed, t->sub_id, strlen(t->sub_id)) != NULL)
+                continue; /* removed from the store after this intake was built */
             if (gw_store_delivery_add(st, t->sub_id, e->row, in->now,
                                       t->full ? "outbox full" : NULL) != 0)
                 goto fail;
@@ -691,6 +776,56 @@ int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const c
         gw_error("could not store events; they will be recovered by catch-up");
     intake_free(in);
     return rc;
+}
+
+static void told_job(void *arg)
+{
+    intake_store(arg);
+}
+
+static void told_done(void *arg)
+{
+    struct intake *in = arg;
+    intake_finish(in);
+    in->told(in->h, in->rc, in->done_arg);
+    intake_free(in);
+}
+
+int gw_hooks_intake_submit(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *flag,
+                           struct hsub *only_sub,
+                           void (*done)(struct gw_hooks *h, int rc, void *arg), void *arg)
+{
+    struct intake *in = intake_build(h, events, ids, flag, only_sub, 0, 0);
+    if (in == NULL)
+        return -1;
+    in->told = done;
+    in->done_arg = arg;
+    in->flush = gw_delivery_flush_take(h);
+    gw_store_submit(h->store, told_job, told_done, in);
+    return 0;
+}
+
+struct intake *gw_intake_new(struct gw_hooks *h, json_t *events, const char *flag,
+                             struct hsub *only_sub)
+{
+    struct intake *in = intake_build(h, events, NULL, flag, only_sub, 0, 0);
+    if (in != NULL)
+        in->in_tx = 1;
+    return in;
+}
+
+int gw_intake_store(struct intake *in)
+{
+    intake_store(in);
+    return in->rc;
+}
+
+void gw_intake_finish(struct intake *in, int committed)
+{
+    if (!committed)
+        in->rc = -1;
+    intake_finish(in);
+    intake_free(in);
 }
 
 /* Live events go to the store's thread. On a shared store a failed intake waits in the spool,
@@ -1069,7 +1204,8 @@ struct gw_hooks *gw_hooks_new(const struct gw_config *cfg, struct gw_loop *loop,
     h->exec_arg = exec_arg;
     h->shared = gw_store_shared(store);
     h->nodes = gw_hmap_new();
-    if (h->nodes == NULL || gw_store_sub_each(store, load_one, h) != 0) {
+    h->removed = gw_hmap_new();
+    if (h->nodes == NULL || h->removed == NULL || gw_store_sub_each(store, load_one, h) != 0) {
         gw_hooks_free(h);
         return NULL;
     }
@@ -1115,6 +1251,7 @@ void gw_hooks_free(struct gw_hooks *h)
     json_decref(h->spool);
     free(h->done);
     free(h->recs);
+    gw_hmap_free(h->removed);
     struct hsub *s = h->first;
     while (s) {
         struct hsub *next = s->next;

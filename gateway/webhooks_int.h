@@ -45,6 +45,8 @@ struct hsub {
     unsigned stale : 1;       /* ... and what comes back is out of date (the queue was reset) */
     unsigned rekick : 1;      /* ... and it was kicked meanwhile (more may have come) */
     unsigned reread : 1;      /* read again for a batch that the last read cut short */
+    unsigned creating : 1;    /* its creation is being stored: not shown, not yet answered */
+    unsigned deleting : 1;    /* its removal is being stored: no delivery starts */
     size_t batch_bytes;
     int64_t done_seq; /* delivered up to here; the outbox rows go in the next batch */
     int64_t pending;  /* live deliveries in the outbox */
@@ -135,6 +137,9 @@ struct gw_hooks {
     int stopping;                                /* the gateway is stopping: no delivery starts */
     json_t *spool;            /* events waiting for a shared store to be back (webhooks.c) */
     atomic_int intake_broken; /* a live intake failed: those behind it go to the spool too */
+    /* ids of subscriptions whose rows are gone from the store while intakes that name them may
+     * still be queued: those skip them (the store's thread alone reads and writes it) */
+    struct gw_hmap *removed;
     uint64_t intake_mark;
     size_t spooled;
     struct feed *feeds; /* feeds polled into nodes (feeds.c) */
@@ -150,6 +155,8 @@ int64_t gw_retry_delay_ms(const struct gw_config *cfg, int attempts, long status
 void gw_delivery_rewind(struct gw_hooks *h, struct hsub *s);
 /* Starts the next delivery of s when it is idle and has one due (or arms its retry timer). */
 void gw_delivery_kick(struct gw_hooks *h, struct hsub *s);
+/* Kicks s in delay_ms, unless a timer of its own is set already. */
+void gw_delivery_kick_later(struct gw_hooks *h, struct hsub *s, int64_t delay_ms);
 /* Stops s's delivery activity; returns 1 when s can be freed now, 0 when a delivery in flight
  * will free it. */
 int gw_delivery_detach(struct gw_hooks *h, struct hsub *s);
@@ -179,10 +186,17 @@ void gw_delivery_flush_run(struct gw_flush *f);
 void gw_delivery_flush_free(struct gw_flush *f);
 
 /* webhooks.c */
-/* Removes a subscription: from the store in one transaction, then from the registry (and the
- * XMPP subscription when it was the node's last). Returns 0, or -1 when the store refused: then
- * nothing was changed. */
-int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why);
+/* Removes a subscription: from the store in one transaction (a job on the store's thread),
+ * then from the registry (and the XMPP subscription when it was the node's last). Meanwhile it
+ * is marked deleting: no delivery starts, and events still give it deliveries, so that nothing
+ * is lost when the store refuses (then nothing changes). done (may be NULL) is told on the loop
+ * with its id and 0 or -1; a second removal of one being removed waits for the first and tells its
+ * outcome. Returns -1 only when out of memory (nothing started). */
+int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why,
+                    void (*done)(struct gw_hooks *h, const char *id, int rc, void *arg), void *arg);
+/* Takes an id out of h->removed (on the store's thread) once every intake queued before now
+ * has run: the registry no longer names it. */
+void gw_hooks_unremove(struct gw_hooks *h, const char *id);
 /* Removes s from memory only (another gateway removed it from the store); unsubscribe ends the
  * node's XMPP subscription when it was the last user. */
 void gw_hooks_forget(struct gw_hooks *h, struct hsub *s, int unsubscribe);
@@ -222,6 +236,20 @@ struct gw_cmd *gw_hooks_xmpp_cmd(enum gw_op op, const char *service, const char 
  * caller's transaction when in_tx, else in one of its own. Returns 0 or -1. */
 int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *flag,
                     struct hsub *only_sub, int mark_seen, int in_tx);
+/* The same on the store's thread, in a transaction of its own: done(h, rc, arg) is told on the
+ * loop once it is committed (deliveries started) or failed. Returns -1 only when out of memory
+ * (nothing started). */
+int gw_hooks_intake_submit(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *flag,
+                           struct hsub *only_sub,
+                           void (*done)(struct gw_hooks *h, int rc, void *arg), void *arg);
+/* An intake to be stored inside another job's transaction: built now (on the loop, from the
+ * registry), stored by gw_intake_store on the store's thread, finished on the loop by
+ * gw_intake_finish (which frees it) with whether the transaction committed. */
+struct intake;
+struct intake *gw_intake_new(struct gw_hooks *h, json_t *events, const char *flag,
+                             struct hsub *only_sub);
+int gw_intake_store(struct intake *in);
+void gw_intake_finish(struct intake *in, int committed);
 /* A node's items after a (re)subscription, on the store's thread: with baseline only marked
  * seen; else those never turned into events become events ("catchup"), oldest first. Then the
  * node's seen ids are pruned to prune_keep and done(missed) runs on the loop. 0, or -1 when out

@@ -242,6 +242,17 @@ void gw_websub_renewed(struct gw_hooks *h, struct hsub *s)
         gw_websub_arm(h, s);
 }
 
+static void on_lease(struct gw_loop *loop, void *arg);
+
+/* The store refused (it is away): the lease is ended again in 5 s. */
+static void lease_ended(struct gw_hooks *h, const char *id, int rc, void *arg)
+{
+    (void)arg;
+    struct hsub *s = rc != 0 ? gw_hooks_sub(h, id) : NULL;
+    if (s != NULL && s->lease_timer == 0)
+        s->lease_timer = gw_loop_timer_add(h->loop, 5000, on_lease, s);
+}
+
 static void on_lease(struct gw_loop *loop, void *arg)
 {
     (void)loop;
@@ -267,8 +278,8 @@ static void on_lease(struct gw_loop *loop, void *arg)
         }
     }
     gw_info("subscription %s: its WebSub lease on %s ended", s->id, s->topic);
-    if (gw_hooks_remove(h, s, "its WebSub lease ended") != 0)
-        s->lease_timer = gw_loop_timer_add(h->loop, 5000, on_lease, s); /* the store is away */
+    if (gw_hooks_remove(h, s, "its WebSub lease ended", lease_ended, NULL) != 0)
+        s->lease_timer = gw_loop_timer_add(h->loop, 5000, on_lease, s); /* out of memory */
 }
 
 /* ---- requests ---- */
@@ -416,6 +427,14 @@ static void activate(struct wsreq *w)
     gw_hooks_create(h, cmd, s);
 }
 
+static void unsubscribed(struct gw_hooks *h, const char *id, int rc, void *arg)
+{
+    (void)h;
+    (void)arg;
+    if (rc != 0)
+        gw_error("websub: subscription %s could not be removed; the store is away", id);
+}
+
 static void on_verified(void *arg, const struct gw_send_result *res)
 {
     struct wsreq *w = arg;
@@ -434,8 +453,9 @@ static void on_verified(void *arg, const struct gw_send_result *res)
         return;
     }
     struct hsub *s = find(w->h, w);
-    if (s != NULL && gw_hooks_remove(w->h, s, "unsubscribed through the WebSub hub") != 0)
-        gw_error("websub: subscription %s could not be removed; the store is away", s->id);
+    if (s != NULL &&
+        gw_hooks_remove(w->h, s, "unsubscribed through the WebSub hub", unsubscribed, NULL) != 0)
+        gw_error("websub: subscription %s could not be removed (out of memory)", s->id);
     wsreq_free(w);
 }
 
