@@ -384,8 +384,9 @@ static void on_result(void *arg, const struct gw_send_result *res)
             }
             if (h->ndone < h->capdone)
                 h->done[h->ndone++] = (struct done_entry){a->seqs[i], a->events[i]};
-            else
-                gw_store_delivery_done(h->store, a->seqs[i], a->events[i]);
+            else /* out of memory: its row stays, and is delivered again after a restart */
+                gw_error("delivery %lld: out of memory; its outbox row stays",
+                         (long long)a->seqs[i]);
         }
         if (h->ndone >= FLUSH_MAX)
             gw_delivery_flush(h);

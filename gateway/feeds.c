@@ -82,20 +82,79 @@ static json_t *state_json(const struct feed *f)
                      "fail_streak", f->fail_streak, "kind", f->kind);
 }
 
-static int save(struct feed *f)
+/* A feed's row written (put, or deleted) on the store's thread; the other gateways told ('f')
+ * when notify; then, on the loop, done (may be NULL) with the outcome. */
+struct feed_write {
+    struct gw_hooks *h;
+    struct gw_store *st;
+    struct gw_store_feed row; /* its own copies */
+    int del, notify, rc;
+    struct feed *f; /* a feed being created: linked once stored */
+    struct gw_cmd *cmd;
+    void (*done)(struct feed_write *w);
+};
+
+static void feed_write_free(struct feed_write *w)
 {
-    json_t *st = state_json(f);
-    char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
-    json_decref(st);
-    if (text == NULL)
+    free(w->row.id);
+    free(w->row.url);
+    free(w->row.service);
+    free(w->row.node);
+    free(w->row.state);
+    free(w);
+}
+
+static void write_job(void *arg)
+{
+    struct feed_write *w = arg;
+    w->rc = w->del ? gw_store_feed_delete(w->st, w->row.id) : gw_store_feed_put(w->st, &w->row);
+    if (w->rc == 0 && w->notify)
+        gw_store_notify(w->st, 'f', w->row.id);
+}
+
+static void write_done(void *arg)
+{
+    struct feed_write *w = arg;
+    if (w->done != NULL)
+        w->done(w);
+    else if (w->rc != 0)
+        gw_warn("feed %s: its state could not be stored", w->row.id);
+    feed_write_free(w);
+}
+
+static int copy(char **dst, const char *v)
+{
+    *dst = v ? strdup(v) : NULL;
+    return v != NULL && *dst == NULL ? -1 : 0;
+}
+
+static int save(struct feed *f, int del, int notify, struct gw_cmd *cmd,
+                void (*done)(struct feed_write *w), int creating)
+{
+    struct feed_write *w = calloc(1, sizeof(*w));
+    json_t *st = del ? NULL : state_json(f);
+    if (w == NULL ||
+        (!del && (st == NULL || (w->row.state = json_dumps(st, JSON_COMPACT)) == NULL)) ||
+        copy(&w->row.id, f->id) || copy(&w->row.url, f->url) || copy(&w->row.service, f->service) ||
+        copy(&w->row.node, f->node)) {
+        json_decref(st);
+        if (w != NULL)
+            feed_write_free(w);
+        gw_warn("feed %s: its state could not be stored (out of memory)", f->id);
         return -1;
-    struct gw_store_feed sf = {f->id,         f->url,        f->service, f->node,
-                               f->interval_s, f->created_ms, text};
-    int rc = gw_store_feed_put(f->h->store, &sf);
-    free(text);
-    if (rc != 0)
-        gw_warn("feed %s: its state could not be stored", f->id);
-    return rc;
+    }
+    json_decref(st);
+    w->row.interval_s = f->interval_s;
+    w->row.created_ms = f->created_ms;
+    w->h = f->h;
+    w->st = f->h->store;
+    w->del = del;
+    w->notify = notify && f->h->shared;
+    w->cmd = cmd;
+    w->done = done;
+    w->f = creating ? f : NULL;
+    gw_store_submit(w->st, write_job, write_done, w);
+    return 0;
 }
 
 static json_t *gw_feed_json(const struct feed *f)
@@ -212,7 +271,7 @@ static void round_done(struct feed *f)
     f->new_etag = f->new_last_modified = NULL;
     int64_t wait = f->wait_s > f->interval_s ? f->wait_s : f->interval_s;
     f->next_at_ms = gw_wall_ms() + wait * 1000;
-    save(f);
+    save(f, 0, 0, NULL, NULL, 0);
     if (f->again) {
         f->again = 0;
         schedule(f, 0);
@@ -443,17 +502,60 @@ int gw_feeds_load(struct gw_hooks *h)
     return gw_store_feed_each(h->store, add_loaded, h);
 }
 
-/* Another replica changed the feeds: the new ones are taken, the removed ones dropped. */
-static void mark_present(const struct gw_store_feed *sf, void *arg)
+/* Another replica changed the feeds: the new ones are taken, the removed ones dropped. The
+ * rows are read on the store's thread. */
+struct feed_rows {
+    struct gw_hooks *h;
+    struct gw_store *st;
+    struct gw_store_feed *v;
+    size_t n, cap;
+    int rc, oom;
+};
+
+static void keep_row(const struct gw_store_feed *sf, void *arg)
 {
-    json_object_set_new(arg, sf->id, json_true());
+    struct feed_rows *r = arg;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        struct gw_store_feed *v = realloc(r->v, cap * sizeof(*v));
+        if (v == NULL) {
+            r->oom = 1;
+            return;
+        }
+        r->v = v;
+        r->cap = cap;
+    }
+    struct gw_store_feed *d = &r->v[r->n];
+    memset(d, 0, sizeof(*d));
+    if (copy(&d->id, sf->id) || copy(&d->url, sf->url) || copy(&d->service, sf->service) ||
+        copy(&d->node, sf->node) || copy(&d->state, sf->state)) {
+        r->oom = 1;
+        free(d->id);
+        free(d->url);
+        free(d->service);
+        free(d->node);
+        return;
+    }
+    d->interval_s = sf->interval_s;
+    d->created_ms = sf->created_ms;
+    r->n++;
 }
 
-void gw_feeds_reload(struct gw_hooks *h)
+static void rows_job(void *arg)
 {
-    json_t *present = json_object();
-    if (gw_store_feed_each(h->store, mark_present, present) == 0) {
-        for (struct feed *f = h->feeds, *next; f; f = next) {
+    struct feed_rows *r = arg;
+    r->rc = gw_store_feed_each(r->st, keep_row, r);
+}
+
+static void rows_done(void *arg)
+{
+    struct feed_rows *r = arg;
+    struct gw_hooks *h = r->h;
+    if (r->rc == 0 && !r->oom && !h->stopping) {
+        json_t *present = json_object();
+        for (size_t i = 0; present && i < r->n; i++)
+            json_object_set_new(present, r->v[i].id, json_true());
+        for (struct feed *f = h->feeds, *next; present && f; f = next) {
             next = f->next;
             if (json_object_get(present, f->id) == NULL) {
                 unlink_feed(h, f);
@@ -463,9 +565,29 @@ void gw_feeds_reload(struct gw_hooks *h)
                     feed_free(f);
             }
         }
-        gw_feeds_load(h);
+        for (size_t i = 0; present && i < r->n; i++)
+            add_loaded(&r->v[i], h);
+        json_decref(present);
     }
-    json_decref(present);
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].id);
+        free(r->v[i].url);
+        free(r->v[i].service);
+        free(r->v[i].node);
+        free(r->v[i].state);
+    }
+    free(r->v);
+    free(r);
+}
+
+void gw_feeds_reload(struct gw_hooks *h)
+{
+    struct feed_rows *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return;
+    r->h = h;
+    r->st = h->store;
+    gw_store_submit(h->store, rows_job, rows_done, r);
 }
 
 void gw_feeds_free(struct gw_hooks *h)
@@ -504,7 +626,7 @@ void gw_feeds_ping(struct gw_hooks *h, struct gw_cmd *cmd, const char *url)
         fetch_soon(f);
     }
     if (n == 0 && h->shared) {
-        gw_store_notify(h->store, 'p', url); /* the replica that polls it fetches it */
+        gw_store_notify_later(h->store, 'p', url); /* the replica that polls it fetches it */
         n = 1;
     }
     if (n == 0)
@@ -518,6 +640,52 @@ void gw_feeds_pinged(struct gw_hooks *h, const char *url)
     for (struct feed *f = h->feeds; f; f = f->next)
         if (strcmp(f->url, url) == 0 && gw_cluster_owns(h, f->id))
             fetch_soon(f);
+}
+
+static void store_failed(struct gw_hooks *h, struct gw_cmd *cmd, const char *detail)
+{
+    int up = gw_store_known_up(h->store);
+    if (!up)
+        cmd->retry_after = 5;
+    gw_cmd_fail(cmd, up ? 500 : 503, up ? "Internal error" : "Store unavailable", detail, NULL);
+}
+
+/* A new feed: polled from its first fetch on, once stored. */
+static void created(struct feed_write *w)
+{
+    struct gw_hooks *h = w->h;
+    struct feed *f = w->f;
+    if (w->rc != 0 || h->stopping) {
+        feed_free(f);
+        store_failed(h, w->cmd, "the feed could not be stored");
+        return;
+    }
+    f->next = h->feeds;
+    h->feeds = f;
+    gw_info("feed %s: %s -> %s/%s every %d s rid=%s", f->id, f->url, f->service, f->node,
+            f->interval_s, w->cmd->rid);
+    schedule(f, 0); /* the first fetch publishes what the feed holds now */
+    gw_cmd_finish(w->cmd, 201, gw_feed_json(f));
+}
+
+/* A feed's row is gone: it stops (a fetch under way ends first). */
+static void removed(struct feed_write *w)
+{
+    struct gw_hooks *h = w->h;
+    struct feed *f = find(h, w->row.id);
+    if (w->rc != 0) {
+        store_failed(h, w->cmd, "the feed could not be removed");
+        return;
+    }
+    gw_info("feed %s removed rid=%s", w->row.id, w->cmd->rid);
+    if (f != NULL) {
+        unlink_feed(h, f);
+        if (f->busy)
+            f->gone = 1;
+        else
+            feed_free(f);
+    }
+    gw_cmd_finish(w->cmd, 204, NULL);
 }
 
 void gw_feeds_execute(struct gw_hooks *h, struct gw_cmd *cmd)
@@ -543,21 +711,10 @@ void gw_feeds_execute(struct gw_hooks *h, struct gw_cmd *cmd)
                                    gw_wall_ms(),
                                    "{}"};
         f = feed_new(h, &sf);
-        if (f == NULL || save(f) != 0) {
+        if (f == NULL || save(f, 0, 1, cmd, created, 1) != 0) {
             feed_free(f);
-            gw_cmd_fail(cmd, gw_store_known_up(h->store) ? 500 : 503,
-                        gw_store_known_up(h->store) ? "Internal error" : "Store unavailable",
-                        "the feed could not be stored", NULL);
-            return;
+            gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
         }
-        if (h->shared)
-            gw_store_notify(h->store, 'f', f->id);
-        f->next = h->feeds;
-        h->feeds = f;
-        gw_info("feed %s: %s -> %s/%s every %d s rid=%s", f->id, f->url, f->service, f->node,
-                f->interval_s, cmd->rid);
-        schedule(f, 0); /* the first fetch publishes what the feed holds now */
-        gw_cmd_finish(cmd, 201, gw_feed_json(f));
         return;
     }
     case GW_OP_FEED_LIST: {
@@ -579,20 +736,8 @@ void gw_feeds_execute(struct gw_hooks *h, struct gw_cmd *cmd)
             gw_cmd_finish(cmd, 200, gw_feed_json(f));
             return;
         }
-        if (gw_store_feed_delete(h->store, f->id) != 0) {
-            gw_cmd_fail(cmd, gw_store_known_up(h->store) ? 500 : 503, "Store unavailable",
-                        "the feed could not be removed", NULL);
-            return;
-        }
-        if (h->shared)
-            gw_store_notify(h->store, 'f', f->id);
-        gw_info("feed %s removed rid=%s", f->id, cmd->rid);
-        unlink_feed(h, f);
-        if (f->busy)
-            f->gone = 1;
-        else
-            feed_free(f);
-        gw_cmd_finish(cmd, 204, NULL);
+        if (save(f, 1, 1, cmd, removed, 0) != 0)
+            gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
         return;
     default:
         gw_cmd_fail(cmd, 500, "Internal error", "unknown feed operation", NULL);

@@ -589,7 +589,7 @@ static void requeued(struct gw_hooks *h, struct hsub *s, int64_t n)
         gw_pending_add(h, s, n);
         gw_delivery_kick(h, s);
     } else { /* another gateway delivers it */
-        gw_store_notify(h->store, 'r', s->id);
+        gw_store_notify_later(h->store, 'r', s->id);
     }
 }
 

@@ -236,14 +236,41 @@ static void probe(struct gw_hooks *h, struct hnode *hn)
     subscribe_again(h, hn);
 }
 
+struct forgetting {
+    struct gw_store *st;
+    char *service, *node;
+};
+
+static void forget_job(void *arg)
+{
+    struct forgetting *f = arg;
+    gw_store_seen_prune(f->st, f->service, f->node, 0);
+}
+
+static void forget_done(void *arg)
+{
+    struct forgetting *f = arg;
+    free(f->service);
+    free(f->node);
+    free(f);
+}
+
 void gw_nodesync_deleted(struct gw_hooks *h, struct hnode *hn)
 {
     gw_info("node %s/%s was deleted: its subscriptions are node_deleted until it is created again",
             hn->service, hn->node);
     hn->missing = 1;
     hn->subscribed = 0;
-    /* A node created again under the same name starts with fresh item ids. */
-    gw_store_seen_prune(h->store, hn->service, hn->node, 0);
+    /* A node created again under the same name starts with fresh item ids (forgotten on the
+     * store's thread: after the events of its items queued before). */
+    struct forgetting *f = calloc(1, sizeof(*f));
+    if (f != NULL && (f->service = strdup(hn->service)) != NULL &&
+        (f->node = strdup(hn->node)) != NULL) {
+        f->st = h->store;
+        gw_store_submit(h->store, forget_job, forget_done, f);
+    } else if (f != NULL) {
+        forget_done(f);
+    }
     arm_probe(h, hn);
 }
 

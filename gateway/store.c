@@ -595,6 +595,30 @@ int gw_store_notify(struct gw_store *st, char kind, const char *id)
     GUARDED(st, int, st->ops->notify ? st->ops->notify(st, kind, id) : 0);
 }
 
+struct notice {
+    struct gw_store *st;
+    char kind;
+    char id[];
+};
+
+static void notice_job(void *arg)
+{
+    struct notice *n = arg;
+    gw_store_notify(n->st, n->kind, n->id);
+}
+
+void gw_store_notify_later(struct gw_store *st, char kind, const char *id)
+{
+    size_t len = strlen(id);
+    struct notice *n = malloc(sizeof(*n) + len + 1);
+    if (n == NULL)
+        return;
+    n->st = st;
+    n->kind = kind;
+    memcpy(n->id, id, len + 1);
+    gw_store_submit(st, notice_job, free, n);
+}
+
 int gw_store_connecting(struct gw_store *st)
 {
     GUARDED(st, int, st->ops->connecting ? st->ops->connecting(st) : 0);

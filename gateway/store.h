@@ -211,5 +211,7 @@ int gw_store_sub_get(struct gw_store *st, const char *id, struct gw_store_sub *s
 /* Tells the other gateways of a change to subscription id (kind as notify_read reports it):
  * inside a transaction, when it commits. 0 or -1. */
 int gw_store_notify(struct gw_store *st, char kind, const char *id);
+/* The same on the store's thread (the loop does not wait; a failure is not told). */
+void gw_store_notify_later(struct gw_store *st, char kind, const char *id);
 
 #endif

@@ -759,25 +759,6 @@ int gw_hooks_catchup(struct gw_hooks *h, const char *service, const char *node, 
     return 0;
 }
 
-int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *extra,
-                    struct hsub *only_sub, int mark_seen, int in_tx)
-{
-    struct intake *in = intake_build(h, events, ids, extra, only_sub, mark_seen, 0);
-    if (in == NULL) {
-        gw_error("could not store events (out of memory); they will be recovered by catch-up");
-        return -1;
-    }
-    in->in_tx = in_tx;
-    in->flush = gw_delivery_flush_take(h);
-    intake_store(in);
-    intake_finish(in);
-    int rc = in->rc;
-    if (rc != 0 && !in_tx)
-        gw_error("could not store events; they will be recovered by catch-up");
-    intake_free(in);
-    return rc;
-}
-
 static void told_job(void *arg)
 {
     intake_store(arg);
@@ -831,7 +812,7 @@ void gw_intake_finish(struct intake *in, int committed)
 /* Live events go to the store's thread. On a shared store a failed intake waits in the spool,
  * and so does every one queued behind it (they fail at once: order holds) until the spool is
  * drained. */
-static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_t n);
+static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_t n, size_t at);
 
 static void live_job(void *arg)
 {
@@ -850,7 +831,7 @@ static void live_done(void *arg)
     struct intake *in = arg;
     intake_finish(in);
     if (in->rc != 0 && in->copy != NULL) {
-        spool_add(in->h, in->copy, in->ids, json_array_size(in->copy));
+        spool_add(in->h, in->copy, in->ids, json_array_size(in->copy), 0);
         in->copy = NULL;
     } else if (in->rc != 0) {
         gw_error("could not store events; they will be recovered by catch-up");
@@ -858,17 +839,20 @@ static void live_done(void *arg)
     intake_free(in);
 }
 
-static void intake_live(struct gw_hooks *h, json_t *events, char (*ids)[40])
+/* A live intake built, with (on a shared store) a copy of its events to wait in the spool if the
+ * store fails them. NULL when out of memory (then they are in the spool, or lost to catch-up). */
+static struct intake *intake_prepare(struct gw_hooks *h, json_t *events, char (*ids)[40],
+                                     int prefetch)
 {
     size_t n = json_array_size(events);
     json_t *copy = h->shared ? json_deep_copy(events) : NULL; /* the intake takes the keys out */
-    struct intake *in = intake_build(h, events, ids, NULL, NULL, 1, 1);
+    struct intake *in = intake_build(h, events, ids, NULL, NULL, 1, prefetch);
     if (in == NULL) {
         if (copy != NULL)
-            spool_add(h, copy, ids, n);
+            spool_add(h, copy, ids, n, 0);
         else
             gw_error("could not store events (out of memory); they will be recovered by catch-up");
-        return;
+        return NULL;
     }
     in->copy = copy;
     if (copy != NULL && (in->ids = malloc((n ? n : 1) * sizeof(*ids))) != NULL)
@@ -878,7 +862,14 @@ static void intake_live(struct gw_hooks *h, json_t *events, char (*ids)[40])
         in->copy = NULL;
     }
     in->flush = gw_delivery_flush_take(h);
-    gw_store_submit(h->store, live_job, live_done, in);
+    return in;
+}
+
+static void intake_live(struct gw_hooks *h, json_t *events, char (*ids)[40])
+{
+    struct intake *in = intake_prepare(h, events, ids, 1);
+    if (in != NULL)
+        gw_store_submit(h->store, live_job, live_done, in);
 }
 
 /* Events taken live from XMPP: one id and one timestamp per event, shared by webhooks and
@@ -896,8 +887,8 @@ void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events)
         gw_itemid_new(ids[i] + 4);
         json_object_set_new(json_array_get(events, i), "timestamp", json_string(stamp));
     }
-    if (h->shared && json_array_size(h->spool) > 0)
-        spool_add(h, json_deep_copy(events), ids, n); /* behind those waiting: order holds */
+    if (h->shared && (json_array_size(h->spool) > 0 || h->draining))
+        spool_add(h, json_deep_copy(events), ids, n, 0); /* behind those waiting: order holds */
     else
         intake_live(h, events, ids);
     gw_streams_publish(h, events, ids);
@@ -909,7 +900,9 @@ void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events)
  * Beyond that only catch-up from the nodes can bring them (as much as the nodes keep). */
 #define SPOOL_MAX 100000
 
-static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_t n)
+/* Appends (front: 0), or puts back at position front - 1 (drained events that failed again:
+ * before those that came meanwhile). */
+static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_t n, size_t front)
 {
     if (events == NULL)
         return;
@@ -922,41 +915,131 @@ static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_
         json_decref(events);
         return;
     }
-    if (h->spooled == 0)
+    if (h->spooled == 0 && front == 0)
         gw_warn("store away: events wait in memory until it is back");
     json_t *idl = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(idl, json_string(ids[i]));
-    json_array_append_new(h->spool, json_pack("{s:o, s:o}", "events", events, "ids", idl));
+    json_t *entry = json_pack("{s:o, s:o}", "events", events, "ids", idl);
+    if (front > 0)
+        json_array_insert_new(h->spool, front - 1, entry);
+    else
+        json_array_append_new(h->spool, entry);
     h->spooled += n;
 }
 
-int gw_hooks_spool_drain(struct gw_hooks *h)
+/* Draining the spool: a first job behind everything queued (the live intakes that failed are in
+ * the spool once it is done; live events wait in the spool from its start), then one job that
+ * stores what waited, in order, each batch in its transaction, stopping at the first failure.
+ * What it could not store goes back to the front; what came meanwhile is drained next. */
+struct draining {
+    struct gw_hooks *h;
+    struct intake **v;
+    size_t n, events;
+};
+
+static void drain_start(struct gw_hooks *h);
+
+static void barrier_job(void *arg)
 {
-    /* Live intakes failed on the store's thread join the spool first, in their order. */
-    gw_store_settle(h->store);
-    size_t waited = h->spooled;
-    while (json_array_size(h->spool) > 0) {
-        json_t *entry = json_array_get(h->spool, 0);
+    (void)arg;
+}
+
+static void barrier_done(void *arg)
+{
+    drain_start(arg);
+}
+
+static void drain_job(void *arg)
+{
+    struct draining *d = arg;
+    atomic_store(&d->h->intake_broken, 0); /* nothing queued behind: live events wait */
+    int failed = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        struct intake *in = d->v[i];
+        if (failed) {
+            in->rc = -1;
+            continue;
+        }
+        intake_store(in);
+        failed = in->rc != 0;
+    }
+    if (failed)
+        atomic_store(&d->h->intake_broken, 1);
+}
+
+static void drain_done(void *arg)
+{
+    struct draining *d = arg;
+    struct gw_hooks *h = d->h;
+    size_t back = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        struct intake *in = d->v[i];
+        intake_finish(in);
+        if (in->rc != 0 && in->copy != NULL) {
+            spool_add(h, in->copy, in->ids, json_array_size(in->copy), ++back);
+            in->copy = NULL;
+        }
+        intake_free(in);
+    }
+    free(d->v);
+    size_t stored = d->events;
+    free(d);
+    if (back > 0 || h->stopping) {
+        h->draining = 0; /* the next tick tries again */
+        return;
+    }
+    if (json_array_size(h->spool) > 0) { /* came while this was stored */
+        drain_start(h);
+        return;
+    }
+    gw_info("store back: the %zu events that waited are in the outbox", stored);
+    h->draining = 0;
+    if (h->sync_after_drain) {
+        h->sync_after_drain = 0;
+        gw_nodesync_all(h);
+    }
+}
+
+static void drain_start(struct gw_hooks *h)
+{
+    size_t n = json_array_size(h->spool);
+    struct draining *d = calloc(1, sizeof(*d));
+    if (d == NULL || (d->v = calloc(n ? n : 1, sizeof(*d->v))) == NULL) {
+        free(d);
+        h->draining = 0;
+        return;
+    }
+    d->h = h;
+    json_t *spool = h->spool;
+    h->spool = NULL;
+    h->spooled = 0;
+    for (size_t k = 0; k < n; k++) {
+        json_t *entry = json_array_get(spool, k);
         json_t *events = json_deep_copy(json_object_get(entry, "events"));
         json_t *idl = json_object_get(entry, "ids");
-        size_t n = json_array_size(idl);
-        char(*ids)[40] = calloc(n ? n : 1, sizeof(*ids));
-        for (size_t i = 0; ids && i < n; i++)
+        size_t m = json_array_size(idl);
+        char(*ids)[40] = calloc(m ? m : 1, sizeof(*ids));
+        for (size_t i = 0; ids && i < m; i++)
             snprintf(ids[i], sizeof(ids[i]), "%s", json_string_value(json_array_get(idl, i)));
-        int rc = events && ids ? gw_hooks_intake(h, events, ids, NULL, NULL, 1, 0) : -1;
+        struct intake *in = events && ids ? intake_prepare(h, events, ids, 0) : NULL;
         free(ids);
         json_decref(events);
-        if (rc != 0)
-            return -1;
-        h->spooled -= n;
-        json_array_remove(h->spool, 0);
+        if (in != NULL) {
+            d->v[d->n++] = in;
+            d->events += m;
+        }
     }
-    if (waited != 0)
-        gw_info("store back: the %zu events that waited are in the outbox", waited);
-    h->spooled = 0;
-    atomic_store(&h->intake_broken, 0); /* live intakes go to the store again */
-    return 0;
+    json_decref(spool);
+    gw_store_submit(h->store, drain_job, drain_done, d);
+}
+
+void gw_hooks_spool_drain(struct gw_hooks *h)
+{
+    if (h->draining || h->stopping)
+        return;
+    h->draining = 1;
+    gw_store_submit(h->store, barrier_job, barrier_done, h);
 }
 
 void gw_hooks_on_events(struct gw_hooks *h, json_t *events)

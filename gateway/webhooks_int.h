@@ -133,8 +133,10 @@ struct gw_hooks {
     unsigned char *parts; /* the partitions this gateway holds */
     int nparts;
     uint64_t cluster_timer;
-    unsigned char cluster_asking, cluster_again; /* a tick waits for the store's answer */
-    int stopping;                                /* the gateway is stopping: no delivery starts */
+    unsigned char cluster_asking, cluster_again;  /* a tick waits for the store's answer */
+    unsigned char notify_watched, notify_reading; /* the socket watched; a read under way */
+    struct gw_hmap *loading;  /* subscriptions added elsewhere being read (cluster.c) */
+    int stopping;             /* the gateway is stopping: no delivery starts */
     json_t *spool;            /* events waiting for a shared store to be back (webhooks.c) */
     atomic_int intake_broken; /* a live intake failed: those behind it go to the spool too */
     /* ids of subscriptions whose rows are gone from the store while intakes that name them may
@@ -142,7 +144,9 @@ struct gw_hooks {
     struct gw_hmap *removed;
     uint64_t intake_mark;
     size_t spooled;
-    struct feed *feeds; /* feeds polled into nodes (feeds.c) */
+    int draining;         /* the spool is being stored: live events wait in it meanwhile */
+    int sync_after_drain; /* catch up on the nodes once it is */
+    struct feed *feeds;   /* feeds polled into nodes (feeds.c) */
 };
 
 /* delivery.c */
@@ -232,13 +236,10 @@ json_t *gw_hsub_json(const struct hsub *s);
 struct gw_cmd *gw_hooks_xmpp_cmd(enum gw_op op, const char *service, const char *node,
                                  void (*done)(struct gw_cmd *), void *arg);
 /* Stores events for the matching subscriptions (only_sub: just that one) and starts their
- * delivery; flag, when set, is added to each event as true ("replay", "catchup"). Inside the
- * caller's transaction when in_tx, else in one of its own. Returns 0 or -1. */
-int gw_hooks_intake(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *flag,
-                    struct hsub *only_sub, int mark_seen, int in_tx);
-/* The same on the store's thread, in a transaction of its own: done(h, rc, arg) is told on the
- * loop once it is committed (deliveries started) or failed. Returns -1 only when out of memory
- * (nothing started). */
+ * delivery, on the store's thread, in a transaction of its own; flag, when set, is added to
+ * each event as true ("replay", "test"). done(h, rc, arg) is told on the loop once it is
+ * committed (deliveries started) or failed. Returns -1 only when out of memory (nothing
+ * started). */
 int gw_hooks_intake_submit(struct gw_hooks *h, json_t *events, char (*ids)[40], const char *flag,
                            struct hsub *only_sub,
                            void (*done)(struct gw_hooks *h, int rc, void *arg), void *arg);
@@ -264,9 +265,9 @@ void gw_hooks_node_release(struct gw_hooks *h, struct hnode *hn);
 /* Frees the node's entry once nothing uses it, leaving the XMPP subscription as it is. */
 void gw_hooks_node_drop(struct gw_hooks *h, struct hnode *hn);
 
-/* Puts the events that waited for the store into the outbox, oldest first; 0 when none are
- * left, -1 when the store failed again. */
-int gw_hooks_spool_drain(struct gw_hooks *h);
+/* Puts the events that waited for the store into the outbox, oldest first, on the store's
+ * thread; what fails again waits for the next call. */
+void gw_hooks_spool_drain(struct gw_hooks *h);
 /* Delivers events taken live from XMPP to the outbox and the streams. */
 void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events);
 /* Done callback of fire-and-forget XMPP commands: logs failures, frees the command. */

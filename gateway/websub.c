@@ -215,31 +215,74 @@ void gw_websub_arm(struct gw_hooks *h, struct hsub *s)
     s->lease_timer = gw_loop_timer_add(h->loop, left > 0 ? left : 0, on_lease, s);
 }
 
-/* Reads s's secret and lease from the store again (another gateway may have renewed it):
- * 1 when done, 0 when it is no longer stored, -1 when the store failed. */
-static int reread(struct gw_hooks *h, struct hsub *s)
+/* Reads a subscription's secret and lease from the store again (another gateway may have
+ * renewed it), on the store's thread; then, on the loop, `then` with found: 1 when read, 0
+ * when it is no longer stored, -1 when the store failed. */
+struct rereading {
+    struct gw_hooks *h;
+    struct gw_store *st;
+    char *id;
+    struct gw_store_sub row;
+    int found;
+    void (*then)(struct gw_hooks *h, struct hsub *s, int found);
+};
+
+static void reread_job(void *arg)
 {
-    struct gw_store_sub st;
-    int found = gw_store_sub_get(h->store, s->id, &st);
-    if (found != 1)
-        return found;
-    char *secret = strdup(st.secret);
-    if (secret == NULL || st.websub == NULL || gw_websub_parse(s, st.websub) != 0) {
-        free(secret);
-        gw_store_sub_clear(&st);
+    struct rereading *r = arg;
+    r->found = gw_store_sub_get(r->st, r->id, &r->row);
+}
+
+static void reread_done(void *arg)
+{
+    struct rereading *r = arg;
+    struct hsub *s = gw_hooks_sub(r->h, r->id);
+    int found = r->found;
+    if (s != NULL && found == 1) {
+        char *secret = strdup(r->row.secret);
+        if (secret == NULL || r->row.websub == NULL || gw_websub_parse(s, r->row.websub) != 0) {
+            free(secret);
+            found = -1;
+        } else {
+            memset(s->secret, 0, strlen(s->secret));
+            free(s->secret);
+            s->secret = secret;
+        }
+    }
+    if (s != NULL)
+        r->then(r->h, s, found);
+    if (r->row.secret != NULL)
+        memset(r->row.secret, 0, strlen(r->row.secret));
+    if (r->found == 1)
+        gw_store_sub_clear(&r->row);
+    free(r->id);
+    free(r);
+}
+
+static int reread(struct gw_hooks *h, struct hsub *s,
+                  void (*then)(struct gw_hooks *h, struct hsub *s, int found))
+{
+    struct rereading *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->id = strdup(s->id)) == NULL) {
+        free(r);
         return -1;
     }
-    memset(s->secret, 0, strlen(s->secret));
-    free(s->secret);
-    s->secret = secret;
-    gw_store_sub_clear(&st);
-    return 1;
+    r->h = h;
+    r->st = h->store;
+    r->then = then;
+    gw_store_submit(h->store, reread_job, reread_done, r);
+    return 0;
+}
+
+static void rearm(struct gw_hooks *h, struct hsub *s, int found)
+{
+    if (found == 1)
+        gw_websub_arm(h, s);
 }
 
 void gw_websub_renewed(struct gw_hooks *h, struct hsub *s)
 {
-    if (reread(h, s) == 1)
-        gw_websub_arm(h, s);
+    reread(h, s, rearm);
 }
 
 static void on_lease(struct gw_loop *loop, void *arg);
@@ -253,15 +296,28 @@ static void lease_ended(struct gw_hooks *h, const char *id, int rc, void *arg)
         s->lease_timer = gw_loop_timer_add(h->loop, 5000, on_lease, s);
 }
 
+static void lease_checked(struct gw_hooks *h, struct hsub *s, int found);
+
 static void on_lease(struct gw_loop *loop, void *arg)
 {
     (void)loop;
     struct hsub *s = arg;
     struct gw_hooks *h = s->hn->hooks; /* the lease timer runs only while s is attached */
     s->lease_timer = 0;
+    if (!h->shared) {
+        lease_checked(h, s, 1);
+        return;
+    }
+    /* Another gateway may have renewed it; the one that delivers it ends it. */
+    if (reread(h, s, lease_checked) != 0)
+        s->lease_timer = gw_loop_timer_add(h->loop, 5000, on_lease, s);
+}
+
+static void lease_checked(struct gw_hooks *h, struct hsub *s, int found)
+{
+    if (s->lease_timer != 0 || s->deleting)
+        return; /* armed again meanwhile (renewed), or being removed */
     if (h->shared) {
-        /* Another gateway may have renewed it; the one that delivers it ends it. */
-        int found = reread(h, s);
         if (found == 0)
             return; /* removed: the store's notification takes it out of memory */
         /* Renewed (or the timer ran a moment early: it keeps the monotonic clock, the lease
@@ -367,30 +423,78 @@ static void on_created(struct gw_cmd *cmd)
     wsreq_free(w);
 }
 
+/* The new lease and secret, stored (on the store's thread) before they are used. */
+struct renewing {
+    struct gw_hooks *h;
+    struct gw_store *st;
+    char *id, *secret, *desc;
+    int64_t expires_ms, lease_ms;
+    char alg[8], format[8];
+    int shared, rc;
+};
+
+static void renew_job(void *arg)
+{
+    struct renewing *r = arg;
+    r->rc = gw_store_sub_renew(r->st, r->id, r->secret, r->desc) == 1 &&
+                    (!r->shared || gw_store_notify(r->st, 'u', r->id) == 0)
+                ? 0
+                : -1;
+}
+
+static void renew_done(void *arg)
+{
+    struct renewing *r = arg;
+    struct hsub *s = gw_hooks_sub(r->h, r->id);
+    if (r->rc != 0) {
+        gw_error("websub: subscription %s could not be renewed", r->id);
+    } else if (s != NULL) {
+        memset(s->secret, 0, strlen(s->secret));
+        free(s->secret);
+        s->secret = r->secret;
+        r->secret = NULL;
+        s->expires_ms = r->expires_ms;
+        memcpy(s->alg, r->alg, sizeof(s->alg));
+        memcpy(s->format, r->format, sizeof(s->format));
+        gw_websub_arm(r->h, s);
+        gw_info("websub: subscription %s renewed for %lld s", s->id,
+                (long long)(r->lease_ms / 1000));
+    }
+    if (r->secret != NULL)
+        memset(r->secret, 0, strlen(r->secret));
+    free(r->secret);
+    free(r->desc);
+    free(r->id);
+    free(r);
+}
+
 static void renew(struct gw_hooks *h, struct hsub *s, struct wsreq *w)
 {
-    struct hsub next = *s; /* the new lease and secret, stored before they are used */
+    struct hsub next = *s;
     next.topic = s->topic;
     next.expires_ms = gw_wall_ms() + w->lease_ms;
     memcpy(next.alg, w->alg, sizeof(next.alg));
     memcpy(next.format, w->format, sizeof(next.format));
-    char *desc = gw_websub_describe(&next);
-    char *secret = strdup(w->secret ? w->secret : "");
-    if (desc == NULL || secret == NULL || gw_store_sub_renew(h->store, s->id, secret, desc) != 1 ||
-        (h->shared && gw_store_notify(h->store, 'u', s->id) != 0)) {
-        gw_error("websub: subscription %s could not be renewed", s->id);
-        free(desc);
-        free(secret);
+    struct renewing *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->desc = gw_websub_describe(&next)) == NULL ||
+        (r->secret = strdup(w->secret ? w->secret : "")) == NULL ||
+        (r->id = strdup(s->id)) == NULL) {
+        gw_error("websub: subscription %s could not be renewed (out of memory)", s->id);
+        if (r != NULL) {
+            free(r->desc);
+            free(r->secret);
+        }
+        free(r);
         return;
     }
-    free(desc);
-    memset(s->secret, 0, strlen(s->secret));
-    free(s->secret);
-    s->secret = secret;
-    s->expires_ms = next.expires_ms;
-    memcpy(s->alg, w->alg, sizeof(s->alg));
-    gw_websub_arm(h, s);
-    gw_info("websub: subscription %s renewed for %lld s", s->id, (long long)(w->lease_ms / 1000));
+    r->h = h;
+    r->st = h->store;
+    r->shared = h->shared;
+    r->expires_ms = next.expires_ms;
+    r->lease_ms = w->lease_ms;
+    memcpy(r->alg, w->alg, sizeof(r->alg));
+    memcpy(r->format, w->format, sizeof(r->format));
+    gw_store_submit(h->store, renew_job, renew_done, r);
 }
 
 static void activate(struct wsreq *w)
