@@ -520,12 +520,17 @@ static void read_done(void *arg)
     switch (r->kind) {
     case READ_SUBS:
     case READ_SUB:
-        /* "dead_letters" on each subscription, when the store could count them */
+        /* "dead_letters" on each subscription, when the store could count them; the backlog
+         * as of now, so that it agrees with them (jobs done before this one have moved it) */
         json_array_foreach(r->list, i, o)
         {
+            const char *id = json_string_value(json_object_get(o, "id"));
+            const struct hsub *s = id ? gw_hooks_sub(r->h, id) : NULL;
+            if (s != NULL && s->owned)
+                json_object_set_new(o, "backlog", json_integer(s->pending));
             if (r->rc != 0)
-                break;
-            json_t *n = json_object_get(r->rows, json_string_value(json_object_get(o, "id")));
+                continue;
+            json_t *n = json_object_get(r->rows, id);
             json_object_set_new(o, "dead_letters", n ? json_incref(n) : json_integer(0));
         }
         if (r->kind == READ_SUB)

@@ -1,6 +1,8 @@
 /* Integration test kit implementation. */
 #include "harness.h"
 
+#include "gateway/store.h"
+
 #include "xmpp/payload.h"
 #include "xmpp/pubsub.h"
 
@@ -199,6 +201,19 @@ int it_script(const char *log, const char *name, const char *args)
             fprintf(stderr, "(no output in %s)\n", log);
     }
     return rc;
+}
+
+struct gw_store *it_gw_store_open(const struct it_gw *gw)
+{
+    char url[600], err[400];
+    if (gw->store[0])
+        snprintf(url, sizeof(url), "%s", gw->store);
+    else
+        snprintf(url, sizeof(url), "sqlite:%s/data/pubsubgw.db", gw->dir);
+    struct gw_store *st = gw_store_open(url, err, sizeof(err));
+    if (st == NULL)
+        fprintf(stderr, "cannot open the gateway's store: %s\n", err);
+    return st;
 }
 
 const char *it_store_name(void)

@@ -44,6 +44,10 @@ struct it_gw {
     char store[300]; /* --store URL: a database of its own when the suite runs on PostgreSQL */
 };
 
+/* The gateway's store, opened by the test (the gateway stopped first): its --store URL, or the
+ * SQLite file in its data directory. NULL (reason on stderr) when it cannot be opened. */
+struct gw_store *it_gw_store_open(const struct it_gw *gw);
+
 /* The first line of DIR/NAME (without its newline) into out; 0, or -1 (out then empty) when the
  * file is missing or empty. For what the scripts write (url, port). */
 int it_read_line(const char *dir, const char *name, char *out, size_t len);

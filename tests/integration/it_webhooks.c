@@ -5,7 +5,11 @@
 #include "harness.h"
 #include "receiver.h"
 
+#include "gateway/store.h"
+
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +83,60 @@ static void publish(const char *node, const char *id, const char *json)
 static const char *jstr(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
+}
+
+/* Publishes items c1..cN one after another, counting those answered 201. */
+struct churn {
+    const char *node;
+    int n;
+    atomic_int published;
+};
+
+static void *churn_publisher(void *arg)
+{
+    struct churn *c = arg;
+    for (int i = 1; i <= c->n; i++) {
+        char path[400], json[64];
+        snprintf(path, sizeof(path), "/v1/nodes/%s/items?id=c%d", c->node, i);
+        snprintf(json, sizeof(json), "{\"n\":%d}", i);
+        struct it_resp r;
+        if (req("POST", path, json, &r) == 201)
+            atomic_store(&c->published, i);
+        it_resp_free(&r);
+    }
+    return NULL;
+}
+
+/* The receiver's items as numbers: 1 when they are first..last with no gap, repeat or
+ * disorder. */
+static int contiguous(struct it_receiver *rc, int *first, int *last)
+{
+    *first = *last = 0;
+    for (int i = 0; i < it_receiver_count(rc); i++) {
+        const struct it_delivery *d = it_receiver_get(rc, i);
+        int n = (int)json_integer_value(
+            json_object_get(json_object_get(json_object_get(d->json, "item"), "payload"), "n"));
+        if (i == 0)
+            *first = n;
+        else if (n != *last + 1)
+            return 0;
+        *last = n;
+    }
+    return 1;
+}
+
+struct sub_rows {
+    const char *a, *b;
+    long a_rows, b_rows;
+};
+
+static void rows_of(const char *sub_id, int64_t n, void *arg)
+{
+    struct sub_rows *r = arg;
+    if (strcmp(sub_id, r->a) == 0)
+        r->a_rows += n;
+    else if (strcmp(sub_id, r->b) == 0)
+        r->b_rows += n;
 }
 
 static void validation(struct it_receiver *ok)
@@ -472,9 +530,57 @@ int main(void)
     it_receiver_stop(busy);
     it_receiver_stop(other);
 
+    /* Subscriptions created and deleted while items flow: the new one gets every item from
+     * its creation on, the deleted one every item up to its deletion and none after, each in
+     * order without a gap; and the store keeps no row for the deleted one. */
+    const char *n8 = it_unique("hooks");
+    make_node(n8);
+    struct it_receiver *ra = it_receiver_start(IT_OK, 0), *rcb = it_receiver_start(IT_OK, 0);
+    const char *sa = subscribe(n8, ra, NULL);
+    struct churn ch = {n8, 300, 0};
+    pthread_t pub;
+    CHECK_INT(pthread_create(&pub, NULL, churn_publisher, &ch), 0);
+    while (atomic_load(&ch.published) < 80)
+        usleep(1000);
+    const char *sb = subscribe(n8, rcb, NULL);
+    int after_create = atomic_load(&ch.published);
+    while (atomic_load(&ch.published) < 180)
+        usleep(1000);
+    snprintf(body, sizeof(body), "/v1/subscriptions/%s", sa ? sa : "-");
+    CHECK_INT(req("DELETE", body, NULL, &r), 204);
+    it_resp_free(&r);
+    int after_delete = atomic_load(&ch.published);
+    pthread_join(pub, NULL);
+    CHECK_INT(atomic_load(&ch.published), 300);
+    int a_first, a_last, b_first, b_last;
+    for (int k = 0; k < 200 && (!contiguous(rcb, &b_first, &b_last) || b_last < 300); k++)
+        it_receiver_wait(rcb, it_receiver_count(rcb) + 1, 100);
+    CHECK(contiguous(ra, &a_first, &a_last));
+    CHECK(contiguous(rcb, &b_first, &b_last));
+    fprintf(stderr,
+            "churn: deleted got c%d..c%d (deleted after c%d), created got c%d..c%d "
+            "(created after c%d)\n",
+            a_first, a_last, after_delete, b_first, b_last, after_create);
+    CHECK_INT(a_first, 1);
+    CHECK(a_last <= after_delete + 1); /* one publish may have been under way */
+    CHECK(b_first >= 1 && b_first <= after_create + 2);
+    CHECK_INT(b_last, 300);
+
     /* The total cap: with --max-delivery-connections 2, six deliveries to three slow hosts go two
      * at a time (three rounds of 300 ms), and every host gets its turn. */
     CHECK_INT(it_gw_stop(&gw, SIGTERM), 0);
+    struct gw_store *st = it_gw_store_open(&gw);
+    CHECK(st != NULL);
+    struct sub_rows rows = {sa ? sa : "-", sb ? sb : "-", 0, 0};
+    if (st != NULL) {
+        CHECK_INT(gw_store_pending_each(st, rows_of, &rows), 0);
+        CHECK_INT(gw_store_dead_count_each(st, NULL, rows_of, &rows), 0);
+        gw_store_close(st);
+    }
+    CHECK_INT((int)rows.a_rows, 0);
+    CHECK_INT((int)rows.b_rows, 0);
+    it_receiver_stop(ra);
+    it_receiver_stop(rcb);
     const char *capped[] = {"--callback-allow", "127.0.0.0/8", "--max-delivery-connections", "2",
                             NULL};
     CHECK_INT(it_gw_restart(&gw, "gw4@localhost", "gw4", xport, capped, 1), 0);

@@ -20,8 +20,8 @@ struct it_delivery {
     json_t *json;
     char id[160], ts[40], sig[200], ctype[80];
     char *link, *hub_sig; /* WebSub: the Link and X-Hub-Signature headers, or NULL */
-    long long at_ms; /* CLOCK_MONOTONIC ms when received */
-    double at_s;     /* the same, in seconds with sub-millisecond resolution */
+    long long at_ms;      /* CLOCK_MONOTONIC ms when received */
+    double at_s;          /* the same, in seconds with sub-millisecond resolution */
 };
 
 struct it_receiver;
