@@ -107,19 +107,24 @@ static void *churn_publisher(void *arg)
     return NULL;
 }
 
-/* The receiver's items as numbers: 1 when they are first..last with no gap, repeat or
- * disorder. */
+/* The receiver's published items as numbers: 1 when they are first..last with no gap, repeat
+ * or disorder. */
 static int contiguous(struct it_receiver *rc, int *first, int *last)
 {
     *first = *last = 0;
     for (int i = 0; i < it_receiver_count(rc); i++) {
         const struct it_delivery *d = it_receiver_get(rc, i);
+        const char *type = json_string_value(json_object_get(d->json, "type"));
+        if (type == NULL || strcmp(type, "item.published") != 0)
+            continue; /* the node keeps 100 items: some servers tell the oldest retracted */
         int n = (int)json_integer_value(
             json_object_get(json_object_get(json_object_get(d->json, "item"), "payload"), "n"));
-        if (i == 0)
+        if (*first == 0)
             *first = n;
-        else if (n != *last + 1)
+        else if (n != *last + 1) {
+            fprintf(stderr, "  delivery %d: c%d after c%d\n", i, n, *last);
             return 0;
+        }
         *last = n;
     }
     return 1;
