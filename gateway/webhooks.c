@@ -812,7 +812,7 @@ void gw_intake_finish(struct intake *in, int committed)
 /* Live events go to the store's thread. On a shared store a failed intake waits in the spool,
  * and so does every one queued behind it (they fail at once: order holds) until the spool is
  * drained. */
-static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_t n, size_t at);
+static void spool_add(struct gw_hooks *h, json_t *events, char (*ids)[40], size_t n, size_t front);
 
 static void live_job(void *arg)
 {
