@@ -289,13 +289,13 @@ static void remove_done(void *arg)
         r->rc = s != NULL ? -1 : 0; /* the first failed: it is still here */
     } else if (r->rc != 0) {
         gw_error("subscription %s could not be removed from the store (%s); it stays", r->id,
-                 r->why);
+                 r->why ? r->why : "");
         if (s != NULL) { /* what it was given meanwhile goes out, a little later */
             s->deleting = 0;
             gw_delivery_kick_later(h, s, 5000);
         }
     } else {
-        gw_info("subscription %s removed: %s", r->id, r->why);
+        gw_info("subscription %s removed: %s", r->id, r->why ? r->why : "");
         if (s != NULL)
             gw_hooks_forget(h, s, 1);
     }
