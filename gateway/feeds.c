@@ -38,11 +38,12 @@ struct feed {
     char kind[8]; /* the format of the last document read: atom, rss, json */
     /* activity */
     uint64_t timer;
-    int busy;    /* a fetch and its publishes are under way */
-    int pending; /* publishes not answered yet */
-    int failed;  /* publishes of this round refused */
-    int again;   /* a ping came while busy: fetch once more when done */
-    int gone;    /* deleted while busy: freed when done */
+    int busy;     /* a fetch and its publishes are under way */
+    int pending;  /* publishes not answered yet */
+    int failed;   /* publishes of this round refused */
+    int again;    /* a ping came while busy: fetch once more when done */
+    int gone;     /* deleted while busy: freed when done */
+    int deleting; /* its removal is being stored: its state is not written again */
     char *new_etag, *new_last_modified;
     int64_t wait_s; /* the round's delay before the next fetch */
     struct feed *next;
@@ -271,7 +272,8 @@ static void round_done(struct feed *f)
     f->new_etag = f->new_last_modified = NULL;
     int64_t wait = f->wait_s > f->interval_s ? f->wait_s : f->interval_s;
     f->next_at_ms = gw_wall_ms() + wait * 1000;
-    save(f, 0, 0, NULL, NULL, 0);
+    if (!f->deleting) /* (a write after the delete would bring its row back) */
+        save(f, 0, 0, NULL, NULL, 0);
     if (f->again) {
         f->again = 0;
         schedule(f, 0);
@@ -660,6 +662,13 @@ static void created(struct feed_write *w)
         store_failed(h, w->cmd, "the feed could not be stored");
         return;
     }
+    struct feed *known = find(h, f->id);
+    if (known != NULL) { /* loaded meanwhile (another gateway's change made this one read) */
+        feed_free(f);
+        f = known;
+        gw_cmd_finish(w->cmd, 201, gw_feed_json(f));
+        return;
+    }
     f->next = h->feeds;
     h->feeds = f;
     gw_info("feed %s: %s -> %s/%s every %d s rid=%s", f->id, f->url, f->service, f->node,
@@ -674,6 +683,8 @@ static void removed(struct feed_write *w)
     struct gw_hooks *h = w->h;
     struct feed *f = find(h, w->row.id);
     if (w->rc != 0) {
+        if (f != NULL)
+            f->deleting = 0;
         store_failed(h, w->cmd, "the feed could not be removed");
         return;
     }
@@ -738,6 +749,8 @@ void gw_feeds_execute(struct gw_hooks *h, struct gw_cmd *cmd)
         }
         if (save(f, 1, 1, cmd, removed, 0) != 0)
             gw_cmd_fail(cmd, 500, "Internal error", "out of memory", NULL);
+        else
+            f->deleting = 1;
         return;
     default:
         gw_cmd_fail(cmd, 500, "Internal error", "unknown feed operation", NULL);

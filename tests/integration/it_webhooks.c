@@ -570,6 +570,17 @@ int main(void)
     CHECK(a_last <= after_delete + 1); /* one publish may have been under way */
     CHECK(b_first >= 1 && b_first <= after_create + 2);
     CHECK_INT(b_last, 300);
+    /* what follows the last item (a server's retraction of the oldest) is delivered too */
+    snprintf(body, sizeof(body), "/v1/subscriptions/%s", sb ? sb : "-");
+    long backlog = -1;
+    for (int k = 0; k < 100 && backlog != 0; k++) {
+        if (k > 0)
+            usleep(100000);
+        if (req("GET", body, NULL, &r) == 200)
+            backlog = (long)json_integer_value(json_object_get(r.json, "backlog"));
+        it_resp_free(&r);
+    }
+    CHECK_INT((int)backlog, 0);
 
     /* The total cap: with --max-delivery-connections 2, six deliveries to three slow hosts go two
      * at a time (three rounds of 300 ms), and every host gets its turn. */
