@@ -5,6 +5,7 @@
 #include "stream.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct gw_cmd *gw_cmd_new(enum gw_op op)
 {
@@ -41,6 +42,8 @@ json_t *gw_problem_new(int status, const char *title, const char *detail, const 
         type = "urn:pubsubgw:problem:xmpp-error";
     else if (status == 400)
         type = "urn:pubsubgw:problem:invalid-request";
+    else if (status == 503 && title != NULL && strcmp(title, "Store unavailable") == 0)
+        type = "urn:pubsubgw:problem:store-unavailable";
     else if (status == 503)
         type = "urn:pubsubgw:problem:xmpp-unavailable";
     else if (status == 504)

@@ -73,6 +73,8 @@ int main(void)
             CHECK_INT(it_req(&gw, "POST", "/v1/subscriptions", body, &r), 503);
             CHECK(r.retry_after[0] != '\0');
             it_check_problem(&r, 503, "store");
+            CHECK_STR(json_string_value(json_object_get(r.json, "type")),
+                      "urn:pubsubgw:problem:store-unavailable");
             it_resp_free(&r);
         }
         if (n == START_AT)
