@@ -571,8 +571,10 @@ int main(int argc, char **argv)
     const char *only = getenv("BENCH_ONLY_FANOUT"); /* profiling aid: one fan-out run */
     if (only != NULL) {
         struct it_receiver *rcv = it_receiver_start(IT_OK, 0);
+        const char *items = getenv("BENCH_FANOUT_ITEMS"); /* more, to run a profiler alongside */
+        int nitems = items ? atoi(items) : smoke ? 200 : 20000 / atoi(only);
         printf("fan-out to %d callbacks: %.0f deliveries/s\n", atoi(only),
-               fanout(atoi(only), smoke ? 200 : 20000 / atoi(only), rcv));
+               fanout(atoi(only), nitems > 0 ? nitems : 1, rcv));
         it_receiver_stop(rcv);
         return 0;
     }
