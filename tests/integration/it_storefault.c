@@ -59,12 +59,20 @@ int main(void)
     snprintf(body, sizeof(body), "{\"node\":\"%s\",\"callback\":\"%s\"}", node,
              it_receiver_url(rc));
     CHECK_INT(it_req(&gw, "POST", "/v1/subscriptions", body, &r), 201);
+    char sub_path[200];
+    snprintf(sub_path, sizeof(sub_path), "/v1/subscriptions/%s",
+             json_string_value(json_object_get(r.json, "id")));
     it_resp_free(&r);
 
     int refused = 0, down_seen = 0;
     for (int n = 1; n <= NITEMS; n++) {
         if (n == STOP_AT) {
             CHECK_INT(postgres("stop", NULL), 0);
+            /* A delete while the store is away is refused and changes nothing: the subscription
+             * keeps every item (checked below). */
+            CHECK_INT(it_req(&gw, "DELETE", sub_path, NULL, &r), 503);
+            CHECK(r.retry_after[0] != '\0');
+            it_resp_free(&r);
             long long t0 = it_now_ms();
             while (it_now_ms() - t0 < 5000 && strcmp(store_state(&gw), "down") != 0)
                 usleep(50000);
