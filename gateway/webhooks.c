@@ -290,9 +290,12 @@ static void remove_done(void *arg)
     } else if (r->rc != 0) {
         gw_error("subscription %s could not be removed from the store (%s); it stays", r->id,
                  r->why ? r->why : "");
-        if (s != NULL) { /* what it was given meanwhile goes out, a little later */
+        if (s != NULL) { /* what it was given meanwhile goes out */
             s->deleting = 0;
-            gw_delivery_kick_later(h, s, 5000);
+            if (r->done != NULL)
+                gw_delivery_kick(h, s);
+            else /* a callback that answered 410 is not asked again at once */
+                gw_delivery_kick_later(h, s, 5000);
         }
     } else {
         gw_info("subscription %s removed: %s", r->id, r->why ? r->why : "");

@@ -190,12 +190,13 @@ void gw_delivery_flush_run(struct gw_flush *f);
 void gw_delivery_flush_free(struct gw_flush *f);
 
 /* webhooks.c */
-/* Removes a subscription: from the store in one transaction (a job on the store's thread),
- * then from the registry (and the XMPP subscription when it was the node's last). Meanwhile it
- * is marked deleting: no delivery starts, and events still give it deliveries, so that nothing
- * is lost when the store refuses (then nothing changes). done (may be NULL) is told on the loop
- * with its id and 0 or -1; a second removal of one being removed waits for the first and tells its
- * outcome. Returns -1 only when out of memory (nothing started). */
+/* Removes a subscription: from the store in one transaction (a job on the store's thread), then
+ * from the registry (and the XMPP subscription when it was the node's last). Meanwhile it is
+ * marked deleting: no delivery starts, and events still give it deliveries, so that nothing is
+ * lost when the store refuses (then nothing changes, and its deliveries go on: at once, or in 5 s
+ * when done is NULL, as after a 410). done (may be NULL) is told on the loop with its id and 0 or
+ * -1; a second removal of one being removed waits for the first and tells its outcome. Returns -1
+ * only when out of memory (nothing started). */
 int gw_hooks_remove(struct gw_hooks *h, struct hsub *s, const char *why,
                     void (*done)(struct gw_hooks *h, const char *id, int rc, void *arg), void *arg);
 /* Takes an id out of h->removed (on the store's thread) once every intake queued before now

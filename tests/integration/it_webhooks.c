@@ -7,6 +7,8 @@
 
 #include "gateway/store.h"
 
+#include <sqlite3.h>
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -581,6 +583,34 @@ int main(void)
         it_resp_free(&r);
     }
     CHECK_INT((int)backlog, 0);
+
+    /* A delete the store refuses: the subscription stays, listed and delivering. (SQLite: the
+     * test holds the database's write lock past the gateway's 5 s busy timeout; the same on
+     * PostgreSQL is the store fault test's.) */
+    if (strcmp(it_store_name(), "sqlite") == 0) {
+        char dbpath[400];
+        snprintf(dbpath, sizeof(dbpath), "%s/data/pubsubgw.db", gw.dir);
+        sqlite3 *db = NULL;
+        CHECK_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
+        CHECK_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        snprintf(body, sizeof(body), "/v1/subscriptions/%s", sb ? sb : "-");
+        long long t9 = it_now_ms();
+        CHECK_INT(req("DELETE", body, NULL, &r), 500);
+        CHECK(it_now_ms() - t9 >= 4000);
+        it_check_problem(&r, 500, "unchanged");
+        it_resp_free(&r);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(db);
+        CHECK_INT(req("GET", body, NULL, &r), 200);
+        it_resp_free(&r);
+        int had = it_receiver_count(rcb);
+        publish(n8, "after-refused-delete", "{\"n\":301}");
+        CHECK_INT(it_receiver_wait(rcb, had + 1, 15000), had + 1);
+        fprintf(stderr, "refused delete: answered 500 after %lld ms, still delivering\n",
+                it_now_ms() - t9);
+    } else {
+        fprintf(stderr, "refused delete: checked by the store fault test on PostgreSQL\n");
+    }
 
     /* The total cap: with --max-delivery-connections 2, six deliveries to three slow hosts go two
      * at a time (three rounds of 300 ms), and every host gets its turn. */
