@@ -605,7 +605,20 @@ int main(void)
         it_resp_free(&r);
         int had = it_receiver_count(rcb);
         publish(n8, "after-refused-delete", "{\"n\":301}");
-        CHECK_INT(it_receiver_wait(rcb, had + 1, 15000), had + 1);
+        /* (on ejabberd a retraction of the oldest item comes too, in either order) */
+        int found = 0;
+        for (int k = 0; k < 150 && !found; k++) {
+            it_receiver_wait(rcb, it_receiver_count(rcb) + 1, 100);
+            for (int j = had; j < it_receiver_count(rcb) && !found; j++) {
+                const json_t *ev = it_receiver_get(rcb, j)->json;
+                const char *type = json_string_value(json_object_get(ev, "type"));
+                const char *id =
+                    json_string_value(json_object_get(json_object_get(ev, "item"), "id"));
+                found = type && id && strcmp(type, "item.published") == 0 &&
+                        strcmp(id, "after-refused-delete") == 0;
+            }
+        }
+        CHECK(found);
         fprintf(stderr, "refused delete: answered 500 after %lld ms, still delivering\n",
                 it_now_ms() - t9);
     } else {
