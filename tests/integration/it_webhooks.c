@@ -592,6 +592,7 @@ int main(void)
         snprintf(dbpath, sizeof(dbpath), "%s/data/pubsubgw.db", gw.dir);
         sqlite3 *db = NULL;
         CHECK_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 30000); /* the gateway may be writing (slowly, under valgrind) */
         CHECK_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
         snprintf(body, sizeof(body), "/v1/subscriptions/%s", sb ? sb : "-");
         long long t9 = it_now_ms();
