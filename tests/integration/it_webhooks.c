@@ -587,7 +587,13 @@ int main(void)
     /* A delete the store refuses: the subscription stays, listed and delivering. (SQLite: the
      * test holds the database's write lock past the gateway's 5 s busy timeout; the same on
      * PostgreSQL is the store fault test's.) */
-    if (strcmp(it_store_name(), "sqlite") == 0) {
+    const char *vg = getenv("PUBSUBGW_VALGRIND");
+    if (vg != NULL && strcmp(vg, "1") == 0) {
+        /* under valgrind the gateway's own writes outlast the lock's window: timing, not a
+         * check, would fail */
+        fprintf(stderr, "refused delete: not run under valgrind (it times a lock)\n");
+    } else if (strcmp(it_store_name(), "sqlite") == 0) {
+        usleep(300000); /* the delivered rows' removal (20 ms after) is done before the lock */
         char dbpath[400];
         snprintf(dbpath, sizeof(dbpath), "%s/data/pubsubgw.db", gw.dir);
         sqlite3 *db = NULL;
