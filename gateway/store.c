@@ -89,6 +89,7 @@ static void release(struct gw_store *st)
 
 static void *store_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pubsubgw-store"); /* top -H, perf */
     struct gw_store_thread *t = arg;
     pthread_mutex_lock(&t->lock);
     for (;;) {

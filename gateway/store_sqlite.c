@@ -256,6 +256,7 @@ static void bind_text(sqlite3_stmt *q, int i, const char *v)
 
 static void *checkpointer(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pubsubgw-ckpt"); /* top -H, perf */
     struct sq_store *s = arg;
     pthread_mutex_lock(&s->ck_lock);
     for (;;) {

@@ -21,6 +21,7 @@ struct gw_workq {
 
 static void *worker(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pubsubgw-work"); /* top -H, perf */
     struct gw_workq *q = arg;
     pthread_mutex_lock(&q->lock);
     for (;;) {

@@ -566,6 +566,7 @@ static void on_inbox(struct gw_loop *loop, void *arg)
 
 static void *run(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pubsubgw-http"); /* top -H, perf */
     struct gw_httpc *c = arg;
     gw_loop_run(c->loop);
     return NULL;
