@@ -169,7 +169,19 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+static struct it_receiver *start(enum it_mode mode, int n, unsigned int flags);
+
 struct it_receiver *it_receiver_start(enum it_mode mode, int n)
+{
+    return start(mode, n, MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD);
+}
+
+struct it_receiver *it_receiver_start_fast(void)
+{
+    return start(IT_OK, 0, MHD_USE_EPOLL_INTERNAL_THREAD);
+}
+
+static struct it_receiver *start(enum it_mode mode, int n, unsigned int flags)
 {
     struct it_receiver *r = calloc(1, sizeof(*r));
     r->got = calloc(MAX_DELIVERIES, sizeof(*r->got));
@@ -180,10 +192,9 @@ struct it_receiver *it_receiver_start(enum it_mode mode, int n)
     int port = 0;
     for (int tries = 0; tries < 20 && r->d == NULL; tries++) {
         port = it_free_port();
-        r->d =
-            MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-                             (uint16_t)port, NULL, NULL, on_request, r, MHD_OPTION_NOTIFY_COMPLETED,
-                             on_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
+        r->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, r,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
+                                MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
     }
     if (r->d == NULL) {
         fprintf(stderr, "cannot start the test receiver\n");
