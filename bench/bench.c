@@ -426,6 +426,26 @@ static double fanout(int k, int items, struct it_receiver *rc)
     return got >= want ? (double)(k * items) / dt : NAN;
 }
 
+static void receiver_path(char *out, size_t cap, const char *url, int i)
+{
+    (void)i;
+    snprintf(out, cap, "%s", url);
+}
+
+/* The floor under fan-out on this machine: the same HTTP exchange without the gateway, a
+ * libcurl client POSTing n webhook-sized bodies to the receiver over 32 keep-alive connections
+ * (the gateway's --max-host-connections in this run); requests per second. */
+static double http_floor(struct it_receiver *rc, int n)
+{
+    char body[400];
+    snprintf(body, sizeof(body),
+             "{\"type\":\"item.published\",\"service\":\"pubsub.localhost\",\"node\":"
+             "\"fan-0123456789\",\"item\":{\"id\":\"5f3c0a6e-1b2c-4d5e-8f90-0a1b2c3d4e5f\","
+             "\"payload\":{\"bench\":true}},\"timestamp\":\"2026-11-30T12:00:00.000Z\",\"id\":"
+             "\"msg_0123456789abcdef0123\",\"subscription\":\"sub_0123456789abcdef\"}");
+    return gateway_posts(it_receiver_url(rc), n, 32, 0, NULL, receiver_path, body, 200);
+}
+
 /* Baseline for fan-out: a direct XMPP client publishes n items (100 in flight) and a direct
  * subscriber receives their n notifications; notifications per second, end to end. */
 static double direct_notify_rate(struct it_xmpp *pub, struct it_xmpp *sub, const char *node, int n)
@@ -582,6 +602,8 @@ int main(int argc, char **argv)
                "%.3f (loop %.3f), receiver and driver %.3f, Prosody %.3f\n",
                k, rate, (cpu_of(gw_pid) - g0) * per, (cpu_of_main(gw_pid) - l0) * per,
                (cpu_of(getpid()) - r0) * per, (cpu_of(prosody_pid) - p0) * per);
+        printf("HTTP floor (libcurl client -> the same receiver, no gateway): %.0f requests/s\n",
+               http_floor(rcv, k * m < 20000 ? k * m : 20000));
         it_receiver_stop(rcv);
         return 0;
     }
@@ -736,17 +758,23 @@ int main(int argc, char **argv)
     make_node(fnode, 100);
     it_xmpp_subscribe(sub, "pubsub.localhost", fnode);
     double d_notify = direct_notify_rate(pub, sub, fnode, smoke ? 200 : 1000);
+    struct it_receiver *fast = it_receiver_start_fast(); /* see it_receiver_start_fast */
     int ks[3] = {1, 100, 1000};
     for (int i = 0; i < 3; i++) {
         int k = smoke ? (ks[i] > 50 ? 20 : ks[i]) : ks[i];
         if (k == 1)
             continue; /* one callback: measured above against a publisher that is not the limit */
         int items = smoke ? 10 : (k == 100 ? 100 : 20);
-        double rate_f = fanout(k, items, rc);
+        double rate_f = fanout(k, items, fast);
         printf("| fan-out, %d callback%s, %d items (deliveries/s) | %.0f | %.0f | %.2fx | %s |\n",
                k, k > 1 ? "s" : "", items, rate_f, d_notify, rate_f / d_notify,
                k == 1000 ? ">= 30,000/s" : "");
     }
+    double floor_rate = http_floor(fast, smoke ? 200 : 20000);
+    printf("| the HTTP exchange alone: a libcurl client POSTing webhook-sized bodies to the same "
+           "receiver, 32 connections, no gateway (requests/s) | | %.0f | | |\n",
+           floor_rate);
+    it_receiver_stop(fast);
 
     /* 4b. memory per registered subscription, 4c. idle CPU */
     int subs = smoke ? 200 : 100000;
