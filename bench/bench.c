@@ -686,6 +686,13 @@ int main(int argc, char **argv)
            mc->gateway_cpu / mc->prosody_cpu);
 
     struct it_receiver *rc = it_receiver_start(IT_OK, 0);
+    /* The HTTP floor first, while nothing else runs: a capacity, so the best of three. */
+    struct it_receiver *fast = it_receiver_start_fast(); /* see it_receiver_start_fast */
+    double floor_rate = 0;
+    for (int i = 0; i < 3; i++) {
+        double r = http_floor(fast, smoke ? 200 : 20000);
+        floor_rate = r > floor_rate ? r : floor_rate;
+    }
     double without = NAN;
     double loop0 = metric("pubsubgw_store_loop_seconds_total"),
            jobs0 = metric("pubsubgw_store_jobs_total");
@@ -758,7 +765,10 @@ int main(int argc, char **argv)
     make_node(fnode, 100);
     it_xmpp_subscribe(sub, "pubsub.localhost", fnode);
     double d_notify = direct_notify_rate(pub, sub, fnode, smoke ? 200 : 1000);
-    struct it_receiver *fast = it_receiver_start_fast(); /* see it_receiver_start_fast */
+    printf("| the HTTP exchange alone: a libcurl client POSTing webhook-sized bodies to the same "
+           "receiver, 32 connections, no gateway (requests/s, best of 3, measured first) | | %.0f "
+           "| | |\n",
+           floor_rate);
     int ks[3] = {1, 100, 1000};
     for (int i = 0; i < 3; i++) {
         int k = smoke ? (ks[i] > 50 ? 20 : ks[i]) : ks[i];
@@ -770,10 +780,6 @@ int main(int argc, char **argv)
                k, k > 1 ? "s" : "", items, rate_f, d_notify, rate_f / d_notify,
                k == 1000 ? ">= 30,000/s" : "");
     }
-    double floor_rate = http_floor(fast, smoke ? 200 : 20000);
-    printf("| the HTTP exchange alone: a libcurl client POSTing webhook-sized bodies to the same "
-           "receiver, 32 connections, no gateway (requests/s) | | %.0f | | |\n",
-           floor_rate);
     it_receiver_stop(fast);
 
     /* 4b. memory per registered subscription, 4c. idle CPU */
