@@ -240,13 +240,13 @@ static int64_t backoff_ms(const struct gw_config *cfg, int attempts)
  * or FLUSH_DELAY_MS after the first of them. Removing each in a transaction of its own would
  * write the same pages twice per event. Each commit writes every page it touched, and with many
  * subscriptions that is a leaf of the per-subscription indexes for nearly each row: under load
- * (the last batch had FLUSH_BUSY rows or more: 6,400 a second) a batch waits FLUSH_BUSY_DELAY_MS,
- * so that a commit carries many rows for the same pages (a fan-out to a thousand callbacks wrote 30
- * KB per delivery in batches of about 500 rows). One batch is written at a time; the next one grows
- * meanwhile, up to FLUSH_MAX. A crash before a batch is committed delivers its events again
- * (at-least-once; webhook-id tells repeats apart). */
+ * (FLUSH_BUSY_RATE rows a second or more since the last batch) a batch waits
+ * FLUSH_BUSY_DELAY_MS, so that a commit carries many rows for the same pages (a fan-out to a
+ * thousand callbacks wrote 30 KB per delivery in batches of about 500 rows). One batch is written
+ * at a time; the next one grows meanwhile, up to FLUSH_MAX. A crash before a batch is committed
+ * delivers its events again (at-least-once; webhook-id tells repeats apart). */
 #define FLUSH_DELAY_MS 20
-#define FLUSH_BUSY 128
+#define FLUSH_BUSY_RATE 5000
 #define FLUSH_BUSY_DELAY_MS 200
 #define FLUSH_MAX 16384
 
@@ -786,6 +786,10 @@ void gw_delivery_flush(struct gw_hooks *h)
         return;
     f->h = h;
     h->flushing++;
-    h->flush_busy = f->ndone >= FLUSH_BUSY || f->nrec >= FLUSH_BUSY;
+    /* rows per second since the last batch, not its size: a batch that waited longer holds
+     * more rows at the same rate */
+    int64_t now = gw_now_ms(), rows = (int64_t)(f->ndone > f->nrec ? f->ndone : f->nrec);
+    h->flush_busy = rows * 1000 >= FLUSH_BUSY_RATE * (now - h->flush_last_ms);
+    h->flush_last_ms = now;
     gw_store_submit(h->store, flush_job, flush_done, f);
 }

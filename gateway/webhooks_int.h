@@ -122,8 +122,9 @@ struct gw_hooks {
     } * recs;
     size_t nrec, caprec;
     uint64_t flush_timer;
-    int flushing;   /* batches of removals and attempts on the store's thread now */
-    int flush_busy; /* the last batch was large: the next one waits longer */
+    int flushing;          /* batches of removals and attempts on the store's thread now */
+    int flush_busy;        /* rows came fast before the last batch: the next one waits longer */
+    int64_t flush_last_ms; /* when the last batch was taken */
     /* counts the XMPP unsubscriptions sent when a node's last user left: a subscription being
      * created across one must subscribe again (see hookcmd.c) */
     uint64_t unsubscribes;
