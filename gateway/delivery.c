@@ -71,10 +71,18 @@ struct gw_fetch *gw_delivery_fetch_new(struct gw_hooks *h, struct hsub *s, int l
     return f;
 }
 
+/* Also while one delivery is in flight with nothing queued behind it (not a batch): the read
+ * finds that one again (its row stays until answered) and what came after it, so the next
+ * delivery starts as soon as the answer is in, without a read of its own. Followed live, a
+ * callback's events otherwise each waited for the previous answer and then for a read on the
+ * store's thread, behind whatever else was queued there. */
 int gw_delivery_can_prefetch(const struct gw_hooks *h, const struct hsub *s)
 {
-    return s->owned && !s->gone && !s->fetching && !s->inflight && !s->timer && !h->stopping &&
-           s->qpos >= s->qn;
+    if (!s->owned || s->gone || s->fetching || s->timer || h->stopping)
+        return 0;
+    if (s->inflight)
+        return s->batch_max == 0 && s->qpos + 1 >= s->qn;
+    return s->qpos >= s->qn;
 }
 
 void gw_delivery_fetch_run(struct gw_fetch *f)
@@ -94,9 +102,11 @@ void gw_delivery_fetch_done(struct gw_fetch *f)
     int use = !s->stale && !s->gone && f->n > 0, again = s->stale || s->rekick;
     s->stale = s->rekick = 0;
     if (use) {
-        s->q = calloc((size_t)f->n, sizeof(*s->q));
-        if (s->q != NULL) {
-            memcpy(s->q, f->q, (size_t)f->n * sizeof(*s->q));
+        struct gw_store_delivery *q = calloc((size_t)f->n, sizeof(*q));
+        if (q != NULL) {
+            queue_clear(s); /* read while one was in flight: it is in the new queue too */
+            memcpy(q, f->q, (size_t)f->n * sizeof(*q));
+            s->q = q;
             s->qn = f->n;
             s->qpos = 0;
         } else {
@@ -414,6 +424,10 @@ static void on_result(void *arg, const struct gw_send_result *res)
         gw_delivery_kick(h, s);
         return;
     }
+    /* A read of the queue under way (taken while this was in flight) may predate the failure
+     * being written: its rows would carry the old attempts, or a row now dead as live. */
+    if (s->fetching)
+        s->stale = 1;
     if (res->status == 410) {
         atomic_fetch_add(&gw_status.attempts_gone, 1);
         free(a);
