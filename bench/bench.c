@@ -588,6 +588,22 @@ int main(int argc, char **argv)
         it_receiver_stop(rcv);
         return 0;
     }
+    if (getenv("BENCH_ONLY_LIVE") != NULL) { /* profiling aid: one callback following a node */
+        struct it_receiver *rcv = it_receiver_start(IT_OK, 0);
+        for (int i = 0; i < 3; i++) {
+            const char *bnode = it_unique("livebase");
+            make_node(bnode, 100);
+            it_xmpp_subscribe(sub, "pubsub.localhost", bnode);
+            double d = direct_notify_rate(pub, sub, bnode, smoke ? 200 : 5000);
+            it_xmpp_unsubscribe(sub, "pubsub.localhost", bnode);
+            double g = one_callback_live(pub, smoke ? 200 : 5000, rcv);
+            printf("one callback following a live node: %.0f deliveries/s, direct subscriber %.0f "
+                   "notifications/s (%.2fx)\n",
+                   g, d, g / d);
+        }
+        it_receiver_stop(rcv);
+        return 0;
+    }
     const char *only = getenv("BENCH_ONLY_FANOUT"); /* profiling aid: one fan-out run */
     if (only != NULL) {
         struct it_receiver *rcv = it_receiver_start_fast();
