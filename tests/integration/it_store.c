@@ -481,6 +481,15 @@ int main(void)
     CHECK_INT(gw_store_attempts_each(st, "sub_a", 0, 10, on_attempt, NULL), 0);
     CHECK_INT(attempts_seen, 3);
     CHECK_INT(gw_store_attempts_prune_age(st, 1004), 1); /* at 1003 */
+    /* Logged as they end: a slow attempt comes after a later one, and still ages out. */
+    struct gw_store_attempt late = {0, "sub_a", 2000, "msg_4", 1, 200, NULL, 3, "ok"};
+    struct gw_store_attempt slow = {0, "sub_a", 1500, "msg_5", 1, 0, "timeout", 10000, NULL};
+    CHECK_INT(gw_store_attempt_add(st, &late), 0);
+    CHECK_INT(gw_store_attempt_add(st, &slow), 0);
+    CHECK_INT(gw_store_attempts_prune_age(st, 1800), 3); /* at 1004, 1005 and 1500 */
+    attempts_seen = 0;
+    CHECK_INT(gw_store_attempts_each(st, "sub_a", 0, 10, on_attempt, NULL), 0);
+    CHECK_INT(attempts_seen, 1);
 
     /* Seen items: once, and pruned to the newest. */
     CHECK_INT(gw_store_seen_add(st, "pubsub.localhost", "news", "i1"), 0);
