@@ -1,6 +1,7 @@
 /* The delivery engine. Each subscription has at most one delivery in flight and takes its
  * deliveries in outbox order, so its events arrive in order; a slow or failing callback only
  * ever holds up its own queue. A delivery leaves the outbox only after a 2xx. */
+#include "hmap.h"
 #include "log.h"
 #include "loop.h"
 #include "status.h"
@@ -249,14 +250,17 @@ static int64_t backoff_ms(const struct gw_config *cfg, int attempts)
 /* Delivered rows leave the outbox in batches: within the next transaction that stores events,
  * or FLUSH_DELAY_MS after the first of them. Removing each in a transaction of its own would
  * write the same pages twice per event. Each commit writes every page it touched, and with many
- * subscriptions that is a leaf of the per-subscription indexes for nearly each row: under load
- * (FLUSH_BUSY_RATE rows a second or more since the last batch) a batch waits
- * FLUSH_BUSY_DELAY_MS, so that a commit carries many rows for the same pages (a fan-out to a
- * thousand callbacks wrote 30 KB per delivery in batches of about 500 rows). One batch is written
+ * subscriptions that is a leaf of the per-subscription indexes for nearly each row: under a wide
+ * load (FLUSH_BUSY_RATE rows a second or more since the last batch, of FLUSH_WIDE subscriptions
+ * or more) a batch waits FLUSH_BUSY_DELAY_MS, so that a commit carries many rows for the same
+ * pages (a fan-out to a thousand callbacks wrote 30 KB per delivery in batches of about 500
+ * rows). With fewer subscriptions a batch touches few pages anyway, and a crash delivers again
+ * only what the last 20 ms removed. One batch is written
  * at a time; the next one grows meanwhile, up to FLUSH_MAX. A crash before a batch is committed
  * delivers its events again (at-least-once; webhook-id tells repeats apart). */
 #define FLUSH_DELAY_MS 20
 #define FLUSH_BUSY_RATE 5000
+#define FLUSH_WIDE 64
 #define FLUSH_BUSY_DELAY_MS 200
 #define FLUSH_MAX 16384
 
@@ -784,6 +788,21 @@ static void flush_job(void *arg)
         gw_store_rollback(f->st);
 }
 
+/* Whether a batch's attempts span FLUSH_WIDE subscriptions or more. */
+static int flush_wide(const struct attempt_rec *recs, size_t n)
+{
+    struct gw_hmap *subs = gw_hmap_new();
+    for (size_t i = 0; subs != NULL && i < n && gw_hmap_size(subs) < FLUSH_WIDE; i++) {
+        size_t len = strlen(recs[i].sub_id);
+        if (gw_hmap_get(subs, recs[i].sub_id, len) == NULL &&
+            gw_hmap_put(subs, recs[i].sub_id, len, recs[i].sub_id) != 0)
+            break;
+    }
+    int wide = subs != NULL && gw_hmap_size(subs) >= FLUSH_WIDE;
+    gw_hmap_free(subs);
+    return wide;
+}
+
 static void flush_done(void *arg)
 {
     struct gw_flush *f = arg;
@@ -803,7 +822,8 @@ void gw_delivery_flush(struct gw_hooks *h)
     /* rows per second since the last batch, not its size: a batch that waited longer holds
      * more rows at the same rate */
     int64_t now = gw_now_ms(), rows = (int64_t)(f->ndone > f->nrec ? f->ndone : f->nrec);
-    h->flush_busy = rows * 1000 >= FLUSH_BUSY_RATE * (now - h->flush_last_ms);
+    h->flush_busy =
+        rows * 1000 >= FLUSH_BUSY_RATE * (now - h->flush_last_ms) && flush_wide(f->recs, f->nrec);
     h->flush_last_ms = now;
     gw_store_submit(h->store, flush_job, flush_done, f);
 }
