@@ -255,9 +255,9 @@ static int64_t backoff_ms(const struct gw_config *cfg, int attempts)
  * or more) a batch waits FLUSH_BUSY_DELAY_MS, so that a commit carries many rows for the same
  * pages (a fan-out to a thousand callbacks wrote 30 KB per delivery in batches of about 500
  * rows). With fewer subscriptions a batch touches few pages anyway, and a crash delivers again
- * only what the last 20 ms removed. One batch is written
- * at a time; the next one grows meanwhile, up to FLUSH_MAX. A crash before a batch is committed
- * delivers its events again (at-least-once; webhook-id tells repeats apart). */
+ * only what the last 20 ms removed. One batch is written at a time; the next one grows
+ * meanwhile, up to FLUSH_MAX. A crash before a batch is committed delivers its events again
+ * (at-least-once; webhook-id tells repeats apart). */
 #define FLUSH_DELAY_MS 20
 #define FLUSH_BUSY_RATE 5000
 #define FLUSH_WIDE 64
