@@ -71,7 +71,7 @@ struct xfer {
     char hostkey[256];
     int started;            /* handed to curl */
     struct xfer *wait_next; /* in its host's queue, the inbox or the outbox */
-    CURL *easy;             /* set up and owned by the client's thread */
+    CURL *easy;             /* set up and owned by the client's thread, once admitted */
     /* the request, as the owner handed it */
     char *url, *post; /* post: the body of a POST, else NULL */
     size_t post_len;
@@ -215,6 +215,8 @@ static void fail_now(struct gw_httpc *c, struct xfer *x, const char *why)
     post_answer(c, x);
 }
 
+static int setup(struct gw_httpc *c, struct xfer *x);
+
 /* Hands waiting transfers of h to curl while its host and the total have room. */
 static void admit(struct gw_httpc *c, struct host *h)
 {
@@ -235,6 +237,10 @@ static void admit(struct gw_httpc *c, struct host *h)
         h->wait_head = x->wait_next;
         if (h->wait_head == NULL)
             h->wait_tail = NULL;
+        if (setup(c, x) != 0) {
+            fail_now(c, x, "out of memory");
+            continue;
+        }
         if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
             fail_now(c, x, "cannot start the request");
             continue;
@@ -508,7 +514,10 @@ static int setup(struct gw_httpc *c, struct xfer *x)
     return 0;
 }
 
-/* On the client's thread: a new transfer goes to curl, or waits for a slot of its host. */
+/* On the client's thread: a new transfer goes to curl, or waits for a slot of its host. Its
+ * easy handle is set up as it goes to curl: a thousand callbacks on one host kept a thousand
+ * handles set up while 32 were in use, and each delivery created one and destroyed one (on the
+ * owner's loop) as the spares ran over. */
 static void start(struct gw_httpc *c, struct xfer *x)
 {
     x->next = c->xfers;
@@ -516,10 +525,6 @@ static void start(struct gw_httpc *c, struct xfer *x)
     if (c->xfers)
         c->xfers->prev = x;
     c->xfers = x;
-    if (setup(c, x) != 0) {
-        fail_now(c, x, "out of memory");
-        return;
-    }
     struct host *h = host_get(c, x->hostkey);
     if (h == NULL) {
         fail_now(c, x, "out of memory");
@@ -528,6 +533,11 @@ static void start(struct gw_httpc *c, struct xfer *x)
     x->host = h;
     x->wait_next = NULL;
     if (h->wait_head == NULL && h->active < c->max_host && c->active < c->max_total) {
+        if (setup(c, x) != 0) {
+            fail_now(c, x, "out of memory");
+            host_release(c, h);
+            return;
+        }
         if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
             fail_now(c, x, "cannot start the request");
             host_release(c, h);
