@@ -124,8 +124,9 @@ static void strophe_log(void *userdata, xmpp_log_level_t level, const char *area
         x->auth_failed = 1;
     /* Nor does it pass a failed connect's errno to the connection handler: it logs it. */
     int err = 0;
-    if (msg && sscanf(msg, "connection failed, error %d", &err) == 1 && err > 0)
-        x->connect_errno = err;
+    if (msg && strncmp(msg, "connection failed, error ", 25) == 0 &&
+        sscanf(msg + 25, "%d", &err) == 1 && err > 0)
+        x->connect_errno = err; /* every debug line comes here: sscanf only for this one */
     if (level == XMPP_LEVEL_ERROR)
         gw_error("xmpp %s: %s", area, msg);
     else if (level == XMPP_LEVEL_WARN)
