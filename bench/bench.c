@@ -7,6 +7,7 @@
 #include "../xmpp/pubsub.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -63,6 +64,38 @@ static double cpu_of_main(pid_t pid)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)pid);
     return cpu_of_path(path);
+}
+
+/* The CPU time of the gateway's threads named name (pubsubgw-store, pubsubgw-http, ...). */
+static double cpu_of_thread(pid_t pid, const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return NAN;
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char comm[64] = "", file[300];
+        snprintf(file, sizeof(file), "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+        FILE *f = fopen(file, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(comm, sizeof(comm), f) != NULL)
+            comm[strcspn(comm, "\n")] = '\0';
+        fclose(f);
+        if (strcmp(comm, name) != 0)
+            continue;
+        snprintf(file, sizeof(file), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        double c = cpu_of_path(file);
+        if (!isnan(c))
+            sum += c;
+    }
+    closedir(d);
+    return sum;
 }
 
 static double cpu_of_path(const char *path)
@@ -627,13 +660,19 @@ int main(int argc, char **argv)
         int nitems = items ? atoi(items) : smoke ? 200 : 20000 / atoi(only);
         int k = atoi(only), m = nitems > 0 ? nitems : 1;
         double g0 = cpu_of(gw_pid), l0 = cpu_of_main(gw_pid), p0 = cpu_of(prosody_pid),
-               r0 = cpu_of(getpid());
+               r0 = cpu_of(getpid()), s0 = cpu_of_thread(gw_pid, "pubsubgw-store"),
+               h0 = cpu_of_thread(gw_pid, "pubsubgw-http"),
+               c0 = cpu_of_thread(gw_pid, "pubsubgw-ckpt");
         double rate = fanout(k, m, rcv);
         double per = 10000.0 / ((double)k * m); /* CPU seconds per 10,000 deliveries */
         printf("fan-out to %d callbacks: %.0f deliveries/s; CPU s per 10,000 deliveries: gateway "
-               "%.3f (loop %.3f), receiver and driver %.3f, Prosody %.3f\n",
+               "%.3f (loop %.3f, store %.3f, HTTP client %.3f, checkpoints %.3f), receiver and "
+               "driver %.3f, Prosody %.3f\n",
                k, rate, (cpu_of(gw_pid) - g0) * per, (cpu_of_main(gw_pid) - l0) * per,
-               (cpu_of(getpid()) - r0) * per, (cpu_of(prosody_pid) - p0) * per);
+               (cpu_of_thread(gw_pid, "pubsubgw-store") - s0) * per,
+               (cpu_of_thread(gw_pid, "pubsubgw-http") - h0) * per,
+               (cpu_of_thread(gw_pid, "pubsubgw-ckpt") - c0) * per, (cpu_of(getpid()) - r0) * per,
+               (cpu_of(prosody_pid) - p0) * per);
         printf("HTTP floor (libcurl client -> the same receiver, no gateway): %.0f requests/s\n",
                http_floor(rcv, k * m < 20000 ? k * m : 20000));
         it_receiver_stop(rcv);
