@@ -532,28 +532,13 @@ static void start(struct gw_httpc *c, struct xfer *x)
     }
     x->host = h;
     x->wait_next = NULL;
-    if (h->wait_head == NULL && h->active < c->max_host && c->active < c->max_total) {
-        if (setup(c, x) != 0) {
-            fail_now(c, x, "out of memory");
-            host_release(c, h);
-            return;
-        }
-        if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
-            fail_now(c, x, "cannot start the request");
-            host_release(c, h);
-            return;
-        }
-        x->started = 1;
-        h->active++;
-        c->active++;
-    } else {
-        if (h->wait_tail)
-            h->wait_tail->wait_next = x;
-        else
-            h->wait_head = x;
-        h->wait_tail = x;
-        admit(c, h); /* only notes a host held back by the total cap: there is no room */
-    }
+    if (h->wait_tail)
+        h->wait_tail->wait_next = x;
+    else
+        h->wait_head = x;
+    h->wait_tail = x;
+    admit(c, h);        /* at once when its host and the total have room */
+    host_release(c, h); /* forgotten if x failed to start and nothing else is there */
 }
 
 /* On the client's thread, woken by send_req: starts what the inbox holds. */
