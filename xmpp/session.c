@@ -123,9 +123,10 @@ static void strophe_log(void *userdata, xmpp_log_level_t level, const char *area
     if (level == XMPP_LEVEL_ERROR && area && strcmp(area, "auth") == 0)
         x->auth_failed = 1;
     /* Nor does it pass a failed connect's errno to the connection handler: it logs it. */
+    static const char failed[] = "connection failed, error ";
     int err = 0;
-    if (msg && strncmp(msg, "connection failed, error ", 25) == 0 &&
-        sscanf(msg + 25, "%d", &err) == 1 && err > 0)
+    if (msg && strncmp(msg, failed, sizeof(failed) - 1) == 0 &&
+        sscanf(msg + sizeof(failed) - 1, "%d", &err) == 1 && err > 0)
         x->connect_errno = err; /* every debug line comes here: sscanf only for this one */
     if (level == XMPP_LEVEL_ERROR)
         gw_error("xmpp %s: %s", area, msg);
