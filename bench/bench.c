@@ -600,6 +600,28 @@ static void pair_note(const char *fmt, ...)
         pairs_len += (size_t)w;
 }
 
+/* A row's pairs of rates (a against b) and their ratios, under label. */
+static void pair_rates(const char *label, const double *a, const double *b, const double *ratio,
+                       int n)
+{
+    pair_note("- %s:", label);
+    for (int i = 0; i < n; i++)
+        pair_note(" %.0f / %.0f (%.2fx)%s", a[i], b[i], ratio[i], i + 1 < n ? ";" : "\n");
+}
+
+/* One callback following a live node, beside a direct subscriber to another node (*direct:
+ * its notifications/s); deliveries/s. */
+static double live_pair(struct it_xmpp *pub, struct it_xmpp *sub, int n, struct it_receiver *rc,
+                        double *direct)
+{
+    const char *bnode = it_unique("notifybase");
+    make_node(bnode, 100);
+    it_xmpp_subscribe(sub, "pubsub.localhost", bnode);
+    *direct = direct_notify_rate(pub, sub, bnode, n);
+    it_xmpp_unsubscribe(sub, "pubsub.localhost", bnode);
+    return one_callback_live(pub, n, rc);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5) {
@@ -640,12 +662,7 @@ int main(int argc, char **argv)
     if (getenv("BENCH_ONLY_LIVE") != NULL) { /* profiling aid: one callback following a node */
         struct it_receiver *rcv = it_receiver_start(IT_OK, 0);
         for (int i = 0; i < 3; i++) {
-            const char *bnode = it_unique("livebase");
-            make_node(bnode, 100);
-            it_xmpp_subscribe(sub, "pubsub.localhost", bnode);
-            double d = direct_notify_rate(pub, sub, bnode, smoke ? 200 : 5000);
-            it_xmpp_unsubscribe(sub, "pubsub.localhost", bnode);
-            double g = one_callback_live(pub, smoke ? 200 : 5000, rcv);
+            double d, g = live_pair(pub, sub, smoke ? 200 : 5000, rcv, &d);
             printf("one callback following a live node: %.0f deliveries/s, direct subscriber %.0f "
                    "notifications/s (%.2fx)\n",
                    g, d, g / d);
@@ -778,10 +795,7 @@ int main(int argc, char **argv)
            cb_jobs = (metric("pubsubgw_store_jobs_total") - jobs0) / nruns;
     int mcb = median_index(cb_ratio, nruns);
     double with_cb = cb_with[mcb];
-    pair_note("- publish with one callback vs without:");
-    for (int i = 0; i < nruns; i++)
-        pair_note(" %.0f / %.0f (%.2fx)%s", cb_with[i], cb_without[i], cb_ratio[i],
-                  i + 1 < nruns ? ";" : "\n");
+    pair_rates("publish with one callback vs without", cb_with, cb_without, cb_ratio, nruns);
     printf(
         "| publish to a node with one callback vs without, %d items, %d in flight (items/s; "
         "every item delivered; median of %d pairs) | %.0f | %.0f (without) | %.2fx | >= 0.9x |\n",
@@ -800,30 +814,20 @@ int main(int argc, char **argv)
         d_ratio[i] = d_with[i] / d_without[i];
     }
     int md = median_index(d_ratio, nruns);
-    pair_note("- direct client with one subscriber vs without:");
-    for (int i = 0; i < nruns; i++)
-        pair_note(" %.0f / %.0f (%.2fx)%s", d_with[i], d_without[i], d_ratio[i],
-                  i + 1 < nruns ? ";" : "\n");
+    pair_rates("direct client with one subscriber vs without", d_with, d_without, d_ratio, nruns);
     printf("| the same for a direct client: a node with one direct subscriber vs without (items/s; "
            "every notification received; median of %d pairs) | | %.0f / %.0f | %.2fx | |\n",
            nruns, d_with[md], d_without[md], d_ratio[md]);
     int nlive = smoke ? 200 : 5000;
     double live_g[3], live_d[3], live_ratio[3];
     for (int i = 0; i < nruns; i++) {
-        const char *bnode = it_unique("notifybase");
-        make_node(bnode, 100);
-        it_xmpp_subscribe(sub, "pubsub.localhost", bnode);
-        live_d[i] = direct_notify_rate(pub, sub, bnode, nlive);
-        it_xmpp_unsubscribe(sub, "pubsub.localhost", bnode);
-        live_g[i] = one_callback_live(pub, nlive, rc);
+        live_g[i] = live_pair(pub, sub, nlive, rc, &live_d[i]);
         live_ratio[i] = live_g[i] / live_d[i];
     }
     int ml = median_index(live_ratio, nruns);
     double fan1 = live_g[ml], d_live = live_d[ml];
-    pair_note("- one callback following a live node vs a direct subscriber:");
-    for (int i = 0; i < nruns; i++)
-        pair_note(" %.0f / %.0f (%.2fx)%s", live_g[i], live_d[i], live_ratio[i],
-                  i + 1 < nruns ? ";" : "\n");
+    pair_rates("one callback following a live node vs a direct subscriber", live_g, live_d,
+               live_ratio, nruns);
     printf("| one callback following a live node, %d items published by an XMPP client, 100 in "
            "flight (deliveries/s vs notifications/s to a direct subscriber; median of %d pairs) | "
            "%.0f | %.0f | %.2fx | >= 0.95x |\n",
