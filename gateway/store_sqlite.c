@@ -204,6 +204,10 @@ static const char *const migrations[] = {
     "ALTER TABLE subscriptions ADD COLUMN options TEXT;",
     /* 4: attempts age out in id order (S_ATTEMPT_OLD): one index less written per delivery. */
     "DROP INDEX IF EXISTS attempts_at;",
+    /* 5: only dead letters are looked up by age (S_DEAD_OLD); a pending delivery, which lives
+     * milliseconds, no longer enters and leaves this index. */
+    "DROP INDEX IF EXISTS deliveries_dead;"
+    "CREATE INDEX deliveries_dead ON deliveries(next_at) WHERE dead = 1;",
 };
 
 static int migrate(struct sq_store *s, char *err, size_t errlen)
