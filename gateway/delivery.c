@@ -740,18 +740,44 @@ struct gw_flush *gw_delivery_flush_take(struct gw_hooks *h)
     return f;
 }
 
+/* By subscription, then as they came (the array's order). */
+static int cmp_rec(const void *a, const void *b)
+{
+    const struct attempt_rec *x = *(const struct attempt_rec *const *)a;
+    const struct attempt_rec *y = *(const struct attempt_rec *const *)b;
+    int c = strcmp(x->sub_id, y->sub_id);
+    return c != 0 ? c : (x > y) - (x < y);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 void gw_delivery_flush_run(struct gw_flush *f)
 {
     if (f->ndone > 0)
         gw_store_delivery_done_many(f->st, f->seqs, f->events, f->ndone);
+    /* Written by subscription: the log's index is by subscription, and a batch larger than
+     * SQLite's page cache spills its dirty pages; in arrival order, a fan-out's batch came back
+     * to each leaf after it had spilled and wrote it again. The order within one subscription
+     * is kept, and so the order of its ids. */
+    const struct attempt_rec **order = malloc(f->nrec * sizeof(*order) + 1);
+    for (size_t i = 0; order != NULL && i < f->nrec; i++)
+        order[i] = &f->recs[i];
+    if (order != NULL)
+        qsort(order, f->nrec, sizeof(*order), cmp_rec);
     for (size_t i = 0; i < f->nrec; i++) {
-        struct attempt_rec *r = &f->recs[i];
+        const struct attempt_rec *r = order != NULL ? order[i] : &f->recs[i];
         struct gw_store_attempt a = {0,         r->sub_id, r->at_ms,       r->event_id, r->number,
                                      r->status, r->error,  r->duration_ms, r->answer};
         gw_store_attempt_add(f->st, &a);
     }
+    free(order);
+    qsort(f->prune, f->nprune, sizeof(*f->prune), cmp_str);
     for (size_t i = 0; i < f->nprune; i++)
-        gw_store_attempts_prune_count(f->st, f->prune[i], f->keep);
+        if (i == 0 || strcmp(f->prune[i], f->prune[i - 1]) != 0)
+            gw_store_attempts_prune_count(f->st, f->prune[i], f->keep);
 }
 
 void gw_delivery_flush_free(struct gw_flush *f)
