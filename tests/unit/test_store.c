@@ -4,6 +4,7 @@
 #include "../check.h"
 #include "gateway/store.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -15,6 +16,98 @@ static void count_pending(const char *sub_id, int64_t n, void *arg)
     (void)arg;
     if (strcmp(sub_id, "sub_a") == 0)
         pending_n = n;
+}
+
+static int64_t dead_n;
+
+static void count_dead(const char *sub_id, int64_t n, void *arg)
+{
+    (void)arg;
+    if (strcmp(sub_id, "sub_old") == 0)
+        dead_n = n;
+}
+
+/* A database as version 4 of the schema left it, with one pending delivery and one dead letter
+ * that died at 100. */
+static const char v4[] =
+    "PRAGMA journal_mode = WAL;"
+    "CREATE TABLE subscriptions (id TEXT PRIMARY KEY, service TEXT NOT NULL, node TEXT NOT NULL,"
+    " callback TEXT NOT NULL, secret TEXT NOT NULL, events INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL, websub TEXT, options TEXT);"
+    "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL,"
+    " service TEXT NOT NULL, node TEXT NOT NULL, body TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE deliveries (seq INTEGER PRIMARY KEY AUTOINCREMENT, sub_id TEXT NOT NULL,"
+    " event INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,"
+    " last_error TEXT, dead INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX deliveries_sub ON deliveries(sub_id, dead, seq);"
+    "CREATE INDEX deliveries_event ON deliveries(event);"
+    "CREATE INDEX deliveries_dead ON deliveries(dead, next_at);"
+    "CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, sub_id TEXT NOT NULL,"
+    " at_ms INTEGER NOT NULL, event_id TEXT NOT NULL, attempt INTEGER NOT NULL,"
+    " status INTEGER NOT NULL, error TEXT, duration_ms INTEGER NOT NULL, answer TEXT);"
+    "CREATE INDEX attempts_sub ON attempts(sub_id, id);"
+    "CREATE TABLE seen_items (service TEXT NOT NULL, node TEXT NOT NULL, item TEXT NOT NULL,"
+    " UNIQUE(service, node, item));"
+    "CREATE TABLE feeds (id TEXT PRIMARY KEY, url TEXT NOT NULL, service TEXT NOT NULL,"
+    " node TEXT NOT NULL, interval_s INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    " state TEXT NOT NULL);"
+    "INSERT INTO subscriptions VALUES ('sub_old', 'pubsub.localhost', 'news',"
+    " 'http://127.0.0.1:9/', 'whsec_x', 1, 1, NULL, NULL);"
+    "INSERT INTO events(event_id, service, node, body, created_ms) VALUES"
+    " ('msg_p', 'pubsub.localhost', 'news', '{}', 1), ('msg_d', 'pubsub.localhost', 'news', '{}', "
+    "1);"
+    "INSERT INTO deliveries(sub_id, event, next_at, dead) VALUES ('sub_old', 1, 0, 0),"
+    " ('sub_old', 2, 100, 1);"
+    "PRAGMA user_version = 4;";
+
+static char *db_text(const char *path, const char *query)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char *out = NULL;
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, query, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        out = strdup((const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return out;
+}
+
+/* An older database is brought up to date when opened, its rows kept. */
+static void upgrade(const char *dir)
+{
+    char path[300], url[320], err[512];
+    snprintf(path, sizeof(path), "%s/old.db", dir);
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, v4, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    struct gw_store *st = gw_store_open(url, err, sizeof(err));
+    CHECK(st != NULL);
+    if (st == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    char *version = db_text(path, "PRAGMA user_version");
+    char *index = db_text(path, "SELECT sql FROM sqlite_master WHERE name = 'deliveries_dead'");
+    CHECK(version != NULL && atoi(version) >= 5);
+    CHECK(index != NULL && strstr(index, "WHERE dead = 1") != NULL); /* pending rows left out */
+    free(version);
+    free(index);
+    pending_n = dead_n = 0;
+    CHECK_INT(gw_store_dead_count_each(st, NULL, count_dead, NULL), 0);
+    CHECK_INT((int)dead_n, 1);
+    CHECK_INT(gw_store_dead_prune_age(st, 200, 100), 1); /* found through the new index */
+    dead_n = 0;
+    CHECK_INT(gw_store_dead_count_each(st, NULL, count_dead, NULL), 0);
+    CHECK_INT((int)dead_n, 0);
+    struct gw_store_delivery d;
+    CHECK_INT(gw_store_delivery_head(st, "sub_old", 0, &d), 1);
+    CHECK_STR(d.event_id, "msg_p");
+    gw_store_delivery_clear(&d);
+    gw_store_close(st);
 }
 
 static long long file_size(const char *path)
@@ -98,6 +191,8 @@ int main(void)
     gw_store_delivery_clear(&d);
     gw_store_close(st);
     CHECK(file_size(wal) == 0); /* the last connection checkpoints and removes the log */
+
+    upgrade(dir);
 
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
