@@ -82,8 +82,8 @@ static const char *const migrations[] = {
     "DROP INDEX IF EXISTS attempts_at;",
     /* 9: only dead letters are looked up by age (P_DEAD_OLD); a pending delivery, which lives
      * milliseconds, no longer enters and leaves this index. */
-    "DROP INDEX IF EXISTS deliveries_dead;"
-    "CREATE INDEX deliveries_dead ON deliveries(next_at) WHERE dead = 1;",
+    ("DROP INDEX IF EXISTS deliveries_dead;"
+     "CREATE INDEX deliveries_dead ON deliveries(next_at) WHERE dead = 1;"),
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -210,8 +210,8 @@ static const char *const migrations[] = {
     "DROP INDEX IF EXISTS attempts_at;",
     /* 5: only dead letters are looked up by age (S_DEAD_OLD); a pending delivery, which lives
      * milliseconds, no longer enters and leaves this index. */
-    "DROP INDEX IF EXISTS deliveries_dead;"
-    "CREATE INDEX deliveries_dead ON deliveries(next_at) WHERE dead = 1;",
+    ("DROP INDEX IF EXISTS deliveries_dead;"
+     "CREATE INDEX deliveries_dead ON deliveries(next_at) WHERE dead = 1;"),
 };
 
 static int migrate(struct sq_store *s, char *err, size_t errlen)
