@@ -590,7 +590,7 @@ static double publish_with_callback(int n, struct it_receiver *rc, double *witho
 static char pairs[4096];
 static size_t pairs_len;
 
-static void pair_note(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void pair_note(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
