@@ -9,22 +9,17 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-static int64_t pending_n;
+/* The count reported for one subscription (a store's per-subscription counts). */
+struct tally {
+    const char *sub_id;
+    int64_t n;
+};
 
-static void count_pending(const char *sub_id, int64_t n, void *arg)
+static void count_sub(const char *sub_id, int64_t n, void *arg)
 {
-    (void)arg;
-    if (strcmp(sub_id, "sub_a") == 0)
-        pending_n = n;
-}
-
-static int64_t dead_n;
-
-static void count_dead(const char *sub_id, int64_t n, void *arg)
-{
-    (void)arg;
-    if (strcmp(sub_id, "sub_old") == 0)
-        dead_n = n;
+    struct tally *t = arg;
+    if (strcmp(sub_id, t->sub_id) == 0)
+        t->n = n;
 }
 
 /* A database as version 4 of the schema left it, with one pending delivery and one dead letter
@@ -96,13 +91,13 @@ static void upgrade(const char *dir)
     CHECK(index != NULL && strstr(index, "WHERE dead = 1") != NULL); /* pending rows left out */
     free(version);
     free(index);
-    pending_n = dead_n = 0;
-    CHECK_INT(gw_store_dead_count_each(st, NULL, count_dead, NULL), 0);
-    CHECK_INT((int)dead_n, 1);
+    struct tally dead = {"sub_old", 0};
+    CHECK_INT(gw_store_dead_count_each(st, NULL, count_sub, &dead), 0);
+    CHECK_INT((int)dead.n, 1);
     CHECK_INT(gw_store_dead_prune_age(st, 200, 100), 1); /* found through the new index */
-    dead_n = 0;
-    CHECK_INT(gw_store_dead_count_each(st, NULL, count_dead, NULL), 0);
-    CHECK_INT((int)dead_n, 0);
+    dead.n = 0;
+    CHECK_INT(gw_store_dead_count_each(st, NULL, count_sub, &dead), 0);
+    CHECK_INT((int)dead.n, 0);
     struct gw_store_delivery d;
     CHECK_INT(gw_store_delivery_head(st, "sub_old", 0, &d), 1);
     CHECK_STR(d.event_id, "msg_p");
@@ -183,9 +178,9 @@ int main(void)
     gw_store_close(st);
     st = gw_store_open(url, err, sizeof(err));
     CHECK(st != NULL);
-    pending_n = 0;
-    CHECK_INT(gw_store_pending_each(st, count_pending, NULL), 0);
-    CHECK_INT((int)pending_n, 1);
+    struct tally pending = {"sub_a", 0};
+    CHECK_INT(gw_store_pending_each(st, count_sub, &pending), 0);
+    CHECK_INT((int)pending.n, 1);
     CHECK_INT(gw_store_delivery_head(st, "sub_a", 0, &d), 1);
     CHECK_STR(d.event_id, "msg_s29999");
     gw_store_delivery_clear(&d);
