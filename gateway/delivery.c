@@ -509,19 +509,42 @@ static char *compose(const char *event_body, const char *sub_id)
     size_t len = strlen(event_body);
     if (len < 2 || event_body[0] != '{' || event_body[len - 1] != '}')
         return NULL;
-    json_t *id = json_string(sub_id);
-    char *quoted = id ? json_dumps(id, JSON_ENCODE_ANY) : NULL;
-    json_decref(id);
-    if (quoted == NULL)
-        return NULL;
-    size_t qlen = strlen(quoted);
-    char *body = malloc(len + qlen + 20);
-    if (body != NULL) {
-        memcpy(body, event_body, len - 1);
-        int n = sprintf(body + len - 1, "%s\"subscription\":%s}", len > 2 ? "," : "", quoted);
-        (void)n;
+    /* The gateway's ids are letters, digits and '_': quoted as they are; anything else is
+     * escaped by jansson. */
+    size_t idlen =
+        strspn(sub_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+    char *escaped = NULL;
+    if (sub_id[idlen] != '\0') {
+        json_t *id = json_string(sub_id);
+        escaped = id ? json_dumps(id, JSON_ENCODE_ANY) : NULL;
+        json_decref(id);
+        if (escaped == NULL)
+            return NULL;
     }
-    free(quoted);
+    static const char field[] = "\"subscription\":";
+    size_t qlen = escaped ? strlen(escaped) : idlen + 2;
+    char *body = malloc(len + 1 + (sizeof(field) - 1) + qlen + 2);
+    if (body != NULL) {
+        char *p = body;
+        memcpy(p, event_body, len - 1);
+        p += len - 1;
+        if (len > 2)
+            *p++ = ',';
+        memcpy(p, field, sizeof(field) - 1);
+        p += sizeof(field) - 1;
+        if (escaped != NULL) {
+            memcpy(p, escaped, qlen);
+            p += qlen;
+        } else {
+            *p++ = '"';
+            memcpy(p, sub_id, idlen);
+            p += idlen;
+            *p++ = '"';
+        }
+        *p++ = '}';
+        *p = '\0';
+    }
+    free(escaped);
     return body;
 }
 
@@ -652,7 +675,8 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         snprintf(hsig, sizeof(hsig), "webhook-signature: %s", sig);
     }
     struct gw_send_req req = {
-        "POST", s->callback, headers, body, strlen(body), h->cfg->delivery_timeout_ms, 0};
+        "POST", s->callback, headers, body, strlen(body), h->cfg->delivery_timeout_ms, 0,
+        1}; /* the body is taken */
     a->h = h;
     a->s = s;
     a->seq = d.seq;
@@ -674,7 +698,6 @@ void gw_delivery_kick(struct gw_hooks *h, struct hsub *s)
         free(a);
         arm(h, s, backoff_ms(h->cfg, 1));
     }
-    free(body);
 }
 
 void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n)

@@ -465,7 +465,7 @@ static void fetch(struct feed *f)
         snprintf(ims, sizeof(ims), "If-Modified-Since: %s", f->last_modified);
         headers[k++] = ims;
     }
-    struct gw_send_req req = {"GET", f->url, headers, NULL, 0, 30000, FEED_BODY_MAX};
+    struct gw_send_req req = {"GET", f->url, headers, NULL, 0, 30000, FEED_BODY_MAX, 0};
     f->busy = 1;
     f->failed = 0;
     if (h->sender->send(h->sender, &req, on_fetched, f) != 0) {

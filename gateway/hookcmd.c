@@ -395,7 +395,7 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
     gw_url_encode(c->s->node, topic, sizeof(topic));
     snprintf(url, sizeof(url), "%s%shub.mode=subscribe&hub.topic=%s&hub.challenge=%s",
              c->s->callback, strchr(c->s->callback, '?') ? "&" : "?", topic, c->challenge);
-    struct gw_send_req req = {"GET", url, NULL, NULL, 0, h->cfg->delivery_timeout_ms, 0};
+    struct gw_send_req req = {"GET", url, NULL, NULL, 0, h->cfg->delivery_timeout_ms, 0, 0};
     if (h->sender->send(h->sender, &req, on_verified, c) != 0) {
         gw_cmd_fail(cmd, 500, "Internal error", "cannot start the verification request", NULL);
         creating_free(c);

@@ -23,12 +23,15 @@ struct gw_send_req {
     const char *method; /* "POST" or "GET" */
     const char *url;
     const char *const *headers; /* "Name: value" strings, NULL-terminated; may be NULL */
-    const char *body;           /* copied; may be NULL */
+    const char *body;           /* copied, or taken (take_body); may be NULL */
     size_t body_len;
     long timeout_ms;
     /* fetching a document: keep up to body_max bytes of the answer (0: 4 KiB) and its caching
      * headers, follow up to 5 redirects (each address checked), accept compressed answers */
     size_t body_max;
+    /* body is malloc'd and the sender's from the call on (freed by it, even when send fails);
+     * it need not be NUL-terminated */
+    int take_body;
 };
 
 struct gw_sender {

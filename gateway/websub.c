@@ -390,7 +390,7 @@ static void deny(struct wsreq *w, const char *reason)
     gw_url_encode(reason, enc, sizeof(enc));
     snprintf(extra, sizeof(extra), "&hub.reason=%s", enc);
     callback_url(w, "denied", extra, url, sizeof(url));
-    struct gw_send_req req = {"GET", url, NULL, NULL, 0, w->h->cfg->delivery_timeout_ms, 0};
+    struct gw_send_req req = {"GET", url, NULL, NULL, 0, w->h->cfg->delivery_timeout_ms, 0, 0};
     if (w->h->sender->send(w->h->sender, &req, on_denial_sent, w) != 0)
         wsreq_free(w);
 }
@@ -641,7 +641,7 @@ void gw_websub_execute(struct gw_hooks *h, struct gw_cmd *cmd)
     else
         snprintf(extra, sizeof(extra), "&hub.challenge=%s", w->challenge);
     callback_url(w, w->subscribe ? "subscribe" : "unsubscribe", extra, url, sizeof(url));
-    struct gw_send_req req = {"GET", url, NULL, NULL, 0, cfg->delivery_timeout_ms, 0};
+    struct gw_send_req req = {"GET", url, NULL, NULL, 0, cfg->delivery_timeout_ms, 0, 0};
     if (h->sender->send(h->sender, &req, on_verified, w) != 0) {
         gw_error("websub: cannot start the verification of %s", w->callback);
         wsreq_free(w);

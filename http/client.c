@@ -72,8 +72,9 @@ struct xfer {
     int started;            /* handed to curl */
     struct xfer *wait_next; /* in its host's queue, the inbox or the outbox */
     CURL *easy;             /* set up and owned by the client's thread, once admitted */
-    /* the request, as the owner handed it */
-    char *url, *post; /* post: the body of a POST, else NULL */
+    /* the request, as the owner handed it: the URL, the header list and its strings in one
+     * block (mem); the body of a POST apart, copied or taken from the owner */
+    char *mem, *url, *post; /* post: the body of a POST, else NULL */
     size_t post_len;
     long timeout_ms;
     struct curl_slist *headers;
@@ -149,9 +150,8 @@ static void host_release(struct gw_httpc *c, struct host *h)
 static void free_xfer(struct xfer *x)
 {
     curl_easy_cleanup(x->easy);
-    free(x->url);
+    free(x->mem);
     free(x->post);
-    curl_slist_free_all(x->headers);
     free(x->doc);
     free(x);
 }
@@ -567,37 +567,57 @@ static void *run(void *arg)
     return NULL;
 }
 
-/* On the owner's thread: the request is copied (URL, headers, body) and handed to the client's
- * thread, which sets up its transfer. */
+/* On the owner's thread: the request is copied (URL, headers, body, or the body taken) and
+ * handed to the client's thread, which sets up its transfer. The header list is built in the
+ * same block as the URL: curl reads a struct curl_slist list and never frees it, and
+ * curl_slist_append would take two allocations per header on every delivery. */
 static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_cb cb, void *arg)
 {
+    static const char expect[] = "Expect:"; /* no 100-continue round trip for larger bodies */
     struct gw_httpc *c = (struct gw_httpc *)s;
+    int post = strcmp(req->method, "POST") == 0;
+    char *taken = req->take_body ? (char *)req->body : NULL;
+    size_t nh = 1, strings = strlen(req->url) + 1 + sizeof(expect);
+    for (const char *const *h = req->headers; h && *h; h++, nh++)
+        strings += strlen(*h) + 1;
     struct xfer *x = calloc(1, sizeof(*x));
-    if (x == NULL)
+    char *mem = x ? malloc(nh * sizeof(struct curl_slist) + strings) : NULL;
+    char *body = post && taken == NULL ? malloc(req->body_len + 1) : taken;
+    if (x == NULL || mem == NULL || (post && body == NULL)) {
+        free(x);
+        free(mem);
+        free(body);
         return -1;
+    }
     x->c = c;
     x->cb = cb;
     x->arg = arg;
-    x->url = strdup(req->url);
-    int post = strcmp(req->method, "POST") == 0;
+    x->mem = mem;
+    struct curl_slist *nodes = (struct curl_slist *)(void *)mem;
+    char *p = mem + nh * sizeof(struct curl_slist);
+    size_t k = 0;
+    for (const char *const *h = req->headers; h && *h; h++, k++) {
+        size_t l = strlen(*h) + 1;
+        nodes[k] = (struct curl_slist){memcpy(p, *h, l), &nodes[k + 1]};
+        p += l;
+    }
+    nodes[k] = (struct curl_slist){memcpy(p, expect, sizeof(expect)), NULL};
+    p += sizeof(expect);
+    x->headers = nodes;
+    x->url = memcpy(p, req->url, strlen(req->url) + 1);
     if (post) {
-        x->post = malloc(req->body_len + 1);
-        if (x->post != NULL) {
+        if (taken == NULL) {
             if (req->body_len > 0)
-                memcpy(x->post, req->body, req->body_len);
-            x->post[req->body_len] = '\0';
-            x->post_len = req->body_len;
+                memcpy(body, req->body, req->body_len);
+            body[req->body_len] = '\0';
         }
+        x->post = body;
+        x->post_len = req->body_len;
+    } else {
+        free(taken);
     }
     x->timeout_ms = req->timeout_ms;
     x->body_max = req->body_max;
-    for (const char *const *h = req->headers; h && *h; h++)
-        x->headers = curl_slist_append(x->headers, *h);
-    x->headers = curl_slist_append(x->headers, "Expect:");
-    if (x->url == NULL || (post && x->post == NULL) || x->headers == NULL) {
-        free_xfer(x);
-        return -1;
-    }
     host_key(req->url, x->hostkey, sizeof(x->hostkey));
     if (push_locked(c, &c->in_head, &c->in_tail, x))
         gw_loop_wake(c->loop);
