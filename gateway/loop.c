@@ -48,7 +48,11 @@ struct gw_loop {
     int nhooks;
     gw_loop_timer_cb wake_cb;
     void *wake_arg;
+    int self_woken; /* woken by its own thread: no write to wake_fd, no read back */
 };
+
+/* The loop this thread is running, if any. */
+static _Thread_local struct gw_loop *running;
 
 int64_t gw_now_ms(void)
 {
@@ -159,6 +163,12 @@ void gw_loop_on_wake(struct gw_loop *loop, gw_loop_timer_cb cb, void *arg)
 
 void gw_loop_wake(struct gw_loop *loop)
 {
+    /* Work posted from the loop's own callbacks (a request handed to the mailbox) needs no
+     * descriptor: the next poll just does not wait. Two system calls fewer per wake-up. */
+    if (running == loop) {
+        loop->self_woken = 1;
+        return;
+    }
     uint64_t one = 1;
     ssize_t n = write(loop->wake_fd, &one, sizeof(one));
     (void)n; /* EAGAIN means the counter is already non-zero: the loop will wake anyway */
@@ -196,12 +206,16 @@ int gw_loop_run(struct gw_loop *loop)
     /* The first poll does not block: work queued before the loop started (a connection being
      * opened, say) runs at once. */
     int busy = 1;
+    struct gw_loop *outer = running;
+    running = loop;
     while (!atomic_load(&loop->stop)) {
         int n = loop->nwatches + 1;
         if (n > loop->capfds) {
             struct pollfd *p = realloc(loop->pfds, (size_t)n * 2 * sizeof(*p));
-            if (p == NULL)
+            if (p == NULL) {
+                running = outer;
                 return -1;
+            }
             loop->pfds = p;
             loop->capfds = n * 2;
         }
@@ -210,7 +224,7 @@ int gw_loop_run(struct gw_loop *loop)
             loop->pfds[i + 1] = (struct pollfd){loop->watches[i].fd, loop->watches[i].events, 0};
 
         int timeout = -1;
-        if (busy) {
+        if (busy || loop->self_woken) {
             timeout = 0;
         } else if (loop->timers) {
             int64_t d = loop->timers->deadline - gw_now_ms();
@@ -221,16 +235,22 @@ int gw_loop_run(struct gw_loop *loop)
             if (errno == EINTR)
                 continue;
             gw_error("poll: %s", strerror(errno));
+            running = outer;
             return -1;
         }
+        int woken = loop->self_woken;
+        if (ready > 0 && (loop->pfds[0].revents & POLLIN)) {
+            uint64_t v;
+            ssize_t r = read(loop->wake_fd, &v, sizeof(v));
+            (void)r;
+            woken = 1;
+        }
+        if (woken) {
+            loop->self_woken = 0;
+            if (loop->wake_cb)
+                loop->wake_cb(loop, loop->wake_arg);
+        }
         if (ready > 0) {
-            if (loop->pfds[0].revents & POLLIN) {
-                uint64_t v;
-                ssize_t r = read(loop->wake_fd, &v, sizeof(v));
-                (void)r;
-                if (loop->wake_cb)
-                    loop->wake_cb(loop, loop->wake_arg);
-            }
             /* A callback may change the watch list; dispatch from the snapshot in pfds and
              * look each fd up again so a removed watch is not called. */
             for (int i = 1; i < n; i++) {
@@ -250,5 +270,6 @@ int gw_loop_run(struct gw_loop *loop)
         for (int i = 0; i < loop->nhooks; i++)
             busy |= loop->hooks[i].cb(loop, loop->hooks[i].arg);
     }
+    running = outer;
     return 0;
 }

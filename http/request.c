@@ -229,8 +229,10 @@ static int parse_json(const struct gw_http_request *req, size_t flags, json_t **
     if (*out == NULL)
         return fail(reply, 400, "Invalid request body",
                     "body: invalid JSON at line %d, column %d: %s", e.line, e.column, e.text);
+    /* Only the escape \u0000 makes a NUL (a raw one is not JSON): without it, no walk. */
     char path[512] = "body";
-    if (find_nul(*out, path, sizeof(path))) {
+    if (memmem(req->body, req->body_len, "\\u0000", 6) != NULL &&
+        find_nul(*out, path, sizeof(path))) {
         json_decref(*out);
         *out = NULL;
         return fail(reply, 400, "Invalid request body",

@@ -45,6 +45,7 @@ struct gw_http {
     int epoll_fd; /* -1 with MHD's own threads */
     int run_soon; /* MHD_run() in the next round */
     uint64_t timer;
+    int64_t timer_at; /* when it fires (gw_now_ms) */
     atomic_int draining;
     atomic_llong last_request_ms; /* CLOCK_MONOTONIC ms of the latest request */
     struct gw_replay *replay;     /* signed hooks seen recently (NULL: window 0) */
@@ -101,19 +102,29 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, json_t *body,
                                   int retry_after, const char *hname, const char *hvalue)
 {
-    char *text = NULL;
+    char *text = NULL, small[1024];
     size_t len = 0;
+    enum MHD_ResponseMemoryMode mode = MHD_RESPMEM_MUST_FREE;
     if (body != NULL) {
-        text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        /* Most answers are small (a publish's is its id and node): written on the stack and
+         * copied once by MHD, instead of jansson's growing buffer and its copy. */
+        len = json_dumpb(body, small, sizeof(small), JSON_COMPACT | JSON_ENCODE_ANY);
+        if (len > 0 && len <= sizeof(small)) {
+            text = small;
+            mode = MHD_RESPMEM_MUST_COPY;
+        } else {
+            text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        }
         if (text == NULL) {
             status = 500;
             text = strdup("{\"type\":\"about:blank\",\"title\":\"Internal error\",\"status\":500}");
         }
-        len = text ? strlen(text) : 0;
+        len = text == small ? len : text ? strlen(text) : 0;
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, mode);
     if (resp == NULL) {
-        free(text);
+        if (text != small)
+            free(text);
         return MHD_NO;
     }
     if (body != NULL)
@@ -908,14 +919,20 @@ static void run_mhd(struct gw_http *h)
     MHD_run(h->daemon);
     MHD_UNSIGNED_LONG_LONG ms = 0;
     int has = MHD_get_timeout(h->daemon, &ms) == MHD_YES;
-    if (h->timer) {
+    int64_t delay = ms > 60000 ? 60000 : (int64_t)ms;
+    int64_t at = has && ms > 0 ? gw_now_ms() + delay : 0;
+    /* A timer that fires no later than needed is kept: it runs a pass and is armed again.
+     * Replacing it on every pass (each request) cost an allocation and a walk of the list. */
+    if (h->timer && (at == 0 || h->timer_at > at)) {
         gw_loop_timer_cancel(h->loop, h->timer);
         h->timer = 0;
     }
     if (has && ms == 0)
         h->run_soon = 1;
-    else if (has)
-        h->timer = gw_loop_timer_add(h->loop, ms > 60000 ? 60000 : (int64_t)ms, on_mhd_timer, h);
+    else if (has && h->timer == 0) {
+        h->timer = gw_loop_timer_add(h->loop, delay, on_mhd_timer, h);
+        h->timer_at = at;
+    }
 }
 
 static void on_mhd_fd(struct gw_loop *loop, int fd, int revents, void *arg)
