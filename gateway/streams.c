@@ -11,14 +11,15 @@
 #include <string.h>
 
 /* "id: …\nevent: TYPE\ndata: JSON\n\n"; JSON is compact, so it holds no newline. */
-static char *frame(const char *id, json_t *ev, size_t *len)
+/* The SSE frame of ev; text, when not NULL, is ev as compact JSON already. */
+static char *frame(const char *id, json_t *ev, const char *text, size_t *len)
 {
-    char *data = json_dumps(ev, JSON_COMPACT);
+    char *data = text ? NULL : json_dumps(ev, JSON_COMPACT);
     const char *type = json_string_value(json_object_get(ev, "type"));
     char *out = NULL;
-    int n = data
-                ? asprintf(&out, "id: %s\nevent: %s\ndata: %s\n\n", id, type ? type : "event", data)
-                : -1;
+    int n = text || data ? asprintf(&out, "id: %s\nevent: %s\ndata: %s\n\n", id,
+                                    type ? type : "event", text ? text : data)
+                         : -1;
     free(data);
     if (n < 0)
         return NULL;
@@ -75,7 +76,8 @@ static void sweep(struct gw_hooks *h, struct hnode *hn)
     gw_hooks_node_release(h, hn);
 }
 
-void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40])
+void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40],
+                        const char *const *texts)
 {
     size_t i;
     json_t *ev;
@@ -85,7 +87,7 @@ void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40])
         if (hn == NULL)
             continue;
         size_t len;
-        char *text = frame(ids[i], ev, &len);
+        char *text = frame(ids[i], ev, texts ? texts[i] : NULL, &len);
         if (text != NULL && len > h->cfg->sse_queue_bytes / 2) {
             /* A frame no client queue could hold comfortably would cut off every client: they
              * get the event without its payload, marked, and fetch the item over REST. */
@@ -95,7 +97,7 @@ void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40])
             json_object_del(item, "payload");
             json_object_del(item, "xml");
             json_object_set_new(slim, "truncated", json_true());
-            text = slim ? frame(ids[i], slim, &len) : NULL;
+            text = slim ? frame(ids[i], slim, NULL, &len) : NULL;
             json_decref(slim);
         }
         if (text == NULL)

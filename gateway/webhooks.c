@@ -383,6 +383,7 @@ struct intake_tgt {
 
 struct intake_ev {
     char *claim, *service, *node, *body, *seen;
+    size_t src; /* its index in the events built from */
     char id[40];
     int seen_keep; /* > 0: prune the node's seen ids to this many */
     size_t t0, nt; /* its targets */
@@ -498,6 +499,7 @@ static struct intake *intake_build(struct gw_hooks *h, json_t *events, char (*id
     json_array_foreach(events, i, ev)
     {
         struct intake_ev *e = &in->ev[in->nev];
+        e->src = i;
         /* The claim key travels in the event only as far as here (see gw_cluster_claim). */
         const char *key = json_string_value(json_object_get(ev, "_key"));
         if (key != NULL) {
@@ -870,11 +872,16 @@ static struct intake *intake_prepare(struct gw_hooks *h, json_t *events, char (*
     return in;
 }
 
-static void intake_live(struct gw_hooks *h, json_t *events, char (*ids)[40])
+/* texts[i] is set to the stored JSON of event i, when it is stored: the intake keeps it until
+ * it is finished on the loop, after the caller is done with it. */
+static void intake_live(struct gw_hooks *h, json_t *events, char (*ids)[40], const char **texts)
 {
     struct intake *in = intake_prepare(h, events, ids, 1);
-    if (in != NULL)
-        gw_store_submit(h->store, live_job, live_done, in);
+    if (in == NULL)
+        return;
+    for (size_t k = 0; texts != NULL && k < in->nev; k++)
+        texts[in->ev[k].src] = in->ev[k].body;
+    gw_store_submit(h->store, live_job, live_done, in);
 }
 
 /* Events taken live from XMPP: one id and one timestamp per event, shared by webhooks and
@@ -892,11 +899,17 @@ void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events)
         gw_itemid_new(ids[i] + 4);
         json_object_set_new(json_array_get(events, i), "timestamp", json_string(stamp));
     }
+    /* Event streams get the JSON stored for webhooks (serialized once), and never the claim
+     * key, which is the store's business alone. */
+    const char **texts = calloc(n ? n : 1, sizeof(*texts));
     if (h->shared && (json_array_size(h->spool) > 0 || h->draining))
         spool_add(h, json_deep_copy(events), ids, n, 0); /* behind those waiting: order holds */
     else
-        intake_live(h, events, ids);
-    gw_streams_publish(h, events, ids);
+        intake_live(h, events, ids, texts);
+    for (size_t i = 0; i < n; i++)
+        json_object_del(json_array_get(events, i), "_key");
+    gw_streams_publish(h, events, ids, texts);
+    free(texts);
     free(ids);
 }
 

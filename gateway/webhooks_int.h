@@ -345,7 +345,8 @@ void gw_cluster_release(struct gw_hooks *h, struct hsub *s);
 void gw_cluster_housekeeping(struct gw_hooks *h);
 
 /* streams.c */
-void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40]);
+void gw_streams_publish(struct gw_hooks *h, json_t *events, char (*ids)[40],
+                        const char *const *texts);
 void gw_streams_attach(struct gw_hooks *h, struct hnode *hn, struct gw_stream *st);
 void gw_streams_open(struct gw_hooks *h, struct gw_cmd *cmd);
 void gw_streams_heartbeat_start(struct gw_hooks *h);
