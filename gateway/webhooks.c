@@ -866,9 +866,7 @@ static struct intake *intake_prepare(struct gw_hooks *h, json_t *events, char (*
         json_decref(copy);
         in->copy = NULL;
     }
-    /* Delivered rows wait for their own batch (FLUSH_DELAY_MS) instead of riding with the
-     * event: carried in its transaction, they came before its commit, and the delivery of the
-     * event after them (traced at 200 events/s: 85 us of a 250 us intake). */
+    in->flush = gw_delivery_flush_take(h);
     return in;
 }
 
