@@ -18,8 +18,9 @@
 #define NEVENTS 2000
 #define KILL_AT 700
 #define RESTART_AT 1400
-#define NPG 600   /* events published while PostgreSQL restarts */
-#define PG_AT 150 /* PostgreSQL is restarted before this one */
+#define INFLIGHT_MS 500 /* deliveries this recent at the kill may come again (see below) */
+#define NPG 600         /* events published while PostgreSQL restarts */
+#define PG_AT 150       /* PostgreSQL is restarted before this one */
 
 static char dir[] = "/tmp/pubsubgw-cluster-XXXXXX";
 
@@ -217,9 +218,11 @@ int main(void)
             if (dv->at_ms >= kill_ms - 100 && last_at > 0 && dv->at_ms - last_at > gap)
                 gap = dv->at_ms - last_at;
             last_at = dv->at_ms;
-            /* "in flight" at the kill: sent, or answered but not yet removed from the outbox
-             * (removals are batched for up to 20 ms). */
-            if (dv->at_ms <= kill_ms && dv->at_ms > kill_ms - 100)
+            /* "in flight" at the kill: sent, or answered but not yet removed from the outbox.
+             * Removals are batched for 20 ms and then written behind whatever the store's
+             * thread has queued: with the machine loaded (CI runs valgrind'd tests beside this
+             * one) the answered rows not yet written at the kill spanned 160 ms. */
+            if (dv->at_ms <= kill_ms && dv->at_ms > kill_ms - INFLIGHT_MS)
                 before_kill++;
             if (seen[n]) {
                 if (!retried[n])
