@@ -1,5 +1,6 @@
-/* Event loop implementation. Descriptors live in a flat pollfd array rebuilt only when a watch
- * changes; timers are a list kept sorted by deadline: the XMPP tick, the reconnect, ping and
+/* Event loop implementation. Descriptors live in a flat watch list copied into the pollfd
+ * array before each poll (a few on the main loop, one per connection on the HTTP client's);
+ * timers are a list kept sorted by deadline: the XMPP tick, the reconnect, ping and
  * IQ-expiry timers, and one retry timer per subscription that waits to retry (an insertion walks
  * the list, so very many failing subscriptions make arming a retry cost more). */
 #include "loop.h"
