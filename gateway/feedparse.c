@@ -120,8 +120,7 @@ static void item_id(const char *id, char **out)
     unsigned char d[32];
     gw_sha256(id, n, d);
     char hex[70] = "h-";
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 + 2 * i, 3, "%02x", d[i]);
+    gw_hex(d, sizeof(d), hex + 2);
     *out = strdup(hex);
 }
 
@@ -150,8 +149,7 @@ static void add_entry(struct parse *ps, char *payload, int xml, const char *id, 
     e->xml = xml;
     unsigned char d[32];
     gw_sha256(payload, strlen(payload), d);
-    for (int i = 0; i < 32; i++)
-        snprintf(e->hash + 2 * i, 3, "%02x", d[i]);
+    gw_hex(d, sizeof(d), e->hash);
     char by_content[70];
     snprintf(by_content, sizeof(by_content), "h-%s", e->hash); /* no id at all: its content */
     if (id && *id)

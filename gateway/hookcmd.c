@@ -389,8 +389,7 @@ static void create(struct gw_hooks *h, struct gw_cmd *cmd)
     }
     unsigned char rnd[24];
     gw_random(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(c->challenge + 2 * i, 3, "%02x", rnd[i]);
+    gw_hex(rnd, sizeof(rnd), c->challenge);
     char topic[3200], url[8192];
     gw_url_encode(c->s->node, topic, sizeof(topic));
     snprintf(url, sizeof(url), "%s%shub.mode=subscribe&hub.topic=%s&hub.challenge=%s",

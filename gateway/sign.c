@@ -119,13 +119,18 @@ int gw_hmac_hex(const unsigned char *key, size_t keylen, const char *data, size_
     const void *parts[] = {data};
     if (hmac256(key, keylen, parts, &len, 1, mac) != 0)
         return -1;
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < 32; i++) {
-        out[2 * i] = digits[mac[i] >> 4];
-        out[2 * i + 1] = digits[mac[i] & 15];
-    }
-    out[64] = '\0';
+    gw_hex(mac, sizeof(mac), out);
     return 0;
+}
+
+void gw_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
 }
 
 void gw_sha256(const void *data, size_t len, unsigned char *out)

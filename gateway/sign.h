@@ -22,6 +22,9 @@ int gw_sign(const unsigned char *key, size_t keylen, const char *id, long long t
 /* Lower-case hex HMAC-SHA256 of data with key, into out (at least 65 bytes). 0 or -1. */
 int gw_hmac_hex(const unsigned char *key, size_t keylen, const char *data, size_t len, char *out);
 
+/* Lower-case hex of the n bytes in, into out (at least 2n + 1 bytes, NUL-terminated). */
+void gw_hex(const unsigned char *in, size_t n, char *out);
+
 /* SHA-256 of data into out (32 bytes). */
 void gw_sha256(const void *data, size_t len, unsigned char *out);
 

@@ -117,8 +117,7 @@ int gw_websub_sign(const char *alg, const char *secret, const char *body, size_t
     if (need > outlen)
         return -1;
     int o = snprintf(out, outlen, "%s=", alg);
-    for (unsigned int i = 0; i < maclen; i++)
-        o += snprintf(out + o, outlen - (size_t)o, "%02x", mac[i]);
+    gw_hex(mac, maclen, out + o);
     return 0;
 }
 
@@ -632,8 +631,7 @@ void gw_websub_execute(struct gw_hooks *h, struct gw_cmd *cmd)
     }
     unsigned char rnd[24];
     gw_random(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(w->challenge + 2 * i, 3, "%02x", rnd[i]);
+    gw_hex(rnd, sizeof(rnd), w->challenge);
     char extra[200], url[8192];
     if (w->subscribe)
         snprintf(extra, sizeof(extra), "&hub.challenge=%s&hub.lease_seconds=%lld", w->challenge,

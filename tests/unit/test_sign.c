@@ -54,6 +54,9 @@ int main(void)
     CHECK_STR(hex, "c056287fe2a4314e7eb7685ac850ce8fb65552dc6ae5fb86f5d6c25a507bca91");
     CHECK_INT(gw_hmac_hex(edge, 65, "abc", 3, hex), 0);
     CHECK_STR(hex, "05f3fde152209ab5ce28baccf89212cee698252c8c466ab30f11ac781223d071");
+    const unsigned char raw[] = {0x00, 0xab, 0xff};
+    gw_hex(raw, sizeof(raw), hex);
+    CHECK_STR(hex, "00abff");
     CHECK(gw_const_eq("abc", "abc"));
     CHECK(!gw_const_eq("abc", "abd"));
     CHECK(!gw_const_eq("abc", "ab"));
