@@ -509,8 +509,8 @@ static char *compose(const char *event_body, const char *sub_id)
     size_t len = strlen(event_body);
     if (len < 2 || event_body[0] != '{' || event_body[len - 1] != '}')
         return NULL;
-    /* The gateway's ids are letters, digits and '_': quoted as they are; anything else is
-     * escaped by jansson. */
+    /* The gateway's ids are letters, digits and '_' ('-' is as safe): quoted as they are;
+     * anything else is escaped by jansson. */
     size_t idlen =
         strspn(sub_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
     char *escaped = NULL;

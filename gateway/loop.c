@@ -206,7 +206,7 @@ int gw_loop_run(struct gw_loop *loop)
 {
     /* The first poll does not block: work queued before the loop started (a connection being
      * opened, say) runs at once. */
-    int busy = 1;
+    int busy = 1, rc = 0;
     struct gw_loop *outer = running;
     running = loop;
     while (!atomic_load(&loop->stop)) {
@@ -214,8 +214,8 @@ int gw_loop_run(struct gw_loop *loop)
         if (n > loop->capfds) {
             struct pollfd *p = realloc(loop->pfds, (size_t)n * 2 * sizeof(*p));
             if (p == NULL) {
-                running = outer;
-                return -1;
+                rc = -1;
+                break;
             }
             loop->pfds = p;
             loop->capfds = n * 2;
@@ -236,8 +236,8 @@ int gw_loop_run(struct gw_loop *loop)
             if (errno == EINTR)
                 continue;
             gw_error("poll: %s", strerror(errno));
-            running = outer;
-            return -1;
+            rc = -1;
+            break;
         }
         int woken = loop->self_woken;
         if (ready > 0 && (loop->pfds[0].revents & POLLIN)) {
@@ -272,5 +272,5 @@ int gw_loop_run(struct gw_loop *loop)
             busy |= loop->hooks[i].cb(loop, loop->hooks[i].arg);
     }
     running = outer;
-    return 0;
+    return rc;
 }

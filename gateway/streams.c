@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "id: …\nevent: TYPE\ndata: JSON\n\n"; JSON is compact, so it holds no newline. */
-/* The SSE frame of ev; text, when not NULL, is ev as compact JSON already. */
+/* "id: …\nevent: TYPE\ndata: JSON\n\n"; JSON is compact, so it holds no newline. text, when not
+ * NULL, is ev as compact JSON already (the stored event). */
 static char *frame(const char *id, json_t *ev, const char *text, size_t *len)
 {
     char *data = text ? NULL : json_dumps(ev, JSON_COMPACT);

@@ -114,12 +114,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, json_
             mode = MHD_RESPMEM_MUST_COPY;
         } else {
             text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (text == NULL) {
+                status = 500;
+                text = strdup(
+                    "{\"type\":\"about:blank\",\"title\":\"Internal error\",\"status\":500}");
+            }
+            len = text ? strlen(text) : 0;
         }
-        if (text == NULL) {
-            status = 500;
-            text = strdup("{\"type\":\"about:blank\",\"title\":\"Internal error\",\"status\":500}");
-        }
-        len = text == small ? len : text ? strlen(text) : 0;
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, mode);
     if (resp == NULL) {
