@@ -167,14 +167,25 @@ fill() { # store kind, subscriptions, pending events (for the first subscription
         python3 - "$work/data/pubsubgw.db" "$n" "$p" "$secret" <<'PY'
 import sqlite3, sys
 db, n, p, secret = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+M = (1 << 64) - 1
+def sub_key(sid):  # the gateway's subscription key (gateway/store_sqlite.c, sub_key)
+    h = 0xcbf29ce484222325
+    for b in sid.encode():
+        h = ((h ^ b) * 0x100000001b3) & M
+    h ^= h >> 30; h = (h * 0xbf58476d1ce4e5b9) & M
+    h ^= h >> 27; h = (h * 0x94d049bb133111eb) & M
+    h ^= h >> 31
+    return h - (1 << 64) if h >> 63 else h
 c = sqlite3.connect(db)
 c.execute("DELETE FROM subscriptions"); c.execute("DELETE FROM deliveries"); c.execute("DELETE FROM events")
-c.executemany("INSERT INTO subscriptions(id, service, node, callback, secret, events, created_ms) "
-              "VALUES (?, 'pubsub.localhost', ?, 'http://127.0.0.1:9/hook', ?, 1, ?)",
-              ((f"sub_{i:07d}", f"node{i % 1000}", secret, 1700000000000 + i) for i in range(n)))
+c.executemany("INSERT INTO subscriptions(id, service, node, callback, secret, events, created_ms, key) "
+              "VALUES (?, 'pubsub.localhost', ?, 'http://127.0.0.1:9/hook', ?, 1, ?, ?)",
+              ((f"sub_{i:07d}", f"node{i % 1000}", secret, 1700000000000 + i, sub_key(f"sub_{i:07d}"))
+               for i in range(n)))
 c.executemany("INSERT INTO events(event_id, service, node, body, created_ms) VALUES (?, 'pubsub.localhost', 'node0', ?, 1700000000000)",
               ((f"msg_{i}", '{"type":"item.published","service":"pubsub.localhost","node":"node0","item":{"id":"i%d","payload":{"n":%d}}}' % (i, i)) for i in range(p)))
-c.execute("INSERT INTO deliveries(sub_id, event, next_at) SELECT 'sub_0000000', id, 4102444800000 FROM events")
+c.execute("INSERT INTO deliveries(sub_key, event, next_at) SELECT ?, id, 4102444800000 FROM events",
+          (sub_key("sub_0000000"),))
 c.commit()
 PY
     else

@@ -77,7 +77,8 @@ static const char *const sql[S_COUNT] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_SUB_INSERT] = "INSERT INTO subscriptions(id, service, node, callback, secret, events, "
-                     "created_ms, websub, options) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     "created_ms, websub, options, key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                     "?9, ?10)",
     [S_SUB_RENEW] = "UPDATE subscriptions SET secret = ?2, websub = ?3 WHERE id = ?1",
     [S_FEED_PUT] = "INSERT INTO feeds(id, url, service, node, interval_s, created_ms, state) "
                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET "
@@ -86,36 +87,39 @@ static const char *const sql[S_COUNT] = {
     [S_FEED_ALL] = "SELECT id, url, service, node, interval_s, created_ms, state FROM feeds "
                    "ORDER BY created_ms, id",
     [S_SUB_DELETE] = "DELETE FROM subscriptions WHERE id = ?1",
-    [S_SUB_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE sub_id = ?1",
+    [S_SUB_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE sub_key = ?1",
     [S_SUB_ALL] = "SELECT id, service, node, callback, secret, events, created_ms, websub, "
                   "options FROM subscriptions ORDER BY created_ms, id",
     [S_EVENT_ADD] = "INSERT INTO events(event_id, service, node, body, created_ms) "
                     "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_EVENT_GC] = "DELETE FROM events WHERE id = ?1 AND NOT EXISTS "
                    "(SELECT 1 FROM deliveries WHERE event = ?1)",
-    [S_DELIVERY_ADD] = "INSERT INTO deliveries(sub_id, event, next_at, dead, last_error) "
+    [S_DELIVERY_ADD] = "INSERT INTO deliveries(sub_key, event, next_at, dead, last_error) "
                        "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_DELIVERY_HEAD] =
         "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
         "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = "
-        "d.event WHERE d.sub_id = ?1 AND d.dead = 0 AND d.seq > ?2 ORDER BY d.seq LIMIT ?3",
+        "d.event WHERE d.sub_key = ?1 AND d.dead = 0 AND d.seq > ?2 ORDER BY d.seq LIMIT ?3",
     [S_DELIVERY_DONE] = "DELETE FROM deliveries WHERE seq = ?1",
     [S_DELIVERY_FAILED] = "UPDATE deliveries SET attempts = ?2, next_at = ?3, last_error = ?4, "
                           "dead = ?5 WHERE seq = ?1",
     [S_DEAD_LIST] = "SELECT d.seq, d.event, e.event_id, e.body, d.attempts, d.next_at, "
                     "e.created_ms, d.last_error FROM deliveries d JOIN events e ON e.id = d.event "
-                    "WHERE d.sub_id = ?1 AND d.dead = 1 ORDER BY d.seq LIMIT 1000",
+                    "WHERE d.sub_key = ?1 AND d.dead = 1 ORDER BY d.seq LIMIT 1000",
     [S_DEAD_RETRY] = "UPDATE deliveries SET dead = 0, attempts = 0, next_at = ?3 "
-                     "WHERE sub_id = ?1 AND seq = ?2 AND dead = 1",
+                     "WHERE sub_key = ?1 AND seq = ?2 AND dead = 1",
     [S_SEEN_ADD] = "INSERT OR IGNORE INTO seen_items(service, node, item) VALUES (?1, ?2, ?3)",
     [S_SEEN_HAS] = "SELECT 1 FROM seen_items WHERE service = ?1 AND node = ?2 AND item = ?3",
     [S_SEEN_PRUNE] = "DELETE FROM seen_items WHERE service = ?1 AND node = ?2 AND rowid <= "
                      "(SELECT rowid FROM seen_items WHERE service = ?1 AND node = ?2 "
                      "ORDER BY rowid DESC LIMIT 1 OFFSET ?3)",
-    [S_PENDING_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 0 GROUP BY sub_id",
-    [S_DEAD_BY_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE dead = 1 GROUP BY sub_id",
-    [S_DEAD_OF_SUB] = "SELECT sub_id, count(*) FROM deliveries WHERE sub_id = ?1 AND dead = 1 "
-                      "GROUP BY sub_id",
+    /* Rows of a subscription carry its key (sub_key), not its id: the id comes from its row. */
+    [S_PENDING_BY_SUB] = "SELECT s.id, count(*) FROM deliveries d JOIN subscriptions s ON s.key = "
+                         "d.sub_key WHERE d.dead = 0 GROUP BY d.sub_key",
+    [S_DEAD_BY_SUB] = "SELECT s.id, count(*) FROM deliveries d JOIN subscriptions s ON s.key = "
+                      "d.sub_key WHERE d.dead = 1 GROUP BY d.sub_key",
+    [S_DEAD_OF_SUB] = "SELECT ?2, count(*) FROM deliveries WHERE sub_key = ?1 AND dead = 1 "
+                      "GROUP BY sub_key",
     [S_EVENTS_ORPHANS] = "DELETE FROM events WHERE NOT EXISTS "
                          "(SELECT 1 FROM deliveries WHERE event = events.id)",
     /* The events of one subscription's deliveries that no other subscription still needs: by
@@ -123,27 +127,28 @@ static const char *const sql[S_COUNT] = {
     /* Dead letters past their age (next_at is when they died), through deliveries_dead. */
     [S_DEAD_OLD] = "SELECT seq, event FROM deliveries WHERE dead = 1 AND next_at < ?1 LIMIT ?2",
     /* A subscription's dead letters beyond the newest ?2, through deliveries_sub. */
-    [S_DEAD_EXCESS] = "SELECT seq, event FROM deliveries WHERE sub_id = ?1 AND dead = 1 AND seq <= "
-                      "(SELECT seq FROM deliveries WHERE sub_id = ?1 AND dead = 1 "
-                      "ORDER BY seq DESC LIMIT 1 OFFSET ?2) LIMIT ?3",
-    [S_ATTEMPT_ADD] = "INSERT INTO attempts(sub_id, at_ms, event_id, attempt, status, error, "
+    [S_DEAD_EXCESS] =
+        "SELECT seq, event FROM deliveries WHERE sub_key = ?1 AND dead = 1 AND seq <= "
+        "(SELECT seq FROM deliveries WHERE sub_key = ?1 AND dead = 1 "
+        "ORDER BY seq DESC LIMIT 1 OFFSET ?2) LIMIT ?3",
+    [S_ATTEMPT_ADD] = "INSERT INTO attempts(sub_key, at_ms, event_id, attempt, status, error, "
                       "duration_ms, answer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_ATTEMPT_LIST] = "SELECT id, at_ms, event_id, attempt, status, error, duration_ms, answer "
-                       "FROM attempts WHERE sub_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-    [S_ATTEMPT_EXCESS] = "DELETE FROM attempts WHERE sub_id = ?1 AND id <= (SELECT id FROM "
-                         "attempts WHERE sub_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                       "FROM attempts WHERE sub_key = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    [S_ATTEMPT_EXCESS] = "DELETE FROM attempts WHERE sub_key = ?1 AND id <= (SELECT id FROM "
+                         "attempts WHERE sub_key = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
     /* The oldest thousand by id, those of them past their age: ids follow the time of the
      * attempts (written as they end: a slow one is seconds behind), so no index on at_ms, which
      * every delivery would write. */
     [S_ATTEMPT_OLD] = "DELETE FROM attempts WHERE id IN (SELECT id FROM (SELECT id, at_ms FROM "
                       "attempts ORDER BY id LIMIT 1000) WHERE at_ms < ?1)",
-    [S_SUB_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE sub_id = ?1",
+    [S_SUB_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE sub_key = ?1",
     /* deliveries in seq order (the primary key), past the dead letters kept at the front */
     [S_OLDEST_PENDING] = "SELECT e.created_ms FROM deliveries d JOIN events e ON e.id = d.event "
                          "WHERE d.dead = 0 ORDER BY d.seq LIMIT 1",
     [S_SUB_EVENTS_ORPHANED] =
-        "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_id = ?1) "
-        "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_id <> ?1)",
+        "DELETE FROM events WHERE id IN (SELECT event FROM deliveries WHERE sub_key = ?1) "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event = events.id AND sub_key <> ?1)",
 };
 
 static const char schema[] =
@@ -212,7 +217,49 @@ static const char *const migrations[] = {
      * milliseconds, no longer enters and leaves this index. */
     ("DROP INDEX IF EXISTS deliveries_dead;"
      "CREATE INDEX deliveries_dead ON deliveries(next_at) WHERE dead = 1;"),
+    /* 6: the outbox and the attempts name their subscription by its key (sub_key), a 64-bit
+     * hash of its id, instead of the 30-character id: every delivery writes both tables and
+     * their indexes by subscription, and an integer is a third of the bytes and compares at
+     * once. The key is unique (index): a subscription whose key is taken is refused. */
+    ("ALTER TABLE subscriptions ADD COLUMN key INTEGER;"
+     "UPDATE subscriptions SET key = gw_subkey(id);"
+     "CREATE UNIQUE INDEX subscriptions_key ON subscriptions(key);"
+     "ALTER TABLE deliveries ADD COLUMN sub_key INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE deliveries SET sub_key = gw_subkey(sub_id);"
+     "DROP INDEX deliveries_sub;"
+     "ALTER TABLE deliveries DROP COLUMN sub_id;"
+     "CREATE INDEX deliveries_sub ON deliveries(sub_key, dead, seq);"
+     "ALTER TABLE attempts ADD COLUMN sub_key INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE attempts SET sub_key = gw_subkey(sub_id);"
+     "DROP INDEX attempts_sub;"
+     "ALTER TABLE attempts DROP COLUMN sub_id;"
+     "CREATE INDEX attempts_sub ON attempts(sub_key, id);"),
 };
+
+/* A subscription's key: FNV-1a over its id, mixed by SplitMix64's finalizer. Stored (migration
+ * 6 computes it in SQL through gw_subkey): never change it. */
+static int64_t sub_key(const char *id)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 0x100000001b3u;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9u;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebu;
+    h ^= h >> 31;
+    return (int64_t)h;
+}
+
+static void sql_subkey(sqlite3_context *c, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const unsigned char *id = sqlite3_value_text(argv[0]);
+    if (id == NULL)
+        sqlite3_result_null(c);
+    else
+        sqlite3_result_int64(c, sub_key((const char *)id));
+}
 
 static int migrate(struct sq_store *s, char *err, size_t errlen)
 {
@@ -229,7 +276,7 @@ static int migrate(struct sq_store *s, char *err, size_t errlen)
         return -1;
     }
     for (; version < n; version++) {
-        char step[1200], *msg = NULL;
+        char step[2000], *msg = NULL;
         snprintf(step, sizeof(step), "BEGIN IMMEDIATE; %s PRAGMA user_version = %d; COMMIT;",
                  migrations[version], version + 1);
         if (sqlite3_exec(s->db, step, NULL, NULL, &msg) != SQLITE_OK) {
@@ -390,6 +437,11 @@ struct gw_store *gw_store_sqlite_open(const char *path, char *err, size_t errlen
         sqlite3_free(msg);
         goto fail;
     }
+    if (sqlite3_create_function_v2(s->db, "gw_subkey", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                   sql_subkey, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot set up %s: %s", path, sqlite3_errmsg(s->db));
+        goto fail;
+    }
     if (migrate(s, err, errlen) != 0)
         goto fail;
     for (int i = 0; i < S_COUNT; i++) {
@@ -475,6 +527,7 @@ static int sq_sub_insert(struct gw_store *g, const struct gw_store_sub *sub)
         bind_text(q, 8, sub->websub);
     if (sub->options != NULL)
         bind_text(q, 9, sub->options);
+    sqlite3_bind_int64(q, 10, sub_key(sub->id));
     return step_done(s, q);
 }
 
@@ -543,7 +596,10 @@ static int sq_sub_delete(struct gw_store *g, const char *id)
                          S_SUB_DELETE};
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         sqlite3_stmt *q = stmt(s, steps[i]);
-        bind_text(q, 1, id);
+        if (steps[i] == S_SUB_DELETE)
+            bind_text(q, 1, id);
+        else
+            sqlite3_bind_int64(q, 1, sub_key(id));
         if (step_done(s, q) != 0) {
             sq_rollback(&s->base);
             return -1;
@@ -607,7 +663,7 @@ static int sq_delivery_add(struct gw_store *g, const char *sub_id, int64_t event
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_DELIVERY_ADD);
-    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 1, sub_key(sub_id));
     sqlite3_bind_int64(q, 2, event);
     sqlite3_bind_int64(q, 3, next_at);
     sqlite3_bind_int(q, 4, dead_reason != NULL);
@@ -620,8 +676,10 @@ static int sq_count_each(struct gw_store *g, int dead, const char *sub_id,
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, sub_id ? S_DEAD_OF_SUB : dead ? S_DEAD_BY_SUB : S_PENDING_BY_SUB);
-    if (sub_id != NULL)
-        bind_text(q, 1, sub_id);
+    if (sub_id != NULL) {
+        sqlite3_bind_int64(q, 1, sub_key(sub_id));
+        bind_text(q, 2, sub_id);
+    }
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
         cb((const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1), arg);
@@ -645,7 +703,7 @@ static int sq_delivery_next(struct gw_store *g, const char *sub_id, int64_t afte
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_DELIVERY_HEAD);
-    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 1, sub_key(sub_id));
     sqlite3_bind_int64(q, 2, after);
     sqlite3_bind_int(q, 3, limit);
     int n = 0, rc = SQLITE_DONE;
@@ -734,7 +792,7 @@ static int sq_dead_prune_count(struct gw_store *g, const char *sub_id, int keep,
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_DEAD_EXCESS);
-    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 1, sub_key(sub_id));
     sqlite3_bind_int(q, 2, keep);
     sqlite3_bind_int(q, 3, limit < 256 ? limit : 256);
     return remove_selected(s, q, limit);
@@ -753,7 +811,7 @@ static int sq_attempt_add(struct gw_store *g, const struct gw_store_attempt *a)
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_ATTEMPT_ADD);
-    bind_text(q, 1, a->sub_id);
+    sqlite3_bind_int64(q, 1, sub_key(a->sub_id));
     sqlite3_bind_int64(q, 2, a->at_ms);
     bind_text(q, 3, a->event_id);
     sqlite3_bind_int(q, 4, a->attempt);
@@ -769,7 +827,7 @@ static int sq_attempts_each(struct gw_store *g, const char *sub_id, int64_t befo
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_ATTEMPT_LIST);
-    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 1, sub_key(sub_id));
     sqlite3_bind_int64(q, 2, before > 0 ? before : INT64_MAX);
     sqlite3_bind_int(q, 3, limit);
     int rc;
@@ -795,7 +853,7 @@ static int sq_attempts_prune_count(struct gw_store *g, const char *sub_id, int k
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_ATTEMPT_EXCESS);
-    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 1, sub_key(sub_id));
     sqlite3_bind_int(q, 2, keep);
     return step_done(s, q);
 }
@@ -828,7 +886,7 @@ static int sq_dead_each(struct gw_store *g, const char *sub_id,
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_DEAD_LIST);
-    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 1, sub_key(sub_id));
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         struct gw_store_delivery d;
@@ -843,7 +901,7 @@ static int sq_dead_retry(struct gw_store *g, const char *sub_id, int64_t seq, in
 {
     struct sq_store *s = (struct sq_store *)g;
     sqlite3_stmt *q = stmt(s, S_DEAD_RETRY);
-    bind_text(q, 1, sub_id);
+    sqlite3_bind_int64(q, 1, sub_key(sub_id));
     sqlite3_bind_int64(q, 2, seq);
     sqlite3_bind_int64(q, 3, now_ms);
     if (step_done(s, q) != 0)

@@ -53,7 +53,15 @@ static const char v4[] =
     "1);"
     "INSERT INTO deliveries(sub_id, event, next_at, dead) VALUES ('sub_old', 1, 0, 0),"
     " ('sub_old', 2, 100, 1);"
+    "INSERT INTO attempts(sub_id, at_ms, event_id, attempt, status, duration_ms) VALUES"
+    " ('sub_old', 4102444800000, 'msg_p', 1, 500, 3);"
     "PRAGMA user_version = 4;";
+
+static void count_attempt(const struct gw_store_attempt *a, void *arg)
+{
+    if (strcmp(a->event_id, "msg_p") == 0 && a->status == 500)
+        ++*(int *)arg;
+}
 
 static char *db_text(const char *path, const char *query)
 {
@@ -91,6 +99,20 @@ static void upgrade(const char *dir)
     CHECK(index != NULL && strstr(index, "WHERE dead = 1") != NULL); /* pending rows left out */
     free(version);
     free(index);
+    /* version 6: the outbox and the attempts name their subscription by its integer key */
+    char *by_key = db_text(path, "SELECT sql FROM sqlite_master WHERE name = 'deliveries_sub'");
+    char *keyed = db_text(path, "SELECT count(*) FROM deliveries d JOIN subscriptions s ON "
+                                "s.key = d.sub_key WHERE s.id = 'sub_old'");
+    CHECK(by_key != NULL && strstr(by_key, "sub_key") != NULL);
+    CHECK_STR(keyed, "2");
+    free(by_key);
+    free(keyed);
+    struct tally pending = {"sub_old", 0};
+    CHECK_INT(gw_store_pending_each(st, count_sub, &pending), 0);
+    CHECK_INT((int)pending.n, 1);
+    int attempts = 0;
+    CHECK_INT(gw_store_attempts_each(st, "sub_old", 0, 10, count_attempt, &attempts), 0);
+    CHECK_INT(attempts, 1);
     struct tally dead = {"sub_old", 0};
     CHECK_INT(gw_store_dead_count_each(st, NULL, count_sub, &dead), 0);
     CHECK_INT((int)dead.n, 1);
