@@ -704,7 +704,10 @@ void gw_pending_add(struct gw_hooks *h, struct hsub *s, int64_t n)
 {
     s->pending += n;
     h->pending_total += n;
-    atomic_store_explicit(&gw_status.pending, (long)h->pending_total, memory_order_relaxed);
+    /* shown as at least zero: on a shared store a count can dip below it between two recounts
+     * (hookcmd.c, backlog_json) */
+    atomic_store_explicit(&gw_status.pending, (long)(h->pending_total > 0 ? h->pending_total : 0),
+                          memory_order_relaxed);
 }
 
 /* A batch of removals and attempts, taken from the loop's buffers to be written. */

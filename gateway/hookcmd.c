@@ -457,13 +457,22 @@ static void add_attempt(const struct gw_store_attempt *a, void *arg)
     json_array_append_new(arg, e);
 }
 
+/* Its backlog as listed. On a shared store the count is set from the store's rows now and then
+ * (cluster.c), and an intake committed while they were being counted is missed until the next
+ * count: its delivery can take the count below zero meanwhile. The rows are the truth; nothing
+ * below zero is shown. */
+static json_t *backlog_json(const struct hsub *s)
+{
+    return json_integer(s->pending > 0 ? s->pending : 0);
+}
+
 /* A subscription as listed: its description, and how its deliveries stand (the backlog only
  * where this gateway delivers it: the others do not count it). */
 static json_t *sub_view(const struct hsub *s)
 {
     json_t *o = gw_hsub_json(s);
     if (o != NULL && s->owned)
-        json_object_set_new(o, "backlog", json_integer(s->pending));
+        json_object_set_new(o, "backlog", backlog_json(s));
     return o;
 }
 
@@ -526,7 +535,7 @@ static void read_done(void *arg)
             const char *id = json_string_value(json_object_get(o, "id"));
             const struct hsub *s = id ? gw_hooks_sub(r->h, id) : NULL;
             if (s != NULL && s->owned)
-                json_object_set_new(o, "backlog", json_integer(s->pending));
+                json_object_set_new(o, "backlog", backlog_json(s));
             if (r->rc != 0)
                 continue;
             json_t *n = json_object_get(r->rows, id);
