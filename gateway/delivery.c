@@ -786,8 +786,10 @@ void gw_delivery_flush_run(struct gw_flush *f)
         gw_store_delivery_done_many(f->st, f->seqs, f->events, f->ndone);
     /* Written by subscription: the log's index is by subscription, and a batch larger than
      * SQLite's page cache spills its dirty pages; in arrival order, a fan-out's batch came back
-     * to each leaf after it had spilled and wrote it again. The order within one subscription
-     * is kept, and so the order of its ids. */
+     * to each leaf after it had spilled and wrote it again. Grouped, each subscription's rows
+     * go to their leaf at once (SQLite orders that index by a hash of the id, PostgreSQL by the
+     * id itself, so only PostgreSQL's leaves are also visited in order). The order within one
+     * subscription is kept, and so the order of its ids. */
     const struct attempt_rec **order = malloc(f->nrec * sizeof(*order) + 1);
     for (size_t i = 0; order != NULL && i < f->nrec; i++)
         order[i] = &f->recs[i];
