@@ -93,6 +93,9 @@ int main(void)
     CHECK_INT(signed_ok, posts);
     CHECK(posts >= 4 && posts <= 8);
     CHECK_INT(next, 35);
+    /* the receiver records a POST before answering it: the last answer may still be on its way */
+    for (int i = 0; i < 250 && pending() != 0; i++)
+        usleep(20000);
     CHECK(pending() == 0);
 
     /* Retried as a unit: a batch answered 500 once comes again whole, under the same id. */
