@@ -65,6 +65,17 @@ struct gw_httpc {
     struct xfer *out_head, *out_tail; /* answers for the owner */
 };
 
+/* A fetched document's caching headers (only a fetch with body_max has them). */
+struct doc_meta {
+    char etag[256], last_modified[64], cache_control[128], content_type[128];
+};
+
+/* A transfer's state stays under 1 KiB (the answer's first bytes and a document's headers are
+ * allocated apart, as they come), and curl's receive buffer is 1 KiB for a delivery: glibc's
+ * per-thread cache serves all three, where 5 KiB of state and curl's 16 KiB buffer took
+ * malloc's slow path on every delivery. */
+#define DELIVERY_RECV_BUFFER 1024L
+
 struct xfer {
     struct gw_httpc *c;
     struct host *host;
@@ -80,19 +91,21 @@ struct xfer {
     struct curl_slist *headers;
     gw_send_cb cb;
     void *arg;
-    char body[BODY_KEEP + 1];
-    size_t body_len;
+    char *body; /* the answer's first BODY_KEEP bytes, NULL when it had none */
+    size_t body_len, body_cap;
     /* a document fetched (body_max): the whole answer up to body_max, and its caching headers */
     char *doc;
     size_t doc_len, doc_cap, body_max;
     int truncated;
-    char etag[256], last_modified[64], cache_control[128], content_type[128];
+    struct doc_meta *meta;
     char errbuf[CURL_ERROR_SIZE];
     /* the outcome, set by the client's thread */
     long status, retry_after_s;
     const char *error; /* errbuf, a static text, or NULL */
     struct xfer *prev, *next;
 };
+
+_Static_assert(sizeof(struct xfer) <= 1024, "a transfer's state fits malloc's per-thread cache");
 
 static void unlink_xfer(struct gw_httpc *c, struct xfer *x)
 {
@@ -152,7 +165,9 @@ static void free_xfer(struct xfer *x)
     curl_easy_cleanup(x->easy);
     free(x->mem);
     free(x->post);
+    free(x->body);
     free(x->doc);
+    free(x->meta);
     free(x);
 }
 
@@ -310,17 +325,16 @@ static void on_answers(struct gw_loop *loop, int fd, int revents, void *arg)
         struct xfer *next = x->wait_next;
         struct gw_send_result res = {
             .status = x->status, .error = x->error, .retry_after_s = x->retry_after_s};
-        x->body[x->body_len] = '\0';
-        res.body = x->body;
+        res.body = x->body ? x->body : "";
         res.body_len = x->body_len;
         if (x->body_max > 0) {
             res.body = x->doc ? x->doc : "";
             res.body_len = x->doc_len;
             res.truncated = x->truncated;
-            res.etag = x->etag;
-            res.last_modified = x->last_modified;
-            res.cache_control = x->cache_control;
-            res.content_type = x->content_type;
+            res.etag = x->meta->etag;
+            res.last_modified = x->meta->last_modified;
+            res.cache_control = x->meta->cache_control;
+            res.content_type = x->meta->content_type;
         }
         if (res.status == 0 && res.error == NULL)
             res.error = "no answer";
@@ -400,8 +414,19 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
     struct xfer *x = arg;
     size_t len = size * n, room = BODY_KEEP - x->body_len;
     size_t take = len < room ? len : room;
-    memcpy(x->body + x->body_len, ptr, take);
-    x->body_len += take;
+    if (take > 0 && x->body_len + take + 1 > x->body_cap) {
+        size_t cap = x->body_len + take + 1;
+        char *b = realloc(x->body, cap);
+        if (b == NULL)
+            return len; /* what was kept stays; the answer's status is what counts */
+        x->body = b;
+        x->body_cap = cap;
+    }
+    if (take > 0) {
+        memcpy(x->body + x->body_len, ptr, take);
+        x->body_len += take;
+        x->body[x->body_len] = '\0';
+    }
     return len; /* the rest is read and dropped */
 }
 
@@ -433,23 +458,20 @@ static size_t on_doc(char *ptr, size_t size, size_t n, void *arg)
 /* Keeps the caching headers of a fetched document (of the last answer when redirected). */
 static size_t on_header(char *line, size_t size, size_t n, void *arg)
 {
-    struct xfer *x = arg;
+    struct doc_meta *m = ((struct xfer *)arg)->meta;
     size_t len = size * n;
     if (len > 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new answer (a redirect's) */
-        x->etag[0] = x->last_modified[0] = x->cache_control[0] = x->content_type[0] = '\0';
+        m->etag[0] = m->last_modified[0] = m->cache_control[0] = m->content_type[0] = '\0';
         return len;
     }
     static const struct {
         const char *name;
         size_t off, cap;
     } keep[] = {
-        {"etag:", offsetof(struct xfer, etag), sizeof(((struct xfer *)0)->etag)},
-        {"last-modified:", offsetof(struct xfer, last_modified),
-         sizeof(((struct xfer *)0)->last_modified)},
-        {"cache-control:", offsetof(struct xfer, cache_control),
-         sizeof(((struct xfer *)0)->cache_control)},
-        {"content-type:", offsetof(struct xfer, content_type),
-         sizeof(((struct xfer *)0)->content_type)},
+        {"etag:", offsetof(struct doc_meta, etag), sizeof(m->etag)},
+        {"last-modified:", offsetof(struct doc_meta, last_modified), sizeof(m->last_modified)},
+        {"cache-control:", offsetof(struct doc_meta, cache_control), sizeof(m->cache_control)},
+        {"content-type:", offsetof(struct doc_meta, content_type), sizeof(m->content_type)},
     };
     for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
         size_t k = strlen(keep[i].name);
@@ -461,7 +483,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
             while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
                 vl--;
             if (vl < keep[i].cap) {
-                char *dst = (char *)x + keep[i].off;
+                char *dst = (char *)m + keep[i].off;
                 memcpy(dst, v, vl);
                 dst[vl] = '\0';
             }
@@ -491,6 +513,8 @@ static int setup(struct gw_httpc *c, struct xfer *x)
         curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    } else {
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, DELIVERY_RECV_BUFFER); /* answers are small */
     }
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, x->timeout_ms);
@@ -583,12 +607,15 @@ static int send_req(struct gw_sender *s, const struct gw_send_req *req, gw_send_
     struct xfer *x = calloc(1, sizeof(*x));
     char *mem = x ? malloc(nh * sizeof(struct curl_slist) + strings) : NULL;
     char *body = post && taken == NULL ? malloc(req->body_len + 1) : taken;
-    if (x == NULL || mem == NULL || (post && body == NULL)) {
+    struct doc_meta *meta = req->body_max > 0 ? calloc(1, sizeof(*meta)) : NULL;
+    if (x == NULL || mem == NULL || (post && body == NULL) || (req->body_max > 0 && !meta)) {
         free(x);
         free(mem);
         free(body);
+        free(meta);
         return -1;
     }
+    x->meta = meta;
     x->c = c;
     x->cb = cb;
     x->arg = arg;
