@@ -8,7 +8,7 @@ void gw_textbuf_put_n(struct gw_textbuf *b, const char *s, size_t n)
     if (b->failed)
         return;
     if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
+        size_t cap = b->cap ? b->cap : 512; /* a publish stanza: from malloc's per-thread cache */
         while (cap < b->len + n + 1)
             cap *= 2;
         char *p = realloc(b->p, cap);
