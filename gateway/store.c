@@ -216,23 +216,6 @@ void gw_store_submit(struct gw_store *st, gw_store_job_fn job, gw_store_done_fn 
     pthread_mutex_unlock(&t->lock);
 }
 
-int gw_store_run_now(struct gw_store *st, gw_store_job_fn job, void *arg)
-{
-    struct gw_store_thread *t = st->thr;
-    if (t == NULL || on_thread(t))
-        return 0;
-    pthread_mutex_lock(&t->lock);
-    int idle = !t->busy && t->todo == NULL && t->done == NULL;
-    if (idle && t->holds++ == 0) /* the thread starts nothing until released */
-        t->hold_since = mono_us();
-    pthread_mutex_unlock(&t->lock);
-    if (!idle)
-        return 0;
-    job(arg); /* counted as the loop's time in the store (store_loop_us), not as a job */
-    release(st);
-    return 1;
-}
-
 int gw_store_settle(struct gw_store *st)
 {
     struct gw_store_thread *t = st->thr;

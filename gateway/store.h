@@ -73,11 +73,6 @@ typedef void (*gw_store_job_fn)(void *arg);
 typedef void (*gw_store_done_fn)(void *arg);
 int gw_store_thread_start(struct gw_store *st, struct gw_loop *loop);
 void gw_store_submit(struct gw_store *st, gw_store_job_fn job, gw_store_done_fn done, void *arg);
-/* Runs job here and now (loop thread) when that keeps the order: the thread idle, nothing queued
- * and no done callback waiting; returns 1 then (the caller runs its done callback itself), or 0
- * and nothing ran (submit it). For small jobs on a local store, where the two wake-ups of a
- * trip to the thread and back cost more than the job. */
-int gw_store_run_now(struct gw_store *st, gw_store_job_fn job, void *arg);
 /* Waits for every job submitted and runs the done callbacks not run yet (loop thread); returns
  * how many ran (they may have submitted more). */
 int gw_store_settle(struct gw_store *st);

@@ -870,27 +870,16 @@ static struct intake *intake_prepare(struct gw_hooks *h, json_t *events, char (*
     return in;
 }
 
-/* At most this many deliveries in a live intake stored on the loop, when the store's thread is
- * idle (a local store only): one callback's event commits in ~0.15 ms, less than the two
- * wake-ups of a trip to the store's thread and back cost on a busy machine; a fan-out's
- * thousand rows stay off the loop. */
-#define LIVE_NOW_MAX 8
-
 /* texts[i] is set to the stored JSON of event i, when it is stored: the intake keeps it until
- * it is finished on the loop, after the caller is done with it. Returns the intake when it was
- * stored here and now: the caller finishes it (live_done) once done with texts. */
-static struct intake *intake_live(struct gw_hooks *h, json_t *events, char (*ids)[40],
-                                  const char **texts)
+ * it is finished on the loop, after the caller is done with it. */
+static void intake_live(struct gw_hooks *h, json_t *events, char (*ids)[40], const char **texts)
 {
     struct intake *in = intake_prepare(h, events, ids, 1);
     if (in == NULL)
-        return NULL;
+        return;
     for (size_t k = 0; texts != NULL && k < in->nev; k++)
         texts[in->ev[k].src] = in->ev[k].body;
-    if (!h->shared && in->ntgt <= LIVE_NOW_MAX && gw_store_run_now(h->store, live_job, in))
-        return in;
     gw_store_submit(h->store, live_job, live_done, in);
-    return NULL;
 }
 
 /* Events taken live from XMPP: one id and one timestamp per event, shared by webhooks and
@@ -911,18 +900,15 @@ void gw_hooks_deliver_live(struct gw_hooks *h, json_t *events)
     /* Event streams get the JSON stored for webhooks (serialized once), and never the claim
      * key, which is the store's business alone. */
     const char **texts = calloc(n ? n : 1, sizeof(*texts));
-    struct intake *now = NULL;
     if (h->shared && (json_array_size(h->spool) > 0 || h->draining))
         spool_add(h, json_deep_copy(events), ids, n, 0); /* behind those waiting: order holds */
     else
-        now = intake_live(h, events, ids, texts);
+        intake_live(h, events, ids, texts);
     for (size_t i = 0; i < n; i++)
         json_object_del(json_array_get(events, i), "_key");
     gw_streams_publish(h, events, ids, texts);
     free(texts);
     free(ids);
-    if (now != NULL) /* stored already: its deliveries start */
-        live_done(now);
 }
 
 /* A shared store can go away (PostgreSQL restarted, the network between): events taken from

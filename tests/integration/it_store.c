@@ -232,39 +232,6 @@ static void thread_checks(struct gw_store *st)
     for (int i = 0; i < njobs_done; i++)
         CHECK_INT(jobs_done[i], i);
 
-    /* Run here and now only while that keeps the order: not with a done callback waiting,
-     * nor with a job queued; at once (on this thread) when the thread is idle. */
-    njobs_done = 0;
-    atomic_store(&jobs_run, 0);
-    tjob_submit(st, NULL, 0);
-    CHECK_INT(gw_store_seen_has(st, "pubsub.localhost", "news", "thread-item"), 1); /* it ran */
-    struct tjob *now = calloc(1, sizeof(*now));
-    now->st = st;
-    now->n = 1;
-    CHECK_INT(gw_store_run_now(st, tjob_run, now), 0); /* job 0's done callback waits */
-    CHECK_INT(atomic_load(&jobs_run), 1);
-    gw_store_settle(st);
-    CHECK_INT(njobs_done, 1);
-    CHECK_INT(gw_store_begin(st), 0); /* a job queued behind the loop's transaction */
-    tjob_submit(st, NULL, 1);
-    CHECK_INT(gw_store_run_now(st, tjob_run, now), 0);
-    CHECK_INT(gw_store_commit(st), 0);
-    gw_store_settle(st);
-    CHECK_INT(njobs_done, 2);
-    now->n = 2;
-    CHECK_INT(gw_store_run_now(st, tjob_run, now), 1);
-    CHECK_INT(atomic_load(&jobs_run), 3);
-    CHECK(now->row > 0);
-    CHECK(pthread_equal(now->ran_on, pthread_self()) != 0);
-    off_thread = 0;
-    tjob_done(now); /* the caller's own done callback */
-    off_thread = 1;
-    tjob_submit(st, NULL, 3); /* the thread runs the next one as before */
-    gw_store_settle(st);
-    CHECK_INT(njobs_done, 4);
-    for (int i = 0; i < njobs_done; i++)
-        CHECK_INT(jobs_done[i], i);
-
     /* Stopping runs what is queued, and its done callbacks. */
     njobs_done = 0;
     for (int i = 0; i < 5; i++)
