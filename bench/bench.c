@@ -929,15 +929,39 @@ int main(int argc, char **argv)
     printf("| subscription creation, 32 requests in flight (subscriptions/s) | %.0f | | | >= 5,000 "
            "|\n",
            subs / create_s);
+    /* Idle: once the gateway has finished what the last scenario left it (the checkpoint of the
+     * subscriptions just written, up to 10 s), a window with nothing to do. /proc counts CPU in
+     * 10 ms ticks: one tick in the window reads 0.1%. */
+    double settle0 = now_s(), changed = settle0, quiet = cpu_of(gw_pid);
+    while (now_s() - changed < 1.0 && now_s() - settle0 < 10.0) {
+        usleep(100 * 1000);
+        double c = cpu_of(gw_pid);
+        if (c != quiet) {
+            quiet = c;
+            changed = now_s();
+        }
+    }
+    double settled_s = now_s() - settle0;
     int idle_s = smoke ? 2 : 10;
-    double c0 = cpu_of(gw_pid);
+    static const char *const threads[] = {"pubsubgw", "pubsubgw-store", "pubsubgw-ckpt",
+                                          "pubsubgw-http"};
+    double c0 = cpu_of(gw_pid), t0s[4];
+    for (int i = 0; i < 4; i++)
+        t0s[i] = cpu_of_thread(gw_pid, threads[i]);
     sleep((unsigned)idle_s);
     double idle = (cpu_of(gw_pid) - c0) / idle_s * 100;
     printf("| gateway CPU while idle for %d s (%% of one core) | %.3f | | | < 0.1%% |\n", idle_s,
            idle);
+    char idle_threads[256] = "";
+    for (int i = 0, off = 0; i < 4 && off < (int)sizeof(idle_threads); i++)
+        off += snprintf(idle_threads + off, sizeof(idle_threads) - (size_t)off, "%s%s %.0f ms",
+                        i ? ", " : "", threads[i],
+                        (cpu_of_thread(gw_pid, threads[i]) - t0s[i]) * 1000);
     printf("\nEach pair of the rows above (gateway / direct or with / without, in run order):\n%s",
            pairs);
     printf("\nrss %ld kB -> %ld kB\n", rss0, rss1);
+    printf("idle window after %.1f s of settling (the gateway's CPU unchanged for a second): %s\n",
+           settled_s, idle_threads);
     printf("publish with one callback (%d items, each stored and delivered): %.0f jobs on the "
            "store's thread, %.1f ms of event-loop time in store calls of its own\n",
            n, cb_jobs, cb_loop * 1000);
