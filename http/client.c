@@ -414,7 +414,9 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
     struct xfer *x = arg;
     size_t len = size * n, room = BODY_KEEP - x->body_len;
     size_t take = len < room ? len : room;
-    if (take > 0 && x->body_len + take + 1 > x->body_cap) {
+    if (take == 0)
+        return len; /* past BODY_KEEP: read and dropped */
+    if (x->body_len + take + 1 > x->body_cap) {
         size_t cap = x->body_len + take + 1;
         char *b = realloc(x->body, cap);
         if (b == NULL)
@@ -422,12 +424,10 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
         x->body = b;
         x->body_cap = cap;
     }
-    if (take > 0) {
-        memcpy(x->body + x->body_len, ptr, take);
-        x->body_len += take;
-        x->body[x->body_len] = '\0';
-    }
-    return len; /* the rest is read and dropped */
+    memcpy(x->body + x->body_len, ptr, take);
+    x->body_len += take;
+    x->body[x->body_len] = '\0';
+    return len;
 }
 
 /* A fetched document is kept whole, up to body_max. */
