@@ -100,6 +100,12 @@ static struct req *req_new(struct gw_http *h)
     return r;
 }
 
+static void req_destroy(struct req *r)
+{
+    free(r->body);
+    free(r);
+}
+
 static void req_free(struct gw_http *h, struct req *r)
 {
     gw_cmd_free(r->cmd);
@@ -110,8 +116,7 @@ static void req_free(struct gw_http *h, struct req *r)
         h->nspare++;
         return;
     }
-    free(r->body);
-    free(r);
+    req_destroy(r);
 }
 
 /* The request being handled on this thread: every answer queued while it runs carries its
@@ -1031,8 +1036,7 @@ static void free_http(struct gw_http *h)
     while (h->spare != NULL) {
         struct req *r = h->spare;
         h->spare = r->next_spare;
-        free(r->body);
-        free(r);
+        req_destroy(r);
     }
     free(h);
 }
