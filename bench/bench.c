@@ -267,22 +267,47 @@ static void subscriptions_path(char *out, size_t cap, const char *node, int i)
     snprintf(out, cap, "%s/v1/subscriptions", gw_url);
 }
 
-/* Items/s both ways on one fresh node, and the CPU seconds the gateway and Prosody spent during
- * the gateway's run. */
+/* Seconds a task has spent waiting for a CPU while runnable (the second field of its
+ * schedstat), or NaN. */
+static double run_queue_wait(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long run = 0, wait = 0;
+    int ok = f != NULL && fscanf(f, "%llu %llu", &run, &wait) == 2;
+    if (f != NULL)
+        fclose(f);
+    return ok ? (double)wait / 1e9 : NAN;
+}
+
+/* Items/s both ways on one fresh node, the CPU seconds the gateway and Prosody spent during the
+ * gateway's run, and for each run the share of the wall-clock time Prosody ran and the share it
+ * waited, runnable, for a CPU. With self set (BENCH_ONLY_PUBLISH=self), the direct client
+ * publishes in place of the gateway: the spread of a ratio between two identical runs, which no
+ * change to the gateway can move. */
 struct publish_run {
     double direct, gateway, gateway_cpu, prosody_cpu;
+    double prosody_ran[2], prosody_waited[2]; /* [0] the direct run, [1] the other */
 };
 
-static struct publish_run publish_run(struct it_xmpp *pub, int n, int conc)
+static struct publish_run publish_run(struct it_xmpp *pub, int n, int conc, int self)
 {
     struct publish_run r;
     const char *node = it_unique("thr");
     make_node(node, 100);
+    double t0 = now_s(), p0 = cpu_of(prosody_pid), w0 = run_queue_wait(prosody_pid);
     r.direct = direct_publish(pub, node, n, conc);
-    double g0 = cpu_of(gw_pid), p0 = cpu_of(prosody_pid);
-    r.gateway = gateway_publish(node, n, conc, 0, NULL);
-    r.gateway_cpu = cpu_of(gw_pid) - g0;
-    r.prosody_cpu = cpu_of(prosody_pid) - p0;
+    double t1 = now_s(), p1 = cpu_of(prosody_pid), w1 = run_queue_wait(prosody_pid);
+    double g1 = cpu_of(gw_pid);
+    r.gateway = self ? direct_publish(pub, node, n, conc) : gateway_publish(node, n, conc, 0, NULL);
+    double t2 = now_s(), p2 = cpu_of(prosody_pid), w2 = run_queue_wait(prosody_pid);
+    r.gateway_cpu = cpu_of(gw_pid) - g1;
+    r.prosody_cpu = p2 - p1;
+    r.prosody_ran[0] = (p1 - p0) / (t1 - t0);
+    r.prosody_ran[1] = (p2 - p1) / (t2 - t1);
+    r.prosody_waited[0] = (w1 - w0) / (t1 - t0);
+    r.prosody_waited[1] = (w2 - w1) / (t2 - t1);
     return r;
 }
 
@@ -745,17 +770,22 @@ int main(int argc, char **argv)
     int nruns = smoke ? 1 : 3;
     struct publish_run pr[3];
     double thr_ratio[3], cpu_ratio[3];
+    const char *only_publish = getenv("BENCH_ONLY_PUBLISH"); /* profiling aid */
+    int self = only_publish != NULL && strcmp(only_publish, "self") == 0;
     for (int i = 0; i < nruns; i++) {
-        pr[i] = publish_run(pub, n, conc);
+        pr[i] = publish_run(pub, n, conc, self);
         thr_ratio[i] = pr[i].gateway / pr[i].direct;
         cpu_ratio[i] = pr[i].gateway_cpu / pr[i].prosody_cpu;
-        if (getenv("BENCH_ONLY_PUBLISH") != NULL) /* profiling aid: publish throughput and cost */
-            printf("publish: gateway %.0f/s, direct %.0f/s (%.2fx); CPU per 10,000: gateway "
-                   "%.3f s, Prosody %.3f s (%.2fx)\n",
-                   pr[i].gateway, pr[i].direct, thr_ratio[i], pr[i].gateway_cpu / n * 10000,
-                   pr[i].prosody_cpu / n * 10000, cpu_ratio[i]);
+        if (only_publish != NULL)
+            printf("publish: %s %.0f/s, direct %.0f/s (%.2fx); CPU per 10,000: gateway %.3f s, "
+                   "Prosody %.3f s (%.2fx); Prosody ran %.0f%% / %.0f%% of the time, waited "
+                   "for a CPU %.0f%% / %.0f%%\n",
+                   self ? "direct again" : "gateway", pr[i].gateway, pr[i].direct, thr_ratio[i],
+                   pr[i].gateway_cpu / n * 10000, pr[i].prosody_cpu / n * 10000, cpu_ratio[i],
+                   100 * pr[i].prosody_ran[1], 100 * pr[i].prosody_ran[0],
+                   100 * pr[i].prosody_waited[1], 100 * pr[i].prosody_waited[0]);
     }
-    if (getenv("BENCH_ONLY_PUBLISH") != NULL)
+    if (only_publish != NULL)
         return 0;
     const struct publish_run *mt = &pr[median_index(thr_ratio, nruns)],
                              *mc = &pr[median_index(cpu_ratio, nruns)];
