@@ -281,6 +281,35 @@ static double run_queue_wait(pid_t pid)
     return ok ? (double)wait / 1e9 : NAN;
 }
 
+/* The machine's CPU time so far and the part of it the hypervisor took (steal), in ticks,
+ * from /proc/stat's first line: a run in which the host took a share is slower for it. */
+struct machine_time {
+    double total, steal;
+};
+
+static struct machine_time machine_time(void)
+{
+    struct machine_time m = {0, 0};
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    if (f != NULL) {
+        if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]) == 8)
+            for (int i = 0; i < 8; i++)
+                m.total += (double)v[i];
+        m.steal = (double)v[7];
+        fclose(f);
+    }
+    return m;
+}
+
+/* The share of the machine's CPU time the hypervisor took since m0, in per cent. */
+static double steal_since(struct machine_time m0)
+{
+    struct machine_time m1 = machine_time();
+    return m1.total > m0.total ? 100 * (m1.steal - m0.steal) / (m1.total - m0.total) : NAN;
+}
+
 /* Items/s both ways on one fresh node, the CPU seconds the gateway and Prosody spent during the
  * gateway's run, and for each run the share of the wall-clock time Prosody ran and the share it
  * waited, runnable, for a CPU. With self set (BENCH_ONLY_PUBLISH=self), the direct client
@@ -289,6 +318,7 @@ static double run_queue_wait(pid_t pid)
 struct publish_run {
     double direct, gateway, gateway_cpu, prosody_cpu;
     double prosody_ran[2], prosody_waited[2]; /* [0] the direct run, [1] the other */
+    double steal;                             /* % of the machine's CPU time, both runs */
 };
 
 static struct publish_run publish_run(struct it_xmpp *pub, int n, int conc, int self)
@@ -296,6 +326,7 @@ static struct publish_run publish_run(struct it_xmpp *pub, int n, int conc, int 
     struct publish_run r;
     const char *node = it_unique("thr");
     make_node(node, 100);
+    struct machine_time m0 = machine_time();
     double t0 = now_s(), p0 = cpu_of(prosody_pid), w0 = run_queue_wait(prosody_pid);
     r.direct = direct_publish(pub, node, n, conc);
     double t1 = now_s(), p1 = cpu_of(prosody_pid), w1 = run_queue_wait(prosody_pid);
@@ -308,6 +339,7 @@ static struct publish_run publish_run(struct it_xmpp *pub, int n, int conc, int 
     r.prosody_ran[1] = (p2 - p1) / (t2 - t1);
     r.prosody_waited[0] = (w1 - w0) / (t1 - t0);
     r.prosody_waited[1] = (w2 - w1) / (t2 - t1);
+    r.steal = steal_since(m0);
     return r;
 }
 
@@ -662,6 +694,7 @@ int main(int argc, char **argv)
     smoke = argc > 5 && strcmp(argv[5], "--smoke") == 0;
     int n = smoke ? 500 : 20000, conc = 100;
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct machine_time start_time = machine_time();
 
     struct it_xmpp *pub = it_xmpp_connect("gw2@localhost/bench", "gw2", xport);
     struct it_xmpp *sub = it_xmpp_connect("alice@localhost/bench", "alice", xport);
@@ -779,11 +812,11 @@ int main(int argc, char **argv)
         if (only_publish != NULL)
             printf("publish: %s %.0f/s, direct %.0f/s (%.2fx); CPU per 10,000: gateway %.3f s, "
                    "Prosody %.3f s (%.2fx); Prosody ran %.0f%% / %.0f%% of the time, waited "
-                   "for a CPU %.0f%% / %.0f%%\n",
+                   "for a CPU %.0f%% / %.0f%%; steal %.1f%%\n",
                    self ? "direct again" : "gateway", pr[i].gateway, pr[i].direct, thr_ratio[i],
                    pr[i].gateway_cpu / n * 10000, pr[i].prosody_cpu / n * 10000, cpu_ratio[i],
                    100 * pr[i].prosody_ran[1], 100 * pr[i].prosody_ran[0],
-                   100 * pr[i].prosody_waited[1], 100 * pr[i].prosody_waited[0]);
+                   100 * pr[i].prosody_waited[1], 100 * pr[i].prosody_waited[0], pr[i].steal);
     }
     if (only_publish != NULL)
         return 0;
@@ -1000,6 +1033,8 @@ int main(int argc, char **argv)
     printf("store jobs on the store's thread: %.0f; event loop time in store calls of its own: "
            "%.3f s\n",
            metric("pubsubgw_store_jobs_total"), metric("pubsubgw_store_loop_seconds_total"));
+    printf("CPU time the hypervisor took from this machine during the run (steal): %.1f%%\n",
+           steal_since(start_time));
     it_receiver_stop(rc);
     it_xmpp_close(pub);
     it_xmpp_close(sub);
