@@ -1013,13 +1013,13 @@ int main(int argc, char **argv)
         t0s[i] = cpu_of_thread(gw_pid, threads[i]);
     sleep((unsigned)idle_s);
     double idle = (cpu_of(gw_pid) - c0) / idle_s * 100;
-    printf("| gateway CPU while idle for %d s (%% of one core) | %.3f | | | < 0.1%% |\n", idle_s,
-           idle);
-    char idle_threads[256] = "";
+    char idle_threads[256] = ""; /* read at once: a tick after the window is not the window's */
     for (int i = 0, off = 0; i < 4 && off < (int)sizeof(idle_threads); i++)
         off += snprintf(idle_threads + off, sizeof(idle_threads) - (size_t)off, "%s%s %.0f ms",
                         i ? ", " : "", threads[i],
                         (cpu_of_thread(gw_pid, threads[i]) - t0s[i]) * 1000);
+    printf("| gateway CPU while idle for %d s (%% of one core) | %.3f | | | < 0.1%% |\n", idle_s,
+           idle);
     printf("\nEach pair of the rows above (gateway / direct or with / without, in run order):\n%s",
            pairs);
     printf("\nrss %ld kB -> %ld kB\n", rss0, rss1);
