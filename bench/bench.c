@@ -66,8 +66,12 @@ static double cpu_of_main(pid_t pid)
     return cpu_of_path(path);
 }
 
-/* The CPU time of the gateway's threads named name (pubsubgw-store, pubsubgw-http, ...). */
-static double cpu_of_thread(pid_t pid, const char *name)
+static double run_time_of_path(const char *path);
+
+/* The CPU time of the gateway's threads named name (pubsubgw-store, pubsubgw-http, ...), or of
+ * all its threads when name is NULL; with precise, the scheduler's own count in nanoseconds
+ * (schedstat) instead of /proc/PID/stat's 10 ms ticks. */
+static double thread_time(pid_t pid, const char *name, int precise)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
@@ -87,15 +91,32 @@ static double cpu_of_thread(pid_t pid, const char *name)
         if (fgets(comm, sizeof(comm), f) != NULL)
             comm[strcspn(comm, "\n")] = '\0';
         fclose(f);
-        if (strcmp(comm, name) != 0)
+        if (name != NULL && strcmp(comm, name) != 0)
             continue;
-        snprintf(file, sizeof(file), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
-        double c = cpu_of_path(file);
+        snprintf(file, sizeof(file), "/proc/%d/task/%s/%s", (int)pid, e->d_name,
+                 precise ? "schedstat" : "stat");
+        double c = precise ? run_time_of_path(file) : cpu_of_path(file);
         if (!isnan(c))
             sum += c;
     }
     closedir(d);
     return sum;
+}
+
+static double cpu_of_thread(pid_t pid, const char *name)
+{
+    return thread_time(pid, name, 0);
+}
+
+/* A task's time on a CPU in seconds, from its schedstat (nanoseconds). */
+static double run_time_of_path(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    unsigned long long ns = 0;
+    int ok = f != NULL && fscanf(f, "%llu", &ns) == 1;
+    if (f != NULL)
+        fclose(f);
+    return ok ? (double)ns / 1e9 : NAN;
 }
 
 static double cpu_of_path(const char *path)
@@ -993,8 +1014,9 @@ int main(int argc, char **argv)
            "|\n",
            subs / create_s);
     /* Idle: once the gateway has finished what the last scenario left it (the checkpoint of the
-     * subscriptions just written, up to 10 s), a window with nothing to do. /proc counts CPU in
-     * 10 ms ticks: one tick in the window reads 0.1%. */
+     * subscriptions just written, up to 10 s), a window with nothing to do. The settling is seen
+     * in /proc's 10 ms ticks; the window is measured in the scheduler's nanoseconds, since a
+     * thread's tick count can step by 10 ms for a wake-up of microseconds that crosses one. */
     double settle0 = now_s(), changed = settle0, quiet = cpu_of(gw_pid);
     while (now_s() - changed < 1.0 && now_s() - settle0 < 10.0) {
         usleep(100 * 1000);
@@ -1008,16 +1030,16 @@ int main(int argc, char **argv)
     int idle_s = smoke ? 2 : 10;
     static const char *const threads[] = {"pubsubgw", "pubsubgw-store", "pubsubgw-ckpt",
                                           "pubsubgw-http"};
-    double c0 = cpu_of(gw_pid), t0s[4];
+    double c0 = thread_time(gw_pid, NULL, 1), t0s[4];
     for (int i = 0; i < 4; i++)
-        t0s[i] = cpu_of_thread(gw_pid, threads[i]);
+        t0s[i] = thread_time(gw_pid, threads[i], 1);
     sleep((unsigned)idle_s);
-    double idle = (cpu_of(gw_pid) - c0) / idle_s * 100;
-    char idle_threads[256] = ""; /* read at once: a tick after the window is not the window's */
+    double idle = (thread_time(gw_pid, NULL, 1) - c0) / idle_s * 100;
+    char idle_threads[256] = ""; /* read at once: what comes after the window is not the window's */
     for (int i = 0, off = 0; i < 4 && off < (int)sizeof(idle_threads); i++)
-        off += snprintf(idle_threads + off, sizeof(idle_threads) - (size_t)off, "%s%s %.0f ms",
+        off += snprintf(idle_threads + off, sizeof(idle_threads) - (size_t)off, "%s%s %.2f ms",
                         i ? ", " : "", threads[i],
-                        (cpu_of_thread(gw_pid, threads[i]) - t0s[i]) * 1000);
+                        (thread_time(gw_pid, threads[i], 1) - t0s[i]) * 1000);
     printf("| gateway CPU while idle for %d s (%% of one core) | %.3f | | | < 0.1%% |\n", idle_s,
            idle);
     printf("\nEach pair of the rows above (gateway / direct or with / without, in run order):\n%s",
