@@ -856,6 +856,22 @@ int main(int argc, char **argv)
            "%.3f | %.3f | %.2fx | <= 0.15x |\n",
            nruns, mc->gateway_cpu / n * 10000, mc->prosody_cpu / n * 10000,
            mc->gateway_cpu / mc->prosody_cpu);
+    /* Every run of the two rows, and whether the service was the limit in each (it ran the
+     * whole time in both halves of a pair) or waited for a CPU. */
+    double pub_g[3], pub_d[3];
+    for (int i = 0; i < nruns; i++)
+        pub_g[i] = pr[i].gateway, pub_d[i] = pr[i].direct;
+    pair_rates("publish throughput", pub_g, pub_d, thr_ratio, nruns);
+    pair_note("- CPU per 10,000 items published, gateway / Prosody (s):");
+    for (int i = 0; i < nruns; i++)
+        pair_note(" %.3f / %.3f (%.2fx)%s", pr[i].gateway_cpu / n * 10000,
+                  pr[i].prosody_cpu / n * 10000, cpu_ratio[i], i + 1 < nruns ? ";" : "\n");
+    pair_note("- Prosody's share of the time in those runs, the gateway's / the direct client's:");
+    for (int i = 0; i < nruns; i++)
+        pair_note(" ran %.0f%% / %.0f%%, waited for a CPU %.0f%% / %.0f%%%s",
+                  100 * pr[i].prosody_ran[1], 100 * pr[i].prosody_ran[0],
+                  100 * pr[i].prosody_waited[1], 100 * pr[i].prosody_waited[0],
+                  i + 1 < nruns ? ";" : "\n");
 
     struct it_receiver *rc = it_receiver_start(IT_OK, 0);
     /* The HTTP floor first, while nothing else runs: a capacity, so the best of three. */
