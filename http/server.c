@@ -931,6 +931,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     gw_log_access(&a);
     if (r->mres == GW_MATCH_OK && r->status > 0)
         gw_status_http_observe((int)r->match.route, r->status, (gw_now_ms() - r->start_ms) * 1000);
+    if (atomic_load(&h->draining)) /* its client may come back at once: see gw_http_stop */
+        atomic_store(&h->last_request_ms, (long long)gw_now_ms());
     req_free(h, r);
     *con_cls = NULL;
 }
@@ -1172,14 +1174,27 @@ static void serve_10ms(struct gw_http *h)
     }
 }
 
+/* 1 when a connection waits in the listening socket's accept queue: the kernel has completed
+ * it, so the client has sent or is sending its request, and closing the listener would reset
+ * it instead of refusing it. */
+static int accept_pending(struct gw_http *h)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    if (info == NULL || info->listen_fd == MHD_INVALID_SOCKET)
+        return 0;
+    struct pollfd p = {info->listen_fd, POLLIN, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
 void gw_http_stop(struct gw_http *h)
 {
     if (h == NULL)
         return;
-    /* While requests still arrive (each is answered 503 while draining), keep listening: closing
-     * the socket now would reset connections waiting in the accept queue. Up to two seconds. */
+    /* While requests still arrive or are answered (each new one gets 503 while draining, and a
+     * client answered a moment ago may be about to send its next), keep listening: closing the
+     * socket would reset connections waiting in the accept queue. Up to two seconds. */
     for (int i = 0; i < 200 && atomic_load(&h->draining); i++) {
-        if (gw_now_ms() - atomic_load(&h->last_request_ms) >= 200)
+        if (gw_now_ms() - atomic_load(&h->last_request_ms) >= 200 && !accept_pending(h))
             break;
         serve_10ms(h);
     }
@@ -1187,6 +1202,9 @@ void gw_http_stop(struct gw_http *h)
      * so no connection stays suspended. */
     gw_workq_free(h->resolver);
     h->resolver = NULL;
+    /* The accept queue once more, right before the listener closes. */
+    for (int i = 0; i < 20 && accept_pending(h); i++)
+        serve_10ms(h);
     MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
