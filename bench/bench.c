@@ -108,15 +108,21 @@ static double cpu_of_thread(pid_t pid, const char *name)
     return thread_time(pid, name, 0);
 }
 
-/* A task's time on a CPU in seconds, from its schedstat (nanoseconds). */
-static double run_time_of_path(const char *path)
+/* A field of a task's schedstat in seconds, or NaN: 0 its time on a CPU, 1 its time waiting,
+ * runnable, for one (both counted in nanoseconds). */
+static double schedstat_field(const char *path, int field)
 {
     FILE *f = fopen(path, "r");
-    unsigned long long ns = 0;
-    int ok = f != NULL && fscanf(f, "%llu", &ns) == 1;
+    unsigned long long v[2] = {0, 0};
+    int ok = f != NULL && fscanf(f, "%llu %llu", &v[0], &v[1]) == 2;
     if (f != NULL)
         fclose(f);
-    return ok ? (double)ns / 1e9 : NAN;
+    return ok ? (double)v[field] / 1e9 : NAN;
+}
+
+static double run_time_of_path(const char *path)
+{
+    return schedstat_field(path, 0);
 }
 
 static double cpu_of_path(const char *path)
@@ -294,12 +300,7 @@ static double run_queue_wait(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
-    FILE *f = fopen(path, "r");
-    unsigned long long run = 0, wait = 0;
-    int ok = f != NULL && fscanf(f, "%llu %llu", &run, &wait) == 2;
-    if (f != NULL)
-        fclose(f);
-    return ok ? (double)wait / 1e9 : NAN;
+    return schedstat_field(path, 1);
 }
 
 /* The machine's CPU time so far and the part of it the hypervisor took (steal), in ticks,
